@@ -1,0 +1,1 @@
+"""The ``tiergate`` command line: one module per command, each with ``register(subparsers)``."""
