@@ -26,7 +26,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="tiergate",
         description="Answer each Claude request with the cheapest tier that is good enough.",
     )
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", parser_class=OneLineParser
+    )
     for name, module_name in COMMANDS.items():
         if only is not None and name != only:
             subparsers.add_parser(name, help=f"(run `tiergate {name} --help`)")

@@ -29,7 +29,10 @@ def price_usage(usage: Usage, model: ModelPrice, *, batch: bool = False) -> Cost
     rates; the Message Batches API takes ``batch_discount`` off every component.
     """
     input_price, output_price = model.input, model.output
-    if model.long_prompt is not None and usage.prompt_tokens > model.long_prompt.above_prompt_tokens:
+    if (
+        model.long_prompt is not None
+        and usage.prompt_tokens > model.long_prompt.above_prompt_tokens
+    ):
         input_price, output_price = model.long_prompt.input, model.long_prompt.output
     scale = (1.0 - model.batch_discount if batch else 1.0) / MILLION
     return Cost(

@@ -166,7 +166,11 @@ def _read(path: Path | None) -> dict[str, Any]:
 
 
 def load_price_book(override: str | Path | None = None, *, use_env: bool = True) -> PriceBook:
-    """The built-in price book, with the user's file (argument, else $TIERGATE_PRICES) over it."""
+    """The built-in price book, with the user's file (argument, else $TIERGATE_PRICES) over it.
+
+    A user row for a known model is merged field by field over the built-in row; a new model
+    needs a whole row (fields left out come from ``defaults``).
+    """
     layers: list[tuple[str, dict[str, Any]]] = [("built-in", _read(None))]
     chosen = override if override is not None else (os.environ.get(PRICES_ENV) if use_env else None)
     if chosen:
@@ -185,12 +189,15 @@ def _merge(layers: Iterable[tuple[str, dict[str, Any]]]) -> PriceBook:
         for name, row in (layer.get("models") or {}).items():
             if not isinstance(row, dict):
                 raise PriceBookError(f"{origin}: model {name!r} must be a mapping")
-            raw_models[str(name)] = row
+            # Field by field, so a user can override one price and keep the rest of the row.
+            raw_models[str(name)] = {**raw_models.get(str(name), {}), **row}
         local.update(layer.get("local") or {})
     models = {name: _row(name, row, defaults) for name, row in raw_models.items()}
     latency = local.get("latency", {"ttft_s": 0.01, "output_tokens_per_s": 0})
     return PriceBook(
         models=models,
-        local_latency=LatencyProfile(float(latency["ttft_s"]), float(latency["output_tokens_per_s"])),
+        local_latency=LatencyProfile(
+            float(latency["ttft_s"]), float(latency["output_tokens_per_s"])
+        ),
         sources=tuple(sources),
     )

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates .venv and installs tiergate with everything the demo and the tests need.
+# Safe to re-run: it reinstalls only when pyproject.toml changed since the last install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+fi
+
+stamp=.venv/.tiergate-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+    exit 0
+fi
+
+# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels (a CPU wheel of
+# 2.13.0 is what this project runs on). Only the local tier needs it; the core does not.
+.venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[local,dev]"
+echo "$wanted" > "$stamp"

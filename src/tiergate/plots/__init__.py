@@ -1,0 +1,1 @@
+"""Charts written to PNG files. matplotlib is imported only when a chart is drawn."""
