@@ -1,0 +1,201 @@
+"""What the emulated model says: content blocks, stop reason and output tokens for a request.
+
+- ``tool_choice`` ``tool``/``any``: a call to the named (or first) tool.
+- ``auto`` with tools: a tool call, unless the conversation's last turn is a ``tool_result``
+  (the model then answers in text, which is how an agent loop ends); the tool whose name the
+  last user turn mentions, else the first.
+- ``output_config.format``: one text block with JSON valid against the schema.
+- otherwise: free-text filler (:mod:`tiergate.emulator.filler`).
+
+When a scenario is loaded and the last user turn holds a known ticket, structured answers carry
+the scenario's label, confidence and reason in the configured fields, and a free-text answer is
+that JSON object as text. Everything is seeded by (seed, model, prompt), so it is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from tiergate.emulator.filler import filler
+from tiergate.emulator.ids import IdMaker
+from tiergate.emulator.scenario import Scenario, ScenarioAnswer
+from tiergate.emulator.schema_values import sample
+from tiergate.emulator.tokens import count_text
+from tiergate.emulator.validation import MessagesRequest
+
+# Framing tokens of a tool call (block markers, the name), added to its JSON's count.
+TOOL_USE_OUTPUT_OVERHEAD = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    content: list[dict[str, Any]]
+    stop_reason: str
+    stop_sequence: str | None
+    output_tokens: int
+    scenario: ScenarioAnswer | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerSettings:
+    seed: int
+    scenario: Scenario | None
+    filler_tokens: tuple[int, int]
+
+
+def answer(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> Answer:
+    last_user = last_user_text(request.body["messages"])
+    rng = random.Random(_seed(settings.seed, request.model.name, request.body["messages"]))
+    verdict = _scenario_answer(request, settings, last_user)
+    tool = _chosen_tool(request, last_user)
+    if tool is not None:
+        value = _structured(tool["input_schema"], rng, verdict, settings.scenario)
+        return _tool_call(tool, value, request.max_tokens, ids, verdict)
+    if request.output_schema is not None:
+        value = _structured(request.output_schema, rng, verdict, settings.scenario)
+        return _json_text(orjson.dumps(value).decode(), request, verdict)
+    if verdict is not None and settings.scenario is not None:
+        fields = settings.scenario.fields
+        value = {
+            fields.label: verdict.label,
+            fields.confidence: verdict.confidence,
+            fields.reason: verdict.reason,
+        }
+        return _json_text(orjson.dumps(value).decode(), request, verdict)
+    low, high = settings.filler_tokens
+    text = filler(rng, rng.randint(low, high), request.max_tokens, request.stop_sequences)
+    return Answer(
+        [{"type": "text", "text": text.text}],
+        text.stop_reason,
+        text.stop_sequence,
+        max(1, text.output_tokens),
+    )
+
+
+def last_user_text(messages: list[Mapping[str, Any]]) -> str:
+    """The text of the last user turn (its text blocks joined), where tickets are looked for."""
+    for message in reversed(messages):
+        if message["role"] != "user":
+            continue
+        content = message["content"]
+        if isinstance(content, str):
+            return content
+        return "\n".join(
+            str(block.get("text", "")) for block in content if block.get("type") == "text"
+        )
+    return ""
+
+
+def _seed(seed: int, model: str, messages: object) -> int:
+    digest = hashlib.blake2b(orjson.dumps(messages), key=f"{seed}|{model}".encode()[:64])
+    return int.from_bytes(digest.digest()[:8], "big")
+
+
+def _scenario_answer(
+    request: MessagesRequest, settings: AnswerSettings, last_user: str
+) -> ScenarioAnswer | None:
+    scenario = settings.scenario
+    if scenario is None:
+        return None
+    ticket = scenario.ticket_text(last_user)
+    if ticket is None:
+        return None
+    return scenario.answer(settings.seed, request.model.name, request.model.family, ticket)
+
+
+def _chosen_tool(request: MessagesRequest, last_user: str) -> Mapping[str, Any] | None:
+    if not request.tools or request.tool_choice == "none":
+        return None
+    if request.tool_choice == "tool":
+        return next(tool for tool in request.tools if tool["name"] == request.tool_name)
+    if request.tool_choice == "auto" and _answers_tool_result(request.body["messages"]):
+        return None
+    mentioned = [tool for tool in request.tools if tool["name"] in last_user]
+    return (mentioned or list(request.tools))[0]
+
+
+def _answers_tool_result(messages: list[Mapping[str, Any]]) -> bool:
+    content = messages[-1]["content"]
+    return isinstance(content, list) and any(
+        block.get("type") == "tool_result" for block in content
+    )
+
+
+def _structured(
+    schema: Mapping[str, Any],
+    rng: random.Random,
+    verdict: ScenarioAnswer | None,
+    scenario: Scenario | None,
+) -> Any:
+    value = sample(schema, rng)
+    if verdict is None or scenario is None or not isinstance(value, dict):
+        return value
+    properties: Mapping[str, Any] = schema.get("properties") or {}
+    fields = scenario.fields
+    label_schema = properties.get(fields.label)
+    if isinstance(label_schema, Mapping) and _allows(label_schema, verdict.label):
+        value[fields.label] = verdict.label
+    confidence_schema = properties.get(fields.confidence)
+    if isinstance(confidence_schema, Mapping):
+        value[fields.confidence] = _scaled_confidence(confidence_schema, verdict.confidence)
+    if isinstance(properties.get(fields.reason), Mapping):
+        value[fields.reason] = verdict.reason
+    return value
+
+
+def _allows(schema: Mapping[str, Any], label: str) -> bool:
+    enum = schema.get("enum")
+    return label in enum if enum else schema.get("type", "string") == "string"
+
+
+def _scaled_confidence(schema: Mapping[str, Any], confidence: float) -> float | int:
+    """The confidence in the schema's own range: 0-1 by default, e.g. 0-100 if it says so."""
+    low = float(schema.get("minimum", 0.0))
+    high = float(schema.get("maximum", 1.0 if low < 1.0 else low + 1.0))
+    scaled = low + confidence * (high - low)
+    if schema.get("type") == "integer":
+        return min(int(high), max(int(low), round(scaled)))
+    return round(min(high, max(low, scaled)), 4)
+
+
+def _tool_call(
+    tool: Mapping[str, Any],
+    value: Any,
+    max_tokens: int,
+    ids: IdMaker,
+    verdict: ScenarioAnswer | None,
+) -> Answer:
+    name = str(tool["name"])
+    tokens = TOOL_USE_OUTPUT_OVERHEAD + count_text(name) + count_text(orjson.dumps(value).decode())
+    if tokens > max_tokens:
+        # Cut off mid-call: the API returns the block with whatever input it had parsed.
+        block = {"type": "tool_use", "id": ids.make("toolu"), "name": name, "input": {}}
+        return Answer([block], "max_tokens", None, max_tokens, verdict)
+    block = {"type": "tool_use", "id": ids.make("toolu"), "name": name, "input": value}
+    return Answer([block], "tool_use", None, tokens, verdict)
+
+
+def _json_text(text: str, request: MessagesRequest, verdict: ScenarioAnswer | None) -> Answer:
+    tokens = count_text(text)
+    if tokens > request.max_tokens:
+        # Same as free text: cut at max_tokens, leaving invalid JSON, as the API would.
+        cut = _cut_to_tokens(text, request.max_tokens)
+        return Answer([{"type": "text", "text": cut}], "max_tokens", None, request.max_tokens)
+    return Answer([{"type": "text", "text": text}], "end_turn", None, tokens, verdict)
+
+
+def _cut_to_tokens(text: str, limit: int) -> str:
+    low, high = 0, len(text)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if count_text(text[:middle]) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return text[:low]
