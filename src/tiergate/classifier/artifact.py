@@ -1,0 +1,104 @@
+"""Versioned on-disk artifacts of the local model: JSON metadata, .npy arrays, JSONL examples.
+
+Layout of an artifact directory::
+
+    metadata.json     format_version, tiergate version, encoder, labels, sizes, data hash, time
+    weights.npy       (dimension, labels) linear weights
+    bias.npy          (labels,)
+    vectors.npy       (examples, dimension) float32 embeddings of the training examples
+    examples.jsonl    the training examples with provenance (gold or the tier that answered)
+
+Nothing is pickled, so loading an artifact cannot run code. A reader refuses any other
+``format_version`` rather than guessing at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tiergate.datasets import Example
+
+FORMAT_VERSION = 1
+METADATA_FILE = "metadata.json"
+EXAMPLES_FILE = "examples.jsonl"
+
+
+class ArtifactError(ValueError):
+    """An artifact directory that is missing, damaged or of an unknown format."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArtifactContents:
+    metadata: Mapping[str, Any]
+    weights: NDArray[np.float64]
+    bias: NDArray[np.float64]
+    vectors: NDArray[np.float32]
+    examples: list[Example]
+
+
+def data_hash(examples: Iterable[Example]) -> str:
+    """A fingerprint of the training data (order, text, label and provenance)."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.text, example.label, example.provenance]).encode())
+        digest.update(b"\n")
+    return "sha256:" + digest.hexdigest()
+
+
+def write_artifact(directory: Path, contents: ArtifactContents) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    np.save(directory / "weights.npy", contents.weights)
+    np.save(directory / "bias.npy", contents.bias)
+    np.save(directory / "vectors.npy", contents.vectors)
+    with (directory / EXAMPLES_FILE).open("w", encoding="utf-8") as handle:
+        for example in contents.examples:
+            row = {"text": example.text, "label": example.label, "provenance": example.provenance}
+            if example.id is not None:
+                row["id"] = example.id
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    # Metadata last: a directory with metadata.json is a complete artifact.
+    metadata = dict(contents.metadata, format_version=FORMAT_VERSION)
+    (directory / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
+
+
+def read_artifact(directory: Path) -> ArtifactContents:
+    metadata_path = directory / METADATA_FILE
+    if not metadata_path.is_file():
+        raise ArtifactError(f"{directory}: not a tiergate local model (no {METADATA_FILE})")
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{metadata_path}: unreadable metadata ({error.msg})") from None
+    version = metadata.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{directory}: artifact format version {version!r} is not supported "
+            f"(this tiergate reads version {FORMAT_VERSION}); retrain with `tiergate train`"
+        )
+    examples = []
+    with (directory / EXAMPLES_FILE).open(encoding="utf-8") as handle:
+        for line in handle:
+            row = json.loads(line)
+            examples.append(
+                Example(row["text"], row["label"], row.get("provenance", "gold"), row.get("id"))
+            )
+    contents = ArtifactContents(
+        metadata=metadata,
+        weights=np.load(directory / "weights.npy"),
+        bias=np.load(directory / "bias.npy"),
+        vectors=np.load(directory / "vectors.npy"),
+        examples=examples,
+    )
+    if contents.vectors.shape[0] != len(examples):
+        raise ArtifactError(
+            f"{directory}: {len(examples)} examples but vectors for a different count"
+        )
+    return contents

