@@ -10,12 +10,21 @@ from typing import cast
 
 from tiergate.cli.errors import CliError, OneLineParser, fail
 from tiergate.core.prices import PriceBookError, UnknownModelError
+from tiergate.datasets import DatasetError
+from tiergate.routing.engine import NotCalibratedError
+from tiergate.routing.route import RouteError
+from tiergate.routing.runtime import RuntimeSetupError
 
 # Each module has register(subparsers) and sets `handler` on its parser. Imported lazily
 # per command name so that `tiergate cost` never imports the emulator, torch or the gateway.
 COMMANDS: dict[str, str] = {
     "cost": "tiergate.cli.cost",
     "demo": "tiergate.cli.demo",
+    "emulate": "tiergate.cli.emulate",
+    "train": "tiergate.cli.train",
+    "calibrate": "tiergate.cli.calibrate",
+    "eval": "tiergate.cli.eval",
+    "route": "tiergate.cli.route_one",
 }
 
 Handler = Callable[[argparse.Namespace], int]
@@ -53,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(f"tiergate {args.command}", str(error), error.status)
     except UnknownModelError as error:
         fail(f"tiergate {args.command}", str(error))
-    except PriceBookError as error:
+    except (PriceBookError, RouteError, RuntimeSetupError, DatasetError, NotCalibratedError) as error:
         fail(f"tiergate {args.command}", str(error))
     except KeyboardInterrupt:
         return 130
