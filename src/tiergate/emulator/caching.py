@@ -98,7 +98,7 @@ class PromptCache:
 def _breakpoints(model: str, prompt: Prompt) -> list[tuple[bytes, int, str]]:
     """(prefix key, tokens up to and including the block, ttl) for each breakpoint."""
     running = hashlib.blake2b(model.encode(), digest_size=20)
-    position = 0
+    position = prompt.leading_tokens
     found: list[tuple[bytes, int, str]] = []
     for segment in prompt.segments:
         running.update(_canonical(segment.block))

@@ -43,12 +43,17 @@ class Segment:
 
 @dataclass(frozen=True, slots=True)
 class Prompt:
+    """``leading_tokens`` come before every segment (so they belong to every cached prefix);
+    ``trailing_tokens`` (the output schema) come after them all."""
+
     segments: tuple[Segment, ...]
-    extra_tokens: int
+    leading_tokens: int
+    trailing_tokens: int
 
     @property
     def total_tokens(self) -> int:
-        return self.extra_tokens + sum(segment.tokens for segment in self.segments)
+        segments = sum(segment.tokens for segment in self.segments)
+        return self.leading_tokens + segments + self.trailing_tokens
 
     @property
     def has_breakpoints(self) -> bool:
@@ -90,7 +95,7 @@ def flatten(body: Mapping[str, Any]) -> Prompt:
             f"A maximum of {MAX_BREAKPOINTS} blocks with cache_control may be provided. "
             f"Found {found}."
         )
-    return Prompt(tuple(segments), REQUEST_OVERHEAD + _format_tokens(body))
+    return Prompt(tuple(segments), REQUEST_OVERHEAD, _format_tokens(body))
 
 
 def block_tokens(block: Any) -> int:
