@@ -6,24 +6,29 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import FAKE_KEY, HAIKU
+from conftest import FAKE_KEY, HAIKU, Serve
 
 from tiergate.emulator import ManualClock
 
 
-def params(text: str, **extra: Any) -> dict[str, Any]:
-    return {"model": HAIKU, "max_tokens": 20, "messages": [{"role": "user", "content": text}], **extra}
+def params(text: str, **extra: Any) -> Any:
+    return {
+        "model": HAIKU,
+        "max_tokens": 20,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
 
 
-def test_batch_created_polled_and_read(serve: object) -> None:
+def test_batch_created_polled_and_read(serve: Serve) -> None:
     clock = ManualClock()
-    with serve(clock=clock, batch_processing_s=60) as running:  # type: ignore[operator]
+    with serve(clock=clock, batch_processing_s=60) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         batch = sdk.messages.batches.create(
             requests=[
-                {"custom_id": "a", "params": params("First")},  # type: ignore[typeddict-item]
-                {"custom_id": "b", "params": params("Second")},  # type: ignore[typeddict-item]
-                {"custom_id": "bad", "params": {"model": HAIKU, "messages": []}},  # type: ignore[typeddict-item]
+                {"custom_id": "a", "params": params("First")},
+                {"custom_id": "b", "params": params("Second")},
+                {"custom_id": "bad", "params": params("Third", messages=[])},
             ]
         )
         assert batch.processing_status == "in_progress"
@@ -33,8 +38,10 @@ def test_batch_created_polled_and_read(serve: object) -> None:
         assert sdk.messages.batches.retrieve(batch.id).processing_status == "in_progress"
         clock.advance(31)
         ended = sdk.messages.batches.retrieve(batch.id)
-        results = {entry.custom_id: entry.result for entry in sdk.messages.batches.results(batch.id)}
-        live = sdk.messages.create(**params("First"))  # type: ignore[arg-type]
+        results = {
+            entry.custom_id: entry.result for entry in sdk.messages.batches.results(batch.id)
+        }
+        live = sdk.messages.create(**params("First"))
     assert ended.processing_status == "ended"
     assert ended.results_url == f"{running.base_url}/v1/messages/batches/{batch.id}/results"
     assert ended.request_counts.succeeded == 2 and ended.request_counts.errored == 1
@@ -44,12 +51,12 @@ def test_batch_created_polled_and_read(serve: object) -> None:
     assert first.message.usage.service_tier == "batch"
     assert first.message.content == live.content
     assert results["bad"].type == "errored"
-    assert results["bad"].error.error.type == "invalid_request_error"  # type: ignore[union-attr]
+    assert results["bad"].error.error.type == "invalid_request_error"
 
 
-def test_cancel_keeps_the_processed_share(serve: object) -> None:
+def test_cancel_keeps_the_processed_share(serve: Serve) -> None:
     clock = ManualClock()
-    with serve(clock=clock, batch_processing_s=100) as running:  # type: ignore[operator]
+    with serve(clock=clock, batch_processing_s=100) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         requests: Any = [{"custom_id": f"r{n}", "params": params(f"Text {n}")} for n in range(10)]
         batch = sdk.messages.batches.create(requests=requests)
@@ -64,13 +71,17 @@ def test_cancel_keeps_the_processed_share(serve: object) -> None:
     assert kinds == ["succeeded"] * 4 + ["canceled"] * 6
 
 
-def test_list_and_delete(serve: object) -> None:
+def test_list_and_delete(serve: Serve) -> None:
     clock = ManualClock()
-    with serve(clock=clock, batch_processing_s=10) as running:  # type: ignore[operator]
+    with serve(clock=clock, batch_processing_s=10) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         made = []
         for n in range(5):
-            made.append(sdk.messages.batches.create(requests=[{"custom_id": "x", "params": params(str(n))}]).id)  # type: ignore[typeddict-item]
+            made.append(
+                sdk.messages.batches.create(
+                    requests=[{"custom_id": "x", "params": params(str(n))}]
+                ).id
+            )
             clock.advance(1)
         listed = [batch.id for batch in sdk.messages.batches.list(limit=2)]
         with pytest.raises(anthropic.BadRequestError):

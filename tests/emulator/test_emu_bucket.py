@@ -31,7 +31,9 @@ def test_debt_is_repaid_first() -> None:
     st.lists(st.tuples(st.floats(0, 30), st.floats(0, 200)), max_size=30),
     st.integers(1, 10_000),
 )
-def test_never_above_capacity_and_waits_are_exact(steps: list[tuple[float, float]], limit: int) -> None:
+def test_never_above_capacity_and_waits_are_exact(
+    steps: list[tuple[float, float]], limit: int
+) -> None:
     bucket = TokenBucket.per_minute(limit, now=0.0)
     now = 0.0
     for gap, amount in steps:

@@ -6,7 +6,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import FAKE_KEY, HAIKU
+from conftest import FAKE_KEY, HAIKU, Serve, body_of
 
 from tiergate.emulator import ManualClock, count_text
 
@@ -19,8 +19,10 @@ def ask(sdk: anthropic.Anthropic, system: list[Any], question: str = "Hi") -> an
     ).usage
 
 
-def cached_system(ttl: str = "5m") -> list[Any]:
-    return [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": ttl}}]
+def cached_system(ttl: str = "5m") -> Any:
+    return [
+        {"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral", "ttl": ttl}}
+    ]
 
 
 @pytest.fixture
@@ -28,8 +30,8 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-def test_write_then_read_then_expire(serve: object, clock: ManualClock) -> None:
-    with serve(clock=clock) as running:  # type: ignore[operator]
+def test_write_then_read_then_expire(serve: Serve, clock: ManualClock) -> None:
+    with serve(clock=clock) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         written = ask(sdk, cached_system())
         clock.advance(200)
@@ -50,8 +52,8 @@ def test_write_then_read_then_expire(serve: object, clock: ManualClock) -> None:
     assert expired.cache_creation_input_tokens == prefix and expired.cache_read_input_tokens == 0
 
 
-def test_one_hour_ttl(serve: object, clock: ManualClock) -> None:
-    with serve(clock=clock) as running:  # type: ignore[operator]
+def test_one_hour_ttl(serve: Serve, clock: ManualClock) -> None:
+    with serve(clock=clock) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         written = ask(sdk, cached_system("1h"))
         clock.advance(3000)
@@ -75,10 +77,13 @@ def test_short_prefix_is_silently_not_cached(client: anthropic.Anthropic) -> Non
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_minimum_comes_from_the_price_book(client: anthropic.Anthropic) -> None:
     # 1,500 tokens: under Haiku 4.5's 4,096, over Sonnet 4.5's 1,024.
-    medium = [{"type": "text", "text": "rule " * 1500, "cache_control": {"type": "ephemeral"}}]
+    medium: Any = [{"type": "text", "text": "rule " * 1500, "cache_control": {"type": "ephemeral"}}]
     haiku = ask(client, medium)
     sonnet = client.messages.create(
-        model="claude-sonnet-4-5", max_tokens=5, system=medium, messages=[{"role": "user", "content": "Hi"}]  # type: ignore[arg-type]
+        model="claude-sonnet-4-5",
+        max_tokens=5,
+        system=medium,
+        messages=[{"role": "user", "content": "Hi"}],
     ).usage
     assert haiku.cache_creation_input_tokens == 0
     assert sonnet.cache_creation_input_tokens == 3 + 1500
@@ -86,27 +91,35 @@ def test_minimum_comes_from_the_price_book(client: anthropic.Anthropic) -> None:
 
 def test_later_breakpoint_reads_the_earlier_prefix(client: anthropic.Anthropic) -> None:
     first = ask(client, cached_system())
-    history = cached_system() + [
-        {"type": "text", "text": "extra " * 200, "cache_control": {"type": "ephemeral"}}
-    ]
+    extra = {"type": "text", "text": "extra " * 200, "cache_control": {"type": "ephemeral"}}
+    history = [*cached_system(), extra]
     second = ask(client, history)
     assert second.cache_read_input_tokens == first.cache_creation_input_tokens
     assert second.cache_creation_input_tokens == 200
 
 
 def test_message_blocks_and_tools_are_cacheable(client: anthropic.Anthropic) -> None:
-    tool = {
+    tool: Any = {
         "name": "lookup",
         "description": "doc " * 4500,
         "input_schema": {"type": "object"},
         "cache_control": {"type": "ephemeral"},
     }
     messages: Any = [
-        {"role": "user", "content": [{"type": "text", "text": "Question", "cache_control": {"type": "ephemeral"}}]}
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Question", "cache_control": {"type": "ephemeral"}}
+            ],
+        }
     ]
-    first = client.messages.create(model=HAIKU, max_tokens=5, tools=[tool], messages=messages, tool_choice={"type": "none"})  # type: ignore[list-item]
-    second = client.messages.create(model=HAIKU, max_tokens=5, tools=[tool], messages=messages, tool_choice={"type": "none"})  # type: ignore[list-item]
-    assert first.usage.cache_creation_input_tokens > 4500
+    first = client.messages.create(
+        model=HAIKU, max_tokens=5, tools=[tool], messages=messages, tool_choice={"type": "none"}
+    )
+    second = client.messages.create(
+        model=HAIKU, max_tokens=5, tools=[tool], messages=messages, tool_choice={"type": "none"}
+    )
+    assert (first.usage.cache_creation_input_tokens or 0) > 4500
     assert first.usage.input_tokens == 0
     assert second.usage.cache_read_input_tokens == first.usage.cache_creation_input_tokens
 
@@ -114,27 +127,36 @@ def test_message_blocks_and_tools_are_cacheable(client: anthropic.Anthropic) -> 
 def test_streamed_usage_reports_the_cache(client: anthropic.Anthropic) -> None:
     ask(client, cached_system())
     with client.messages.stream(
-        model=HAIKU, max_tokens=5, system=cached_system(), messages=[{"role": "user", "content": "Hi"}]  # type: ignore[arg-type]
+        model=HAIKU,
+        max_tokens=5,
+        system=cached_system(),
+        messages=[{"role": "user", "content": "Hi"}],
     ) as stream:
         final = stream.get_final_message()
     assert final.usage.cache_read_input_tokens == 3 + count_text(LONG_SYSTEM)
 
 
 def test_more_than_four_breakpoints_is_rejected(client: anthropic.Anthropic) -> None:
-    blocks = [{"type": "text", "text": f"part {n}", "cache_control": {"type": "ephemeral"}} for n in range(5)]
+    blocks = [
+        {"type": "text", "text": f"part {n}", "cache_control": {"type": "ephemeral"}}
+        for n in range(5)
+    ]
     with pytest.raises(anthropic.BadRequestError) as caught:
         ask(client, blocks)
-    assert "maximum of 4" in caught.value.body["error"]["message"]  # type: ignore[index]
+    assert "maximum of 4" in body_of(caught.value)["error"]["message"]
 
 
-def test_cache_reads_do_not_count_toward_input_rate_limit(serve: object, clock: ManualClock) -> None:
+def test_cache_reads_do_not_count_toward_input_rate_limit(serve: Serve, clock: ManualClock) -> None:
     from tiergate.limits import RateLimits
 
-    with serve(clock=clock, limits=RateLimits(itpm=6000)) as running:  # type: ignore[operator]
+    with serve(clock=clock, limits=RateLimits(itpm=6000)) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url, max_retries=0)
         ask(sdk, cached_system())  # writes 5,003 tokens: counted
         raw = sdk.messages.with_raw_response.create(
-            model=HAIKU, max_tokens=5, system=cached_system(), messages=[{"role": "user", "content": "Hi"}]  # type: ignore[arg-type]
+            model=HAIKU,
+            max_tokens=5,
+            system=cached_system(),
+            messages=[{"role": "user", "content": "Hi"}],
         )
     remaining = int(raw.headers["anthropic-ratelimit-input-tokens-remaining"])
     assert remaining == 6000 - (3 + count_text(LONG_SYSTEM) + 5) - 5

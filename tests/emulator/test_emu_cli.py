@@ -22,8 +22,22 @@ def free_port() -> int:
 
 def test_emulate_command_serves_the_sdk() -> None:
     port = free_port()
-    command = [sys.executable, "-m", "tiergate", "emulate", "--port", str(port), "--latency", "zero",
-               "--rpm", "5", "--seed", "4", "--fail", "529:0.0"]
+    command = [
+        sys.executable,
+        "-m",
+        "tiergate",
+        "emulate",
+        "--port",
+        str(port),
+        "--latency",
+        "zero",
+        "--rpm",
+        "5",
+        "--seed",
+        "4",
+        "--fail",
+        "529:0.0",
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 20
@@ -48,7 +62,9 @@ def test_emulate_command_serves_the_sdk() -> None:
     "arguments",
     [["--fail", "529"], ["--latency", "fast"], ["--slow-first-byte", "2"], ["--rpm", "0"]],
 )
-def test_bad_flags_fail_in_one_line(arguments: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_flags_fail_in_one_line(
+    arguments: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["emulate", *arguments])
     assert exited.value.code == 2

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anthropic
 import pytest
-from conftest import FAKE_KEY, HAIKU, user
+from conftest import FAKE_KEY, HAIKU, Serve, text_of, user
 
 from tiergate.emulator import EmulatorServer, count_text
 
@@ -28,13 +28,13 @@ def test_create_returns_a_message_with_consistent_usage(client: anthropic.Anthro
     assert raw.headers["content-type"] == "application/json"
 
 
-def test_answers_are_deterministic_per_seed(serve: object) -> None:
+def test_answers_are_deterministic_per_seed(serve: Serve) -> None:
     texts = []
     for seed in (5, 5, 6):
-        with serve(seed=seed) as running:  # type: ignore[operator]
+        with serve(seed=seed) as running:
             sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
             message = sdk.messages.create(model=HAIKU, max_tokens=300, messages=user("Same prompt"))
-            texts.append(message.content[0].text)  # type: ignore[union-attr]
+            texts.append(text_of(message))
     assert texts[0] == texts[1]
     assert texts[0] != texts[2]
 
@@ -43,7 +43,7 @@ def test_max_tokens_cuts_the_answer(client: anthropic.Anthropic) -> None:
     message = client.messages.create(model=HAIKU, max_tokens=7, messages=user("Tell me a story"))
     assert message.stop_reason == "max_tokens"
     assert message.usage.output_tokens == 7
-    assert count_text(message.content[0].text) == 7  # type: ignore[union-attr]
+    assert count_text(text_of(message)) == 7
 
 
 def test_stop_sequence_ends_the_answer(client: anthropic.Anthropic) -> None:
@@ -52,7 +52,7 @@ def test_stop_sequence_ends_the_answer(client: anthropic.Anthropic) -> None:
     )
     assert message.stop_reason == "stop_sequence"
     assert message.stop_sequence == "the"
-    assert "the" not in message.content[0].text  # type: ignore[union-attr]
+    assert "the" not in text_of(message)
 
 
 def test_stream_text_and_final_message(client: anthropic.Anthropic) -> None:
@@ -60,11 +60,11 @@ def test_stream_text_and_final_message(client: anthropic.Anthropic) -> None:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
     assert len(pieces) > 1
-    assert "".join(pieces) == final.content[0].text  # type: ignore[union-attr]
+    assert "".join(pieces) == text_of(final)
     assert final.usage.output_tokens == count_text("".join(pieces))
     assert final.stop_reason == "end_turn"
     plain = client.messages.create(model=HAIKU, max_tokens=400, messages=user("Stream it"))
-    assert plain.content[0].text == final.content[0].text  # type: ignore[union-attr]
+    assert text_of(plain) == text_of(final)
 
 
 def test_stream_event_order_and_content_type(client: anthropic.Anthropic) -> None:
@@ -85,7 +85,7 @@ async def test_async_client_create_and_stream(emulator: EmulatorServer) -> None:
         async with sdk.messages.stream(model=HAIKU, max_tokens=50, messages=user("Hi")) as stream:
             streamed = "".join([piece async for piece in stream.text_stream])
             final = await stream.get_final_message()
-    assert message.content[0].text == streamed  # type: ignore[union-attr]
+    assert text_of(message) == streamed
     assert final.usage.output_tokens == message.usage.output_tokens
 
 
@@ -129,7 +129,10 @@ def test_unknown_model_is_not_found(client: anthropic.Anthropic) -> None:
         ({"model": HAIKU, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
         ({"model": HAIKU, "max_tokens": 5, "messages": []}, "messages"),
         ({"model": HAIKU, "max_tokens": 5, "messages": [{"role": "bot", "content": "x"}]}, "role"),
-        ({"model": HAIKU, "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]}, "max_tokens"),
+        (
+            {"model": HAIKU, "max_tokens": 0, "messages": [{"role": "user", "content": "x"}]},
+            "max_tokens",
+        ),
     ],
 )
 def test_invalid_requests_get_anthropic_error_bodies(

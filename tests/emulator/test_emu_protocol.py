@@ -8,17 +8,17 @@ import urllib.request
 
 import anthropic
 import pytest
-from conftest import FAKE_KEY, HAIKU, user
+from conftest import FAKE_KEY, HAIKU, Serve, body_of, user
 
 from tiergate.emulator import EmulatorServer
 
 
-def test_wrong_key_is_an_authentication_error(serve: object) -> None:
-    with serve(api_keys=frozenset({"sk-test-the-right-one"})) as running:  # type: ignore[operator]
+def test_wrong_key_is_an_authentication_error(serve: Serve) -> None:
+    with serve(api_keys=frozenset({"sk-test-the-right-one"})) as running:
         sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
         with pytest.raises(anthropic.AuthenticationError) as caught:
             sdk.messages.create(model=HAIKU, max_tokens=5, messages=user("Hi"))
-        assert caught.value.body["error"]["type"] == "authentication_error"  # type: ignore[index]
+        assert body_of(caught.value)["error"]["type"] == "authentication_error"
         right = anthropic.Anthropic(api_key="sk-test-the-right-one", base_url=running.base_url)
         assert right.messages.create(model=HAIKU, max_tokens=5, messages=user("Hi")).content
 
@@ -48,7 +48,7 @@ def test_new_version_rejects_sampling_parameters(client: anthropic.Anthropic) ->
         client.messages.create(
             model=HAIKU, max_tokens=5, messages=user("Hi"), extra_body={"temperature": 0.2}
         )
-    assert "temperature" in caught.value.body["error"]["message"]  # type: ignore[index]
+    assert "temperature" in body_of(caught.value)["error"]["message"]
     for name in ("top_p", "top_k"):
         with pytest.raises(anthropic.BadRequestError):
             client.messages.create(
@@ -75,7 +75,7 @@ def test_unknown_version_is_rejected(client: anthropic.Anthropic) -> None:
             messages=user("Hi"),
             extra_headers={"anthropic-version": "1999-01-01"},
         )
-    assert "anthropic-version" in caught.value.body["error"]["message"]  # type: ignore[index]
+    assert "anthropic-version" in body_of(caught.value)["error"]["message"]
 
 
 def test_unknown_path_is_not_found_with_request_id(client: anthropic.Anthropic) -> None:

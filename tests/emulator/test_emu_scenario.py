@@ -12,11 +12,17 @@ import anthropic
 import jsonschema
 import pytest
 import yaml
-from conftest import FAKE_KEY, HAIKU
+from conftest import FAKE_KEY, HAIKU, text_of, tool_input
 
 from tiergate.cli.main import main
-from tiergate.emulator import EmulatorConfig, EmulatorServer, Scenario, build_scenario, load_scenario
-from tiergate.emulator import scenario_from_dict
+from tiergate.emulator import (
+    EmulatorConfig,
+    EmulatorServer,
+    Scenario,
+    build_scenario,
+    load_scenario,
+    scenario_from_dict,
+)
 
 BANKING_TEST = Path("/work/shared/data/banking77/banking77_test.csv")
 pytestmark = pytest.mark.skipif(not BANKING_TEST.exists(), reason="banking77 data not present")
@@ -33,7 +39,7 @@ def texts_of(scenario: Scenario, count: int) -> list[str]:
         return [row["text"] for row in csv.DictReader(handle)][:count]
 
 
-def route_tool(labels: tuple[str, ...]) -> dict[str, Any]:
+def route_tool(labels: tuple[str, ...]) -> Any:
     return {
         "name": "route_ticket",
         "description": "Route the ticket",
@@ -49,9 +55,7 @@ def route_tool(labels: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-async def classify(
-    base_url: str, model: str, texts: list[str], tool: dict[str, Any]
-) -> list[dict[str, Any]]:
+async def classify(base_url: str, model: str, texts: list[str], tool: Any) -> list[dict[str, Any]]:
     async with anthropic.AsyncAnthropic(api_key=FAKE_KEY, base_url=base_url) as sdk:
         limit = asyncio.Semaphore(32)
 
@@ -60,14 +64,14 @@ async def classify(
                 message = await sdk.messages.create(
                     model=model,
                     max_tokens=200,
-                    tools=[tool],  # type: ignore[list-item]
+                    tools=[tool],
                     tool_choice={"type": "tool", "name": "route_ticket"},
                     messages=[{"role": "user", "content": f"Route this.\n<ticket>{text}</ticket>"}],
                 )
             block = message.content[0]
             assert block.type == "tool_use"
             jsonschema.validate(block.input, tool["input_schema"])
-            return dict(block.input)  # type: ignore[arg-type]
+            return dict(block.input)
 
         return await asyncio.gather(*(one(text) for text in texts))
 
@@ -121,7 +125,7 @@ def test_file_overrides_pattern_fields_and_accuracy(tmp_path: Path) -> None:
     }
     path = tmp_path / "scenario.yaml"
     path.write_text(yaml.safe_dump(raw))
-    schema = {
+    schema: Any = {
         "type": "object",
         "properties": {
             "intent": {"type": "string"},
@@ -140,7 +144,7 @@ def test_file_overrides_pattern_fields_and_accuracy(tmp_path: Path) -> None:
                 output_config={"format": {"type": "json_schema", "schema": schema}},
                 messages=[{"role": "user", "content": "Classify.\nTICKET: where is  my CARD?"}],
             )
-            answers[model] = json.loads(message.content[0].text)  # type: ignore[union-attr]
+            answers[model] = json.loads(text_of(message))
         free = sdk.messages.create(
             model=SONNET,
             max_tokens=200,
@@ -150,7 +154,7 @@ def test_file_overrides_pattern_fields_and_accuracy(tmp_path: Path) -> None:
     assert answers[SONNET]["intent"] == "card_arrival"
     assert 0 <= answers[HAIKU]["certainty"] <= 100
     jsonschema.validate(answers[HAIKU], schema)
-    assert json.loads(free.content[0].text)["intent"] == "card_arrival"  # type: ignore[union-attr]
+    assert json.loads(text_of(free))["intent"] == "card_arrival"
 
 
 def test_unknown_text_gets_a_generic_valid_answer(banking: Scenario) -> None:
@@ -160,17 +164,26 @@ def test_unknown_text_gets_a_generic_valid_answer(banking: Scenario) -> None:
         message = sdk.messages.create(
             model=HAIKU,
             max_tokens=200,
-            tools=[tool],  # type: ignore[list-item]
+            tools=[tool],
             tool_choice={"type": "any"},
             messages=[{"role": "user", "content": "<ticket>Never seen this sentence</ticket>"}],
         )
-    jsonschema.validate(message.content[0].input, tool["input_schema"])  # type: ignore[union-attr]
+    jsonschema.validate(tool_input(message), tool["input_schema"])
 
 
 def test_build_scenario_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "banking.json"
     status = main(
-        ["emulate", "build-scenario", "--from", str(BANKING_TEST), "--out", str(out), "--accuracy", "haiku=0.7"]
+        [
+            "emulate",
+            "build-scenario",
+            "--from",
+            str(BANKING_TEST),
+            "--out",
+            str(out),
+            "--accuracy",
+            "haiku=0.7",
+        ]
     )
     assert status == 0
     assert "77 labels" in capsys.readouterr().out

@@ -8,7 +8,7 @@ from typing import Any
 import anthropic
 import jsonschema
 import pytest
-from conftest import HAIKU, user
+from conftest import HAIKU, body_of, text_of, tool_input, user
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -32,12 +32,12 @@ TICKET_SCHEMA: dict[str, Any] = {
     "required": ["label", "confidence", "priority"],
     "additionalProperties": False,
 }
-ROUTE_TOOL: dict[str, Any] = {
+ROUTE_TOOL: Any = {
     "name": "route_ticket",
     "description": "Route a support ticket",
     "input_schema": TICKET_SCHEMA,
 }
-OTHER_TOOL: dict[str, Any] = {
+OTHER_TOOL: Any = {
     "name": "lookup_order",
     "description": "Find an order",
     "input_schema": {"type": "object", "properties": {"order_id": {"type": "string"}}},
@@ -48,7 +48,7 @@ def test_forced_tool_call_is_schema_valid(client: anthropic.Anthropic) -> None:
     message = client.messages.create(
         model=HAIKU,
         max_tokens=500,
-        tools=[OTHER_TOOL, ROUTE_TOOL],  # type: ignore[list-item]
+        tools=[OTHER_TOOL, ROUTE_TOOL],
         tool_choice={"type": "tool", "name": "route_ticket"},
         messages=user("<ticket>Where is my card?</ticket>"),
     )
@@ -72,7 +72,7 @@ def test_auto_calls_a_tool_then_answers_its_result_in_text(client: anthropic.Ant
         tools=tools,
         messages=[
             {"role": "user", "content": "Please lookup_order 42"},
-            {"role": "assistant", "content": [call.model_dump(exclude_none=True)]},  # type: ignore[list-item]
+            {"role": "assistant", "content": [call]},
             {
                 "role": "user",
                 "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "shipped"}],
@@ -94,9 +94,9 @@ def test_streamed_tool_call_matches_plain_one(client: anthropic.Anthropic) -> No
     plain = client.messages.create(**arguments)
     with client.messages.stream(**arguments) as stream:
         final = stream.get_final_message()
-    assert final.content[0].input == plain.content[0].input  # type: ignore[union-attr]
+    assert tool_input(final) == tool_input(plain)
     assert final.stop_reason == "tool_use"
-    jsonschema.validate(final.content[0].input, TICKET_SCHEMA)  # type: ignore[union-attr]
+    jsonschema.validate(tool_input(final), TICKET_SCHEMA)
 
 
 def test_output_config_json_schema(client: anthropic.Anthropic) -> None:
@@ -108,7 +108,7 @@ def test_output_config_json_schema(client: anthropic.Anthropic) -> None:
     )
     import json
 
-    jsonschema.validate(json.loads(message.content[0].text), TICKET_SCHEMA)  # type: ignore[union-attr]
+    jsonschema.validate(json.loads(text_of(message)), TICKET_SCHEMA)
 
 
 class Customer(BaseModel):
@@ -137,15 +137,18 @@ def test_forced_tool_choice_rejected_where_the_price_book_says_so(
         client.messages.create(
             model="claude-sonnet-5-5",
             max_tokens=100,
-            tools=[ROUTE_TOOL],  # type: ignore[list-item]
+            tools=[ROUTE_TOOL],
             tool_choice={"type": "any"},
             messages=user("Route it"),
         )
-    assert caught.value.body["error"]["message"] == (  # type: ignore[index]
+    assert body_of(caught.value)["error"]["message"] == (
         'tool_choice: type "tool" and "any" are not supported for this model'
     )
     allowed = client.messages.create(
-        model="claude-sonnet-5-5", max_tokens=500, tools=[ROUTE_TOOL], messages=user("Route it")  # type: ignore[list-item]
+        model="claude-sonnet-5-5",
+        max_tokens=500,
+        tools=[ROUTE_TOOL],
+        messages=user("Route it"),
     )
     assert allowed.stop_reason == "tool_use"
 
@@ -154,7 +157,7 @@ def test_too_small_max_tokens_cuts_a_tool_call(client: anthropic.Anthropic) -> N
     message = client.messages.create(
         model=HAIKU,
         max_tokens=3,
-        tools=[ROUTE_TOOL],  # type: ignore[list-item]
+        tools=[ROUTE_TOOL],
         tool_choice={"type": "any"},
         messages=user("Route it"),
     )

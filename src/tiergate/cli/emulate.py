@@ -32,21 +32,37 @@ def register(subparsers: Any) -> None:
         help="realistic: each model's time to first token and output speed from the price book; "
         "zero: answer at once; a number scales realistic (default realistic)",
     )
-    for flag, what in (("--rpm", "requests"), ("--itpm", "input tokens"), ("--otpm", "output tokens")):
-        parser.add_argument(flag, type=_positive_int, metavar="N", help=f"{what} per minute, per model")
+    for flag, what in (
+        ("--rpm", "requests"),
+        ("--itpm", "input tokens"),
+        ("--otpm", "output tokens"),
+    ):
+        parser.add_argument(
+            flag, type=_positive_int, metavar="N", help=f"{what} per minute, per model"
+        )
     parser.add_argument(
-        "--fail", default="", metavar="STATUS:RATE,...", help="inject errors, e.g. 529:0.01,500:0.005"
+        "--fail",
+        default="",
+        metavar="STATUS:RATE,...",
+        help="inject errors, e.g. 529:0.01,500:0.005",
     )
     parser.add_argument(
-        "--stream-error", type=share, default=0.0, metavar="RATE",
+        "--stream-error",
+        type=share,
+        default=0.0,
+        metavar="RATE",
         help="share of streams broken by an overloaded_error event after the first delta",
     )
     parser.add_argument(
-        "--slow-first-byte", default="", metavar="RATE:SECONDS",
+        "--slow-first-byte",
+        default="",
+        metavar="RATE:SECONDS",
         help="share of responses whose first byte waits SECONDS, e.g. 0.05:3",
     )
     parser.add_argument(
-        "--should-retry", choices=("true", "false", "omit"), default="omit",
+        "--should-retry",
+        choices=("true", "false", "omit"),
+        default="omit",
         help="x-should-retry header on injected failures (default omit: the SDK decides)",
     )
     parser.add_argument(
@@ -55,21 +71,28 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed for answers, ids and faults")
     parser.add_argument("--scenario", metavar="FILE", help="classification scenario (JSON or YAML)")
     parser.add_argument(
-        "--batch-seconds", type=non_negative, default=5.0, metavar="S",
+        "--batch-seconds",
+        type=non_negative,
+        default=5.0,
+        metavar="S",
         help="time a message batch takes to end (default 5)",
     )
-    parser.add_argument("--prices", metavar="FILE", help="price book to merge over the built-in one")
+    parser.add_argument(
+        "--prices", metavar="FILE", help="price book to merge over the built-in one"
+    )
     parser.add_argument(
         "--api-key", action="append", metavar="KEY", help="accept only these keys (repeatable)"
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     parser.set_defaults(handler=_serve)
 
-    actions = parser.add_subparsers(dest="emulate_action", metavar="ACTION", parser_class=OneLineParser)
+    actions = parser.add_subparsers(
+        dest="emulate_action", metavar="ACTION", parser_class=OneLineParser
+    )
     build = actions.add_parser(
         "build-scenario",
         help="build a scenario file from labelled CSV files",
-        description="Build a classification scenario from CSV files with a text and a label column.",
+        description="Build a classification scenario from CSV files (a text and a label column).",
     )
     build.add_argument("--from", dest="sources", action="append", required=True, metavar="CSV")
     build.add_argument("--out", required=True, metavar="FILE", help=".json, or .yaml/.yml")
@@ -77,7 +100,10 @@ def register(subparsers: Any) -> None:
     build.add_argument("--label-column", default="category")
     build.add_argument("--name", help="scenario name (default: the CSV names)")
     build.add_argument(
-        "--accuracy", action="append", default=[], metavar="MODEL=SHARE",
+        "--accuracy",
+        action="append",
+        default=[],
+        metavar="MODEL=SHARE",
         help="assumed accuracy of a model id or family, e.g. haiku=0.85 (repeatable)",
     )
     build.add_argument("--correlation", type=share, default=0.7, help="rho, see docs (default 0.7)")

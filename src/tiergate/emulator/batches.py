@@ -145,7 +145,7 @@ def results_jsonl(batch: Batch) -> bytes:
 def _requests(body: Any) -> Sequence[Mapping[str, Any]]:
     if not isinstance(body, Mapping) or not isinstance(body.get("requests"), list):
         raise invalid("requests: Field required")
-    requests = body["requests"]
+    requests: list[Mapping[str, Any]] = body["requests"]
     if not requests:
         raise invalid("requests: at least one request is required")
     if len(requests) > MAX_REQUESTS:

@@ -26,9 +26,9 @@ class EmulatorConfig:
     """
 
     latency_scale: float = 0.0
-    limits: RateLimits = RateLimits()
+    limits: RateLimits = field(default_factory=RateLimits)
     limits_by_model: Mapping[str, RateLimits] = field(default_factory=dict)
-    faults: FaultPlan = FaultPlan()
+    faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
     scenario: Scenario | None = None
     batch_processing_s: float = 0.0

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 from tiergate.emulator.tokens import count_text
 
-_WORDS = (
-    "the the the the the the a a an and and of of to to in in is is it that for on with as "
-    "this you your can will be are we our may not more when if or by from at here there "
-    "answer request result model token tier cost price cheap quick simple clear useful good "
-    "next step check plan note reply ticket card account support team data value number "
-    "order status time today update review detail option choice route label topic case"
-).split()
+# "the" is frequent on purpose, so a stop sequence like "the" is met in tests and demos.
+_VOCABULARY = """
+the the the the the the a a an and and of of to to in in is is it that for on with as
+this you your can will be are we our may not more when if or by from at here there
+answer request result model token tier cost price cheap quick simple clear useful good
+next step check plan note reply ticket card account support team data value number
+order status time today update review detail option choice route label topic case
+"""
+_WORDS = tuple(_VOCABULARY.split())
 SENTENCES_PER_PARAGRAPH = 3
 
 
@@ -38,10 +40,9 @@ def filler(
     pieces: list[str] = []  # one token each
     sentences = 0
     while len(pieces) < target_tokens and len(pieces) <= max_tokens:
+        gap = ""
         if sentences:
             gap = "\n\n" if sentences % SENTENCES_PER_PARAGRAPH == 0 else " "
-        else:
-            gap = ""
         words = [rng.choice(_WORDS) for _ in range(rng.randint(6, 14))]
         pieces.append(gap + words[0].capitalize())
         pieces.extend(" " + word for word in words[1:])

@@ -234,7 +234,10 @@ def scenario_from_dict(raw: Any, origin: str = "scenario") -> Scenario:
         raise ScenarioError(f"{origin}: labels used by items but not listed: {unknown[:5]}")
     given = raw.get("confusable") or {}
     computed = confusable_sets(labels)
-    confusable = {label: tuple(given.get(label) or computed.get(label, ())) for label in labels}
+    confusable: dict[str, tuple[str, ...]] = {
+        label: tuple(str(other) for other in (given.get(label) or computed.get(label) or ()))
+        for label in labels
+    }
     fields = raw.get("fields") or {}
     correlation = float(raw.get("correlation", DEFAULT_CORRELATION))
     if not 0.0 <= correlation <= 1.0:

@@ -40,7 +40,7 @@ class _Sampler:
             return self.value(self._resolve(str(schema["$ref"])), depth + 1)
         if "const" in schema:
             return schema["const"]
-        if "enum" in schema and schema["enum"]:
+        if schema.get("enum"):
             return self.rng.choice(list(schema["enum"]))
         if "allOf" in schema:
             merged: dict[str, Any] = {}

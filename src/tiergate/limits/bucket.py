@@ -25,7 +25,7 @@ class TokenBucket:
 
     @classmethod
     def per_minute(cls, limit: float, now: float) -> TokenBucket:
-        """A bucket for a per-minute limit: bursts up to ``limit``, refills ``limit / 60`` a second."""
+        """A per-minute limit: bursts up to ``limit``, refills ``limit / 60`` a second."""
         if limit <= 0:
             raise ValueError(f"a per-minute limit must be positive, got {limit}")
         return cls(
