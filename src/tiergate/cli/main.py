@@ -62,7 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         fail(f"tiergate {args.command}", str(error), error.status)
     except UnknownModelError as error:
         fail(f"tiergate {args.command}", str(error))
-    except (PriceBookError, RouteError, RuntimeSetupError, DatasetError, NotCalibratedError) as error:
+    except (
+        PriceBookError,
+        RouteError,
+        RuntimeSetupError,
+        DatasetError,
+        NotCalibratedError,
+    ) as error:
         fail(f"tiergate {args.command}", str(error))
     except KeyboardInterrupt:
         return 130

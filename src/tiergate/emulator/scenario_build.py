@@ -14,9 +14,11 @@ from tiergate.emulator.scenario import (
     DEFAULT_BEHAVIOURS,
     DEFAULT_CORRELATION,
     DEFAULT_TICKET_PATTERN,
+    Scenario,
     ScenarioError,
     confusable_sets,
     normalize,
+    scenario_from_dict,
 )
 
 
@@ -34,17 +36,42 @@ def build_scenario(
     ``accuracies`` maps a model id or family (``haiku``, ``sonnet``) to its assumed accuracy;
     families left out keep the built-in assumptions.
     """
+    paths = [Path(path) for path in csv_paths]
+    rows = (row for path in paths for row in _rows(path, text_column, label_column))
+    return scenario_dict(
+        rows,
+        name=name or "+".join(path.stem for path in paths),
+        accuracies=accuracies,
+        correlation=correlation,
+        origin=", ".join(map(str, paths)),
+    )
+
+
+def scenario_from_examples(examples: Iterable[Any], *, name: str = "examples") -> Scenario:
+    """A scenario for labelled examples (anything with ``text`` and ``label``)."""
+    return scenario_from_dict(
+        scenario_dict(((e.text, e.label) for e in examples), name=name, origin=name), name
+    )
+
+
+def scenario_dict(
+    rows: Iterable[tuple[str, str]],
+    *,
+    name: str,
+    accuracies: Mapping[str, float] | None = None,
+    correlation: float = DEFAULT_CORRELATION,
+    origin: str = "rows",
+) -> dict[str, Any]:
+    """The scenario dict for (text, label) rows; the first label seen for a text wins."""
     items: list[dict[str, str]] = []
     seen: set[str] = set()
-    paths = [Path(path) for path in csv_paths]
-    for path in paths:
-        for text, label in _rows(path, text_column, label_column):
-            key = normalize(text)
-            if key and key not in seen:
-                seen.add(key)
-                items.append({"text": text, "label": label})
+    for text, label in rows:
+        key = normalize(text)
+        if key and label and key not in seen:
+            seen.add(key)
+            items.append({"text": text, "label": label})
     if not items:
-        raise ScenarioError("no labelled rows found in " + ", ".join(map(str, paths)))
+        raise ScenarioError(f"no labelled rows found in {origin}")
     labels = sorted({item["label"] for item in items})
     models: dict[str, dict[str, Any]] = {
         family: {
@@ -58,7 +85,7 @@ def build_scenario(
         models.setdefault(model, dict(models["default"]))["accuracy"] = accuracy
     return {
         "version": 1,
-        "name": name or "+".join(path.stem for path in paths),
+        "name": name,
         "note": "Accuracies are assumptions for offline runs, not measurements of Claude.",
         "ticket_pattern": DEFAULT_TICKET_PATTERN,
         "fields": {"label": "label", "confidence": "confidence", "reason": "reason"},

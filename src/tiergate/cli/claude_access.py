@@ -1,0 +1,151 @@
+"""How the routing commands reach Claude: the real API, a base URL, or the built-in emulator.
+
+- ``--base-url URL`` (or ``ANTHROPIC_BASE_URL``): that server, with ``ANTHROPIC_API_KEY`` or a
+  placeholder key;
+- else, with ``ANTHROPIC_API_KEY`` set: the real API (the commands print an estimated cost first
+  and honour ``--limit``);
+- else, or with ``--emulate``: an emulator started in-process on 127.0.0.1, with a scenario built
+  from the route's own labelled data. Its answers are emulated, not Claude's, and the commands
+  say so.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anthropic
+
+from tiergate.datasets import Example
+from tiergate.routing.route import Route
+
+EMULATED_KEY = "sk-emulated-not-a-real-key"
+
+
+@dataclass(frozen=True)
+class ClaudeAccess:
+    client: anthropic.AsyncAnthropic
+    kind: str  # "real", "base_url" or "emulated"
+    where: str
+
+    @property
+    def real(self) -> bool:
+        return self.kind == "real"
+
+    def banner(self) -> str:
+        if self.kind == "emulated":
+            return (
+                "Claude answers are EMULATED (no ANTHROPIC_API_KEY, or --emulate): a local "
+                f"emulator at {self.where} answers with assumed accuracies. Costs are priced from "
+                "the emulated token usage; the accuracy of the Claude tiers is not Claude's."
+            )
+        if self.kind == "base_url":
+            return f"Claude tiers call {self.where}."
+        return "Claude tiers call the real Anthropic API (this costs money)."
+
+
+def add_access_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reaching Claude")
+    group.add_argument(
+        "--emulate", action="store_true", help="use the built-in emulator even with a key"
+    )
+    group.add_argument(
+        "--base-url", help="an Anthropic-compatible server (default $ANTHROPIC_BASE_URL)"
+    )
+    group.add_argument("--seed", type=int, default=0, help="emulator seed (default %(default)s)")
+    group.add_argument(
+        "--latency",
+        default="zero",
+        help="emulator latency: zero, realistic, or a scale factor (default %(default)s)",
+    )
+
+
+def _latency_scale(text: str) -> float:
+    if text == "zero":
+        return 0.0
+    if text == "realistic":
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--latency must be zero, realistic or a number, got {text!r}") from None
+    if value < 0:
+        raise ValueError("--latency must not be negative")
+    return value
+
+
+@asynccontextmanager
+async def claude_access(
+    args: argparse.Namespace, route: Route, examples: list[Example]
+) -> AsyncIterator[ClaudeAccess]:
+    """Yields a client for the route's Claude tiers; starts and stops the emulator if needed."""
+    key = os.environ.get("ANTHROPIC_API_KEY")
+    base_url = args.base_url or os.environ.get("ANTHROPIC_BASE_URL")
+    if base_url and not args.emulate:
+        client = anthropic.AsyncAnthropic(api_key=key or EMULATED_KEY, base_url=base_url)
+        try:
+            yield ClaudeAccess(client, "base_url", base_url)
+        finally:
+            await client.close()
+        return
+    if key and not args.emulate:
+        client = anthropic.AsyncAnthropic(api_key=key)
+        try:
+            yield ClaudeAccess(client, "real", "api.anthropic.com")
+        finally:
+            await client.close()
+        return
+    from tiergate.emulator.config import EmulatorConfig
+    from tiergate.emulator.scenario_build import scenario_from_examples
+    from tiergate.emulator.server import EmulatorServer
+
+    scenario = scenario_from_examples(examples, name=route.name)
+    config = EmulatorConfig(
+        seed=args.seed, scenario=scenario, latency_scale=_latency_scale(args.latency)
+    )
+    emulator = EmulatorServer(config)
+    emulator.start()
+    client = anthropic.AsyncAnthropic(
+        api_key=EMULATED_KEY, base_url=emulator.base_url, max_retries=4
+    )
+    try:
+        yield ClaudeAccess(client, "emulated", emulator.base_url)
+    finally:
+        await client.close()
+        emulator.stop()
+
+
+def say(message: str) -> None:
+    """Progress and notices go to stderr, so --json output on stdout stays clean."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+
+
+def estimate_calls_usd(
+    tiers: dict[str, Any], tickets: list[str], calls_per_tier: dict[str, int]
+) -> float:
+    """Rough cost of calling each tier on its share of tickets, from the prompts' length."""
+    from tiergate.core.cost import price_usage
+    from tiergate.core.usage import Usage
+    from tiergate.tiers.base import Ticket
+    from tiergate.tiers.claude import estimate_tokens
+
+    total = 0.0
+    sample = tickets[: min(len(tickets), 50)]
+    for name, tier in tiers.items():
+        calls = calls_per_tier.get(name, 0)
+        if not calls or not sample:
+            continue
+        import json
+
+        prompt = sum(
+            estimate_tokens(json.dumps(tier.request(Ticket(text)))) for text in sample
+        ) / len(sample)
+        per_call = price_usage(Usage(input_tokens=prompt, output_tokens=60), tier.model).total_usd
+        total += per_call * calls
+    return total

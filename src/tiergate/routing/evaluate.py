@@ -1,0 +1,102 @@
+"""Scores a list of decisions against gold labels: accuracy, shares, cost, latency."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tiergate.calibration import clopper_pearson_upper
+from tiergate.routing.engine import Decision
+from tiergate.routing.route import Route
+
+
+@dataclass(frozen=True)
+class Baselines:
+    """What the same tickets would cost on one model alone (per-call mean cost x tickets)."""
+
+    cheap_model: str | None
+    cheap_per_call_usd: float | None
+    strong_model: str | None
+    strong_per_call_usd: float | None
+
+
+def per_call_costs(decisions: Sequence[Decision]) -> dict[str, float]:
+    """Mean cost of one call, per Claude model, over the calls these decisions made."""
+    totals: dict[str, list[float]] = {}
+    for decision in decisions:
+        for answer in decision.answers:
+            if answer.model and answer.model != "local" and answer.cost_usd > 0:
+                totals.setdefault(answer.tier, []).append(answer.cost_usd)
+    return {tier: float(np.mean(costs)) for tier, costs in totals.items()}
+
+
+def _interval(successes: int, trials: int, delta: float) -> tuple[float, float] | None:
+    """Two-sided Clopper-Pearson interval on a success rate, at level 1 - delta."""
+    if trials == 0:
+        return None
+    low = 1.0 - clopper_pearson_upper(trials - successes, trials, delta / 2)
+    high = clopper_pearson_upper(successes, trials, delta / 2)
+    return (low, high)
+
+
+def summarize(
+    route: Route,
+    decisions: Sequence[Decision],
+    gold: Sequence[str],
+    baselines: Baselines,
+    *,
+    delta: float = 0.05,
+) -> dict[str, Any]:
+    count = len(decisions)
+    right = np.array([d.label == g for d, g in zip(decisions, gold, strict=True)])
+    accepted = np.array([d.accepted for d in decisions])
+    tiers: dict[str, Any] = {}
+    for name in route.tiers:
+        mine = np.array([d.accepted and d.tier == name for d in decisions])
+        taken = int(mine.sum())
+        correct = int((mine & right).sum())
+        tiers[name] = {
+            "accepted_share": taken / count if count else 0.0,
+            "accepted": taken,
+            "accepted_accuracy": correct / taken if taken else None,
+            "accepted_accuracy_interval": _interval(correct, taken, delta),
+            "reached": sum(1 for d in decisions if any(s.tier == name for s in d.trace)),
+            "cost_usd": float(
+                sum(s.cost_usd for d in decisions for s in d.trace if s.tier == name)
+            ),
+        }
+    unaccepted = ~accepted
+    cost = float(sum(d.cost_usd for d in decisions))
+    latencies = np.array([d.latency_s for d in decisions]) if count else np.zeros(1)
+    total_accepted = int(accepted.sum())
+    body: dict[str, Any] = {
+        "route": route.name,
+        "tickets": count,
+        "ladder": list(route.tiers),
+        "error_budget": route.error_budget,
+        "accuracy": float(right.mean()) if count else None,
+        "accepted_share": total_accepted / count if count else 0.0,
+        "accepted_accuracy": float(right[accepted].mean()) if total_accepted else None,
+        "unaccepted_share": float(unaccepted.mean()) if count else 0.0,
+        "flagged": int(sum(d.flagged for d in decisions)),
+        "handed_to_human": int(sum(d.handed_to_human for d in decisions)),
+        "escalation_rate": float(np.mean([d.escalated for d in decisions])) if count else 0.0,
+        "tiers": tiers,
+        "cost_usd": cost,
+        "cost_per_1000_usd": cost / count * 1000 if count else 0.0,
+        "latency_p50_s": float(np.percentile(latencies, 50)),
+        "latency_p95_s": float(np.percentile(latencies, 95)),
+    }
+    for kind in ("cheap", "strong"):
+        model = getattr(baselines, f"{kind}_model")
+        per_call = getattr(baselines, f"{kind}_per_call_usd")
+        body[f"{kind}_only_model"] = model
+        body[f"{kind}_only_cost_usd"] = per_call * count if per_call is not None else None
+    strong = body["strong_only_cost_usd"]
+    body["savings_vs_strong"] = 1.0 - cost / strong if strong else None
+    cheap = body["cheap_only_cost_usd"]
+    body["savings_vs_cheap"] = 1.0 - cost / cheap if cheap else None
+    return body
