@@ -130,8 +130,11 @@ class Router:
     async def classify_many(self, texts: Sequence[str]) -> list[Decision]:
         """Classify many tickets: the local model sees them in one batch, Claude concurrently."""
         started = time.perf_counter()
+        # Encoding is CPU work: off the event loop, so other requests keep moving meanwhile.
         views: list[LocalView | None] = (
-            list(self.local.view(texts)) if self.local is not None else [None] * len(texts)
+            list(await asyncio.to_thread(self.local.view, texts))
+            if self.local is not None
+            else [None] * len(texts)
         )
         local_seconds = (time.perf_counter() - started) / max(len(texts), 1)
         return list(
