@@ -24,6 +24,12 @@ Procedure (Learn-then-Test, Angelopoulos et al. 2021, with fixed-sequence testin
    even with zero errors; testing them would only stop the walk, so the walk starts after them
    (that count depends only on the scores). If no candidate is rejected, nothing is accepted.
 
+Monotonicity: for one start, a looser budget or delta rejects every null a stricter one does, so
+it accepts at least as much. The default start moves with budget and delta, though, so a looser
+setting may test a few stricter candidates first and, if errors cluster among the very top
+scores, stop earlier. Pass ``start_accepted`` (e.g. the count for the strictest setting you
+compare) to make a family of budgets strictly monotone.
+
 Per label (:func:`fit_thresholds_per_label`): a label with at least ``min_count`` calibration
 answers gets its own procedure at the same ``delta`` (each label's guarantee holds on its own;
 for all labels at once divide ``delta`` by the number of labels); other labels use the global
@@ -109,8 +115,13 @@ def fit_threshold(
     delta: float = 0.05,
     *,
     max_candidates: int = DEFAULT_MAX_CANDIDATES,
+    start_accepted: int | None = None,
 ) -> ThresholdResult:
-    """The lowest certified threshold (see the module docstring for the procedure)."""
+    """The lowest certified threshold (see the module docstring for the procedure).
+
+    ``start_accepted`` starts the walk at the first candidate accepting at least that many
+    calibration answers (never before the count that can be certified at all).
+    """
     score_array = np.asarray(scores, dtype=np.float64).ravel()
     correct_array = np.asarray(correct, dtype=bool).ravel()
     if score_array.shape != correct_array.shape:
@@ -127,7 +138,7 @@ def fit_threshold(
     # A threshold equal to a score accepts every tie of it, so only the last index of each run
     # of equal scores is a real candidate.
     run_ends = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
-    start = min_trials_for_budget(budget, delta)
+    start = max(min_trials_for_budget(budget, delta), start_accepted or 0)
     run_ends = run_ends[run_ends + 1 >= start]
     best = nothing
     for end in _thin(run_ends, max_candidates):

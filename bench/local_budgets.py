@@ -1,0 +1,246 @@
+"""The local tier alone at error budgets 1%, 2% and 5%, on BANKING77 and CLINC150.
+
+For each dataset: train the local model on the train split, fit a calibrator and acceptance
+thresholds on data held out from training, then report on the test split what share of
+messages the local tier accepts and how accurate those accepted answers are. The test split is
+never seen before the last step.
+
+Calibration data:
+- BANKING77 has no validation split. ``--banking-calibration crossfit`` (default) scores every
+  training example with a model fitted on the other four folds (out-of-fold), so all 10,003
+  examples calibrate; ``holdout`` trains on 80% and calibrates on the other 20%.
+- CLINC150 calibrates on its ``val`` split plus ``oos_val`` (and ``oos_train``) messages, which
+  count as always wrong: any label the local tier gives an out-of-scope message is an error.
+
+Run::
+
+    .venv/bin/python bench/local_budgets.py [--encoder all-MiniLM-L6-v2] [--cache /tmp/emb]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from tiergate.calibration import (
+    Calibrator,
+    PerLabelThresholds,
+    fit_threshold,
+    fit_thresholds_per_label,
+)
+from tiergate.classifier import LOCAL_FEATURES, LocalModel
+from tiergate.datasets import Example, load_dataset, stratified_split
+from tiergate.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+
+DATA = Path(os.environ.get("TIERGATE_DATA", "/work/shared/data"))
+BUDGETS = (0.01, 0.02, 0.05)
+OUT_OF_SCOPE = "oos"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A split scored by the local model: predicted labels, gold labels, features."""
+
+    predicted: list[str]
+    gold: list[str]
+    features: dict[str, NDArray[np.float64]]
+
+    @property
+    def correct(self) -> NDArray[np.bool_]:
+        return np.array([p == g for p, g in zip(self.predicted, self.gold, strict=True)])
+
+
+def cached_encode(
+    encoder: Encoder, cache: Path | None
+) -> Callable[[Sequence[str]], NDArray[np.float32]]:
+    """Encode with an on-disk cache keyed by encoder and texts, so reruns skip the transformer."""
+
+    def encode(texts: Sequence[str]) -> NDArray[np.float32]:
+        if cache is None:
+            return encoder.encode(texts)
+        key = hashlib.sha256(json.dumps([encoder.name, list(texts)]).encode()).hexdigest()[:20]
+        path = cache / f"{key}.npy"
+        if path.is_file():
+            cached: NDArray[np.float32] = np.load(path)
+            return cached
+        vectors = encoder.encode(texts)
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+        return vectors
+
+    return encode
+
+
+def score(model: LocalModel, vectors: NDArray[np.float32], gold: Sequence[str]) -> Scored:
+    batch = model.score_vectors(vectors)
+    predicted = [model.labels[i] for i in batch.label_ids.tolist()]
+    return Scored(predicted, list(gold), batch.features)
+
+
+def calibrated_scores(
+    calibration: Scored, test: Scored
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    calibrator = Calibrator.fit(
+        {n: calibration.features[n] for n in LOCAL_FEATURES}, calibration.correct
+    )
+    return calibrator.predict(calibration.features), calibrator.predict(test.features)
+
+
+def budget_rows(
+    name: str,
+    calibration: Scored,
+    test: Scored,
+    out_of_scope: Scored | None,
+    delta: float,
+) -> list[dict[str, object]]:
+    calibration_scores, test_scores = calibrated_scores(calibration, test)
+    oos_scores = None if out_of_scope is None else calibrated_scores(calibration, out_of_scope)[1]
+    rows: list[dict[str, object]] = []
+    test_correct = test.correct
+    for budget in BUDGETS:
+        global_only = fit_threshold(calibration_scores, calibration.correct, budget, delta)
+        fitted = {
+            "global": PerLabelThresholds(global_result=global_only),
+            "per-label": fit_thresholds_per_label(
+                calibration_scores, calibration.correct, calibration.predicted, budget, delta
+            ),
+        }
+        for mode, result in fitted.items():
+            accepted = result.accepts(test_scores, test.predicted)
+            accepted_oos = (
+                None
+                if oos_scores is None or out_of_scope is None
+                else result.accepts(oos_scores, out_of_scope.predicted)
+            )
+            bound = result.global_result.upper_bound
+            n_accepted = int(accepted.sum())
+            row: dict[str, object] = {
+                "dataset": name,
+                "budget": budget,
+                "thresholds": mode,
+                "accepted_share": float(accepted.mean()),
+                "accepted_accuracy": float(test_correct[accepted].mean()) if n_accepted else None,
+                "calibration_bound": bound,
+            }
+            if accepted_oos is not None:
+                wrong = int((~test_correct[accepted]).sum()) + int(accepted_oos.sum())
+                total = n_accepted + int(accepted_oos.sum())
+                row["oos_accepted"] = float(accepted_oos.mean())
+                row["accepted_accuracy_with_oos"] = 1 - wrong / total if total else None
+            rows.append(row)
+    return rows
+
+
+def banking77(
+    encoder: Encoder,
+    encode: Callable[[Sequence[str]], NDArray[np.float32]],
+    mode: str,
+    delta: float,
+) -> list[dict[str, object]]:
+    train = load_dataset(DATA / "banking77" / "banking77_train.csv")
+    test = load_dataset(DATA / "banking77" / "banking77_test.csv")
+    started = time.perf_counter()
+    if mode == "holdout":
+        split = stratified_split(train, calibration=0.2, seed=0)
+        model = LocalModel.train(
+            split.train, encoder, vectors=encode([e.text for e in split.train])
+        )
+        calibration = score(
+            model, encode([e.text for e in split.calibration]), [e.label for e in split.calibration]
+        )
+    else:
+        model = LocalModel.train(train, encoder, vectors=encode([e.text for e in train]))
+        fold = model.cross_fit(folds=5, seed=0)
+        calibration = Scored(fold.labels, fold.gold, fold.features)
+    print(
+        f"banking77: trained and calibrated in {time.perf_counter() - started:.1f}s",
+        file=sys.stderr,
+    )
+    test_scored = score(model, encode([e.text for e in test]), [e.label for e in test])
+    print(f"banking77: test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
+    return budget_rows(f"banking77 ({mode})", calibration, test_scored, None, delta)
+
+
+def clinc150(
+    encoder: Encoder, encode: Callable[[Sequence[str]], NDArray[np.float32]], delta: float
+) -> list[dict[str, object]]:
+    raw = json.loads((DATA / "clinc150" / "clinc150_data_full.json").read_text())
+
+    def examples(key: str) -> list[Example]:
+        return [Example(text, label) for text, label in raw[key]]
+
+    train = examples("train")
+    model = LocalModel.train(train, encoder, vectors=encode([e.text for e in train]))
+    held = examples("val") + examples("oos_val") + examples("oos_train")
+    # Out-of-scope messages keep the gold label "oos", which the model never predicts, so each
+    # one counts as an error wherever it is accepted.
+    calibration = score(model, encode([e.text for e in held]), [e.label for e in held])
+    test = examples("test")
+    test_scored = score(model, encode([e.text for e in test]), [e.label for e in test])
+    oos = examples("oos_test")
+    oos_scored = score(model, encode([e.text for e in oos]), [e.label for e in oos])
+    print(f"clinc150: in-scope test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
+    return budget_rows("clinc150", calibration, test_scored, oos_scored, delta)
+
+
+def print_table(rows: list[dict[str, object]]) -> None:
+    columns = [
+        ("dataset", "dataset", "{}"),
+        ("budget", "budget", "{:.0%}"),
+        ("thresholds", "thresholds", "{}"),
+        ("accepted_share", "accepted", "{:.1%}"),
+        ("accepted_accuracy", "acc. accuracy", "{:.2%}"),
+        ("calibration_bound", "cal. bound", "{:.2%}"),
+        ("oos_accepted", "OOS accepted", "{:.1%}"),
+        ("accepted_accuracy_with_oos", "acc. acc. incl. OOS", "{:.2%}"),
+    ]
+    cells = [[header for _, header, _ in columns]]
+    for row in rows:
+        cells.append(
+            ["-" if row.get(key) is None else fmt.format(row[key]) for key, _, fmt in columns]
+        )
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
+    for index, line in enumerate(cells):
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--encoder", default=DEFAULT_ENCODER)
+    parser.add_argument("--delta", type=float, default=0.05)
+    parser.add_argument(
+        "--banking-calibration", choices=("crossfit", "holdout"), default="crossfit"
+    )
+    parser.add_argument("--datasets", default="banking77,clinc150")
+    parser.add_argument("--cache", type=Path, default=None, help="directory to cache embeddings")
+    parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    encoder = load_encoder(args.encoder)
+    encode = cached_encode(encoder, args.cache)
+    rows: list[dict[str, object]] = []
+    wanted = set(args.datasets.split(","))
+    if "banking77" in wanted:
+        rows += banking77(encoder, encode, args.banking_calibration, args.delta)
+    if "clinc150" in wanted:
+        rows += clinc150(encoder, encode, args.delta)
+    print(f"local tier alone; encoder {encoder.name}; delta {args.delta}")
+    print_table(rows)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
