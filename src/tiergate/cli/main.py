@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "calibrate": "tiergate.cli.calibrate",
     "eval": "tiergate.cli.eval",
     "route": "tiergate.cli.route_one",
+    "learn": "tiergate.cli.learn",
 }
 
 Handler = Callable[[argparse.Namespace], int]

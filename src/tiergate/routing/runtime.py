@@ -64,12 +64,15 @@ class LocalModelViewer:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self._index = {label: i for i, label in enumerate(model.labels)}
+        self._labels: tuple[str, ...] = ()
+        self._index: dict[str, int] = {}
 
     def view(self, texts: Sequence[str]) -> list[LocalView]:
-        return [
-            LocalView(prediction, self._index) for prediction in self.model.predict(list(texts))
-        ]
+        if self.model.labels != self._labels:  # retraining may add labels
+            self._labels = tuple(self.model.labels)
+            self._index = {label: i for i, label in enumerate(self._labels)}
+        predictions = self.model.predict(list(texts))
+        return [LocalView(prediction, self._index) for prediction in predictions]
 
 
 def local_dir(route: Route) -> Path:

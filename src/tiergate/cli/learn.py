@@ -1,0 +1,110 @@
+"""``tiergate learn ROUTE``: replay tickets in order; escalated answers teach the local tier."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from tiergate.cli.claude_access import add_access_arguments, claude_access, say
+from tiergate.cli.errors import CliError
+from tiergate.core.prices import load_price_book
+from tiergate.datasets import load_dataset
+from tiergate.routing.learning import ChunkResult, learn
+from tiergate.routing.route import load_route
+from tiergate.routing.runtime import check_labels, local_dir, open_router, route_data
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "learn", help="replay tickets in order and learn from escalations"
+    )
+    parser.add_argument("route", type=Path, help="route file (or its folder)")
+    parser.add_argument(
+        "--data", type=Path, help="tickets in arrival order (default: the route's test data)"
+    )
+    parser.add_argument(
+        "--chunk", type=int, default=500, help="tickets between retrains (default %(default)s)"
+    )
+    parser.add_argument("--limit", type=int, help="use at most N tickets")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="share per tier and cost over time (default ARTIFACTS/learning.png)",
+    )
+    parser.add_argument(
+        "--save", action="store_true", help="keep the learned local model in the route's artifacts"
+    )
+    parser.add_argument("--json", action="store_true", help="print the chunks as JSON")
+    parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
+    add_access_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.chunk < 10:
+        raise CliError("--chunk must be at least 10")
+    results, plot = asyncio.run(_learn(args))
+    if args.json:
+        print(json.dumps([asdict(result) for result in results], indent=2))
+    else:
+        print(render(results))
+        print(f"\nplot: {plot}")
+    return 0
+
+
+async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
+    from tiergate.plots.learning import plot_learning
+
+    route = load_route(args.route)
+    book = load_price_book(args.prices)
+    path = args.data or route.test_data
+    if path is None:
+        raise CliError(f"{route.path} has no data.test: pass --data FILE")
+    stream = load_dataset(path)
+    check_labels(route, stream, str(path))
+    if args.limit is not None:
+        stream = stream[: args.limit]
+    data = route_data(route)
+    async with claude_access(args, route, data.train + data.calibration + stream) as access:
+        say(access.banner())
+        router = open_router(route, book, access.client)
+        results = await learn(
+            router,
+            stream,
+            data.calibration,
+            chunk=args.chunk,
+            progress=lambda r: say(
+                f"  chunk {r.index + 1}: local {r.shares.get('local', 0):.1%}, "
+                f"${r.cost_per_1000_usd:.4f}/1k, learned {r.learned}"
+            ),
+        )
+    if args.save and router.local is not None:
+        router.local.model.save(local_dir(route))  # type: ignore[attr-defined]
+        say(f"saved the learned local model to {local_dir(route)}; run `tiergate calibrate` again")
+    plot = plot_learning(
+        results,
+        route.tiers,
+        args.plot or route.artifacts / "learning.png",
+        title=f"{route.name}: escalated answers teach the local tier (chunks of {args.chunk})",
+    )
+    return results, plot
+
+
+def render(results: list[ChunkResult]) -> str:
+    tiers = list(results[0].shares) if results else []
+    header = f"{'chunk':>5} {'tickets':>8} " + " ".join(f"{t[:18]:>18}" for t in tiers)
+    header += f" {'unaccepted':>10} {'accuracy':>9} {'$/1k':>8} {'learned':>8} {'pool':>7}"
+    lines = [header]
+    for r in results:
+        accuracy = "-" if r.accuracy is None else f"{r.accuracy:.1%}"
+        lines.append(
+            f"{r.index + 1:>5} {r.tickets:>8} "
+            + " ".join(f"{r.shares[t]:>18.1%}" for t in tiers)
+            + f" {r.unaccepted_share:>10.1%} {accuracy:>9} {r.cost_per_1000_usd:>8.4f}"
+            + f" {r.learned:>8} {r.pool:>7}"
+        )
+    return "\n".join(lines)
