@@ -26,6 +26,9 @@ COMMANDS: dict[str, str] = {
     "eval": "tiergate.cli.eval",
     "route": "tiergate.cli.route_one",
     "learn": "tiergate.cli.learn",
+    "serve": "tiergate.cli.serve",
+    "keys": "tiergate.cli.keys",
+    "batch": "tiergate.cli.batch",
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -1,0 +1,197 @@
+"""Batches mode: each Claude tier's share of the rows goes through the Message Batches API.
+
+Rows are taken a segment at a time. For each Claude tier in ladder order (a wave), the engine
+walks the segment with every answer recorded so far and reports, per row, the first tier still
+missing; the rows missing this wave's tier become message batches (50% off). When the batches
+end, their results are journaled and the next wave sees them: rows the cheap tier did not accept
+go to the next tier as another batch. A final walk with every answer recorded gives the
+decisions, written in input order.
+
+Resumable: a batch id is journaled the moment it is created, so a resumed run polls it rather
+than paying again; a batch whose results are all recorded is marked collected. A kill between
+the API creating a batch and the id reaching the journal (a few milliseconds) leaves that one
+batch orphaned: its rows are sent again, and the orphan's answers are never read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import anthropic
+
+from tiergate.bulk.context import BulkContext, unique_text_chunks
+from tiergate.bulk.journal import BatchRecord
+from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
+from tiergate.bulk.rows import Row, RowError
+from tiergate.bulk.tier import PENDING, pending
+from tiergate.bulk.writer import OrderedWriter, Result
+from tiergate.routing.engine import Decision
+from tiergate.tiers.base import LocalView, Ticket
+
+WALK_ROWS = 256  # rows per engine walk between waves: the local model's batch
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    batch_size: int = 2000  # requests per message batch (the API allows 100,000 and 256 MB)
+    segment_rows: int = 20000  # rows held in memory while their batches run
+    poll_first_s: float = 1.0
+    poll_max_s: float = 60.0
+
+
+@dataclass
+class WaveCounts:
+    """What this run sent, for the progress bar."""
+
+    batches_created: int = 0
+    requests_sent: int = 0
+    results_recorded: int = 0
+
+
+async def run_batches(
+    context: BulkContext,
+    items: Iterable[Row | RowError],
+    writer: OrderedWriter,
+    settings: BatchSettings,
+    counts: WaveCounts,
+) -> None:
+    if context.claude and context.client is None:
+        raise ValueError("batches mode with Claude tiers needs a client")
+    for segment in _segments(items, settings.segment_rows):
+        placed: list[tuple[int, Row]] = []
+        for item in segment:
+            place = await writer.reserve()
+            if isinstance(item, RowError):
+                writer.put(place, Result(errors=(error_row(item),)))
+            else:
+                placed.append((place, item))
+        rows = [row for _, row in placed]
+        for tier in context.route.claude_tiers:
+            needing = [row for row, first in await _first_missing(context, rows) if first == tier]
+            await _wave(context, tier, needing, settings, counts)
+        walked = await _walk(context, rows)
+        for (place, row), (_, decision) in zip(placed, walked, strict=True):
+            failure = upstream_failure(row, decision)
+            writer.put(
+                place,
+                Result(
+                    outcome_row(row, decision, context.book, batch=True),
+                    () if failure is None else (failure,),
+                ),
+            )
+
+
+def _segments(items: Iterable[Row | RowError], size: int) -> Iterator[list[Row | RowError]]:
+    segment: list[Row | RowError] = []
+    for item in items:
+        segment.append(item)
+        if len(segment) >= size:
+            yield segment
+            segment = []
+    if segment:
+        yield segment
+
+
+async def _walk(context: BulkContext, rows: Sequence[Row]) -> list[tuple[Row, Decision]]:
+    """The engine on recorded answers only; a tier without one answers "pending"."""
+    missing = {name: pending(tier) for name, tier in context.claude.items()}
+    walked: list[tuple[Row, Decision]] = []
+    for chunk in unique_text_chunks(rows, WALK_ROWS):
+        router = context.router(chunk, missing)
+        decisions = await router.classify_many([row.text for row in chunk])
+        walked.extend(zip(chunk, decisions, strict=True))
+    return walked
+
+
+async def _first_missing(context: BulkContext, rows: Sequence[Row]) -> list[tuple[Row, str | None]]:
+    """Per row, the first tier the engine wanted but has no answer from (None: decided)."""
+    return [
+        (row, next((s.tier for s in decision.trace if s.problem == PENDING), None))
+        for row, decision in await _walk(context, rows)
+    ]
+
+
+async def _wave(
+    context: BulkContext,
+    tier_name: str,
+    rows: Sequence[Row],
+    settings: BatchSettings,
+    counts: WaveCounts,
+) -> None:
+    journal = context.journal
+    lines = {row.line for row in rows}
+    covered = {
+        line
+        for batch in journal.open_batches.values()
+        if batch.tier == tier_name
+        for line in batch.lines
+    }
+    to_send = [row for row in rows if row.line not in covered]
+    for start in range(0, len(to_send), settings.batch_size):
+        group = to_send[start : start + settings.batch_size]
+        await _create(context, tier_name, group, counts)
+    waiting = [
+        batch
+        for batch in list(journal.open_batches.values())
+        if batch.tier == tier_name and lines.intersection(batch.lines)
+    ]
+    await asyncio.gather(*(_collect(context, batch, settings, counts) for batch in waiting))
+
+
+async def _create(
+    context: BulkContext, tier_name: str, rows: Sequence[Row], counts: WaveCounts
+) -> None:
+    tier = context.claude[tier_name]
+    texts = [row.text for row in rows]
+    views: list[LocalView | None] = (
+        list(await asyncio.to_thread(context.local.view, texts))
+        if context.local is not None
+        else [None] * len(rows)
+    )
+    requests = [
+        {"custom_id": f"L{row.line}", "params": tier.request(Ticket(row.text, view))}
+        for row, view in zip(rows, views, strict=True)
+    ]
+    client = cast(anthropic.AsyncAnthropic, context.client)
+    batch = await client.messages.batches.create(requests=cast(Any, requests))
+    context.journal.record_batch(tier_name, batch.id, tuple(row.line for row in rows))
+    context.journal.sync()  # the id is what stops a resumed run from paying twice
+    counts.batches_created += 1
+    counts.requests_sent += len(rows)
+
+
+async def _collect(
+    context: BulkContext, batch: BatchRecord, settings: BatchSettings, counts: WaveCounts
+) -> None:
+    client = cast(anthropic.AsyncAnthropic, context.client)
+    delay = settings.poll_first_s
+    while True:
+        status = await client.messages.batches.retrieve(batch.id)
+        if status.processing_status == "ended":
+            break
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, settings.poll_max_s)
+    journal = context.journal
+    seen: set[int] = set()
+    async for entry in await client.messages.batches.results(batch.id):
+        line = int(entry.custom_id.removeprefix("L"))
+        seen.add(line)
+        if journal.answer(line, batch.tier) is not None:
+            continue  # recorded before a kill: read once, never twice
+        result = entry.result
+        if result.type == "succeeded":
+            journal.record_answer(line, batch.tier, result.message.model_dump(), 0.0)
+        else:
+            problem = f"batch result {result.type}"
+            if result.type == "errored":
+                problem += f": {result.error.error.type}"
+            journal.record_answer(line, batch.tier, None, 0.0, problem)
+        counts.results_recorded += 1
+    for line in set(batch.lines) - seen:
+        if journal.answer(line, batch.tier) is None:
+            journal.record_answer(line, batch.tier, None, 0.0, "batch result missing")
+    journal.record_collected(batch.id)
+    journal.sync()

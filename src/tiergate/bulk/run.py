@@ -1,0 +1,134 @@
+"""One bulk run, start to end: claim the output, resume where it stopped, route, summarize."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from tiergate.bulk.batches import BatchSettings, WaveCounts, run_batches
+from tiergate.bulk.context import BulkContext, SerialViewer
+from tiergate.bulk.durable import AppendFile, read_records
+from tiergate.bulk.gate import UpstreamGate
+from tiergate.bulk.journal import Journal
+from tiergate.bulk.live import CHUNK_ROWS, run_live
+from tiergate.bulk.progress import ProgressBar, snapshot
+from tiergate.bulk.rows import count_rows, read_rows
+from tiergate.bulk.state import RunFiles, claim, manifest_for
+from tiergate.bulk.summary import summarize
+from tiergate.bulk.writer import OrderedWriter
+from tiergate.core.prices import PriceBook
+from tiergate.limits import RateLimits
+from tiergate.routing.route import Route
+from tiergate.routing.runtime import POLICY_FILE, open_router
+from tiergate.tiers.claude import ClaudeTier
+
+MODES = ("live", "batches")
+
+
+@dataclass(frozen=True)
+class BulkOptions:
+    route: Route
+    source: Path
+    output: Path
+    errors: Path
+    mode: str = "live"
+    limits: RateLimits = field(default_factory=RateLimits)
+    concurrency: int = 64
+    batches: BatchSettings = field(default_factory=BatchSettings)
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    resumed_after_line: int
+    summary: dict[str, Any]
+
+
+async def run_bulk(
+    options: BulkOptions, book: PriceBook, client: anthropic.AsyncAnthropic | None
+) -> BulkResult:
+    if options.mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
+    route = options.route
+    files = RunFiles(options.output, options.errors)
+    manifest = manifest_for(options.source, route.artifacts / POLICY_FILE, route.name, options.mode)
+    resume = claim(files, manifest)
+    base = open_router(route, book, client if route.claude_tiers else None)
+    claude: dict[str, ClaudeTier] = {}
+    for name, tier in base.tiers.items():
+        if not isinstance(tier, ClaudeTier):
+            raise TypeError(f"tier {name} is not a Claude tier")
+        claude[name] = tier
+    journal = Journal(files.journal, after_line=resume)
+    gate = UpstreamGate(options.limits, options.concurrency)
+    context = BulkContext(
+        route=route,
+        book=book,
+        policies=base.policies,
+        local=SerialViewer(base.local) if base.local is not None else None,
+        claude=claude,
+        journal=journal,
+        client=client,
+        gate=gate,
+        batch_prices=options.mode == "batches",
+    )
+    window = (
+        options.batches.segment_rows
+        if options.mode == "batches"
+        else max(8 * options.concurrency, 4 * CHUNK_ROWS)
+    )
+    writer = OrderedWriter(
+        AppendFile(files.output),
+        AppendFile(files.errors),
+        window,
+        on_written=lambda line: journal.forget(line, route.claude_tiers),
+        sync_also=journal.sync,
+    )
+    waves = WaveCounts()
+
+    def upstream_calls() -> int:
+        return gate.calls if options.mode == "live" else waves.requests_sent
+
+    bar = ProgressBar(
+        count_rows(options.source),
+        count_rows(options.source, up_to_line=resume),
+        lambda: snapshot(writer.written, upstream_calls()),
+    )
+    ticker = asyncio.create_task(bar.run()) if options.progress else None
+    started = time.perf_counter()
+    items = read_rows(options.source, after_line=resume)
+    try:
+        if options.mode == "live":
+            await run_live(context, items, writer)
+        else:
+            await run_batches(context, items, writer, options.batches, waves)
+    finally:
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        writer.sync()
+        writer.output.close()
+        writer.errors.close()
+        journal.close()
+    elapsed = time.perf_counter() - started
+    if options.progress:
+        bar.draw(final=True)
+    summary = summarize(
+        route,
+        options.source,
+        options.output,
+        mode=options.mode,
+        errors=sum(1 for _ in read_records(options.errors)),
+        elapsed_s=elapsed,
+        rows_this_run=writer.written.rows,
+        upstream_calls=upstream_calls(),
+    )
+    summary["resumed_after_line"] = resume
+    return BulkResult(resume, summary)

@@ -1,0 +1,131 @@
+"""``tiergate batch ROUTE --in FILE.jsonl --out FILE.jsonl``: a whole file through a route.
+
+Live mode keeps every Claude model at its rate limits; batches mode sends each Claude tier's
+share through the Message Batches API at half price. Killed at any moment, the same command run
+again continues where it stopped (see docs/bulk.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+from tiergate.bulk.batches import BatchSettings
+from tiergate.bulk.run import MODES, BulkOptions, BulkResult, run_bulk
+from tiergate.bulk.state import StateMismatchError
+from tiergate.bulk.summary import render
+from tiergate.cli.claude_access import add_access_arguments, claude_access, say
+from tiergate.cli.errors import CliError
+from tiergate.core.prices import load_price_book
+from tiergate.limits import RateLimits
+from tiergate.routing.route import load_route
+from tiergate.routing.runtime import route_data
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "batch", help="route a JSONL file, live or through the Message Batches API; resumable"
+    )
+    parser.add_argument("route", type=Path, help="route file (or its folder)")
+    parser.add_argument(
+        "--in", dest="source", type=Path, required=True, help="JSONL rows: id, text, label"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="JSONL results, in input order")
+    parser.add_argument(
+        "--errors", type=Path, help="rows that failed, with line and reason (default OUT.errors)"
+    )
+    parser.add_argument("--mode", choices=MODES, default="live", help="default %(default)s")
+    limits = parser.add_argument_group("live mode: limits per Claude model")
+    limits.add_argument("--rpm", type=_count, help="requests per minute")
+    limits.add_argument("--itpm", type=_count, help="input tokens per minute (uncached)")
+    limits.add_argument("--otpm", type=_count, help="output tokens per minute")
+    limits.add_argument(
+        "--concurrency", type=_count, default=64, help="calls in flight (default %(default)s)"
+    )
+    batches = parser.add_argument_group("batches mode")
+    batches.add_argument(
+        "--batch-size", type=_count, default=2000, help="requests per batch (default %(default)s)"
+    )
+    batches.add_argument(
+        "--segment-rows",
+        type=_count,
+        default=20000,
+        help="rows held while their batches run (default %(default)s)",
+    )
+    batches.add_argument(
+        "--poll-max", type=_seconds, default=60.0, help="longest wait between polls, seconds"
+    )
+    batches.add_argument(
+        "--poll-first", type=_seconds, default=1.0, help="first wait between polls, seconds"
+    )
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
+    add_access_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.source.is_file():
+        raise CliError(f"--in {args.source}: no such file")
+    if args.out.resolve() == args.source.resolve():
+        raise CliError("--out must not be the input file")
+    try:
+        result = asyncio.run(_run(args))
+    except StateMismatchError as error:
+        raise CliError(str(error)) from None
+    if args.json:
+        print(json.dumps(result.summary, indent=2))
+    else:
+        print(render(result.summary))
+    return 0
+
+
+async def _run(args: argparse.Namespace) -> BulkResult:
+    route = load_route(args.route)
+    book = load_price_book(args.prices)
+    options = BulkOptions(
+        route=route,
+        source=args.source,
+        output=args.out,
+        errors=args.errors or args.out.with_name(args.out.name + ".errors"),
+        mode=args.mode,
+        limits=RateLimits(args.rpm, args.itpm, args.otpm),
+        concurrency=args.concurrency,
+        batches=BatchSettings(
+            batch_size=args.batch_size,
+            segment_rows=args.segment_rows,
+            poll_first_s=args.poll_first,
+            poll_max_s=args.poll_max,
+        ),
+        progress=not args.no_progress,
+    )
+    if not route.claude_tiers:
+        return await run_bulk(options, book, None)
+    data = route_data(route)
+    async with claude_access(args, route, data.train + data.calibration) as access:
+        say(access.banner())
+        return await run_bulk(options, book, access.client)
