@@ -1,0 +1,80 @@
+"""``tiergate keys create|list|revoke``: the gateway's API keys (stored hashed)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tiergate.cli.errors import CliError, positive
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("keys", help="create, list and revoke gateway API keys")
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--config", type=Path, help="gateway YAML file (its `keys:` store)")
+    where.add_argument(
+        "--store", type=Path, help="key store file (default $TIERGATE_KEYS or tiergate-keys.json)"
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = actions.add_parser("create", parents=[where], help="create a key (shown once)")
+    create.add_argument("--name", required=True, help="who or what the key is for")
+    create.add_argument("--budget-usd-day", type=positive, help="daily spending budget in USD")
+    create.add_argument("--rpm", type=int, help="requests per minute for this key")
+    create.add_argument("--admin", action="store_true", help="may read everyone's /v1/usage")
+    actions.add_parser("list", parents=[where], help="list keys (never their secrets)")
+    revoke = actions.add_parser("revoke", parents=[where], help="revoke a key by id or name")
+    revoke.add_argument("key", help="key id (key_...) or name")
+    parser.set_defaults(handler=run)
+
+
+def store_path(args: argparse.Namespace) -> Path:
+    if args.store is not None:
+        return Path(args.store)
+    if args.config is not None:
+        from tiergate.gateway.config import ConfigError, load_config
+
+        try:
+            return load_config(args.config).keys_path
+        except ConfigError as error:
+            raise CliError(str(error)) from None
+    return Path(os.environ.get("TIERGATE_KEYS", "tiergate-keys.json"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from tiergate.gateway.keys import KeyStore, KeyStoreError
+
+    try:
+        store = KeyStore(store_path(args))
+        if args.action == "create":
+            if args.rpm is not None and args.rpm < 1:
+                raise CliError("--rpm must be positive")
+            key, secret = store.create(
+                args.name, budget_usd_day=args.budget_usd_day, rpm=args.rpm, admin=args.admin
+            )
+            print(secret)
+            print(
+                f"created {key.id} ({key.name}) in {store.path}: the key above is shown only "
+                "once, store it now",
+                file=sys.stderr,
+            )
+        elif args.action == "list":
+            print(f"{'id':<18} {'name':<24} {'budget/day':>11} {'rpm':>7} {'admin':>5}  created")
+            for key in store.list():
+                if key.revoked:
+                    continue
+                budget = "-" if key.budget_usd_day is None else f"${key.budget_usd_day:,.2f}"
+                created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at))
+                print(
+                    f"{key.id:<18} {key.name:<24} {budget:>11} {key.rpm or '-':>7} "
+                    f"{'yes' if key.admin else 'no':>5}  {created}"
+                )
+        else:
+            revoked = store.revoke(args.key)
+            print(f"revoked {revoked.id} ({revoked.name})")
+    except KeyStoreError as error:
+        raise CliError(str(error)) from None
+    return 0

@@ -1,0 +1,239 @@
+"""The gateway as a raw ASGI app: dispatch, authentication, error rendering and lifespan.
+
+Build it with :func:`GatewayApp` from a :class:`GatewayConfig`; everything it holds lives on the
+instance (``services``), created at start-up and closed at shutdown, so several apps can run in
+one process (the tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import anthropic
+import orjson
+
+from tiergate.core.prices import PriceBook, load_price_book
+from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
+from tiergate.gateway.budgets import Budgets, utc_day
+from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
+from tiergate.gateway.errors import GatewayError, error_body, new_request_id
+from tiergate.gateway.keys import ApiKey, KeyStore, presented_key
+from tiergate.gateway.ledger import Ledger
+from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
+from tiergate.gateway.metrics import Metrics
+from tiergate.gateway.ratelimit import KeyRpm, UpstreamLimits
+from tiergate.gateway.services import Request, Services
+from tiergate.gateway.upstream import Upstream
+from tiergate.gateway.usage import parse_query, usage_report
+
+log = logging.getLogger("tiergate.gateway")
+
+KEY_RELOAD_S = 1.0
+
+
+class GatewayApp:
+    def __init__(self, config: GatewayConfig, *, book: PriceBook | None = None) -> None:
+        self.config = config
+        self._book = book
+        self._services: Services | None = None
+        self._background: list[asyncio.Task[None]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def services(self) -> Services:
+        if self._services is None:
+            raise RuntimeError("the gateway has not started")
+        return self._services
+
+    async def startup(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        config = self.config
+        book = self._book or load_price_book(config.prices)
+        rules = {n: r for n, r in config.routes.items() if isinstance(r, RulesRoute)}
+        _check_models(config, book, rules)
+        ledger = Ledger(config.ledger_url, flush_s=config.ledger_flush_s)
+        now = time.time()
+        limits = UpstreamLimits(config.limits, canonical=lambda name: book.get(name).name)
+        upstream = Upstream(config.upstream, limits)
+        await upstream.start()
+        services = Services(
+            config=config,
+            book=book,
+            keys=KeyStore(config.keys_path),
+            budgets=Budgets(await asyncio.to_thread(ledger.spent_on, utc_day(now)), now=now),
+            key_rpm=KeyRpm(),
+            limits=limits,
+            upstream=upstream,
+            ledger=ledger,
+            metrics=Metrics(),
+            rules=rules,
+            strong=book.get(config.strong_model),
+        )
+        classify_routes = [r for r in config.routes.values() if isinstance(r, ClassifyRoute)]
+        if classify_routes:
+            services.classifiers = await asyncio.to_thread(
+                _open_classifiers, classify_routes, book, config
+            )
+        ledger.start()
+        self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
+        self._services = services
+
+    async def shutdown(self) -> None:
+        for task in self._background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+        if self._services is not None:
+            services, self._services = self._services, None
+            for classifier in services.classifiers.values():
+                await classifier.aclose()
+            await services.upstream.close()
+            await services.ledger.close()  # writes every row still pending
+
+    async def _reload_keys(self) -> None:
+        while True:
+            await asyncio.sleep(KEY_RELOAD_S)
+            try:
+                self.services.keys.reload_if_changed()
+            except Exception:
+                log.exception("could not reload the key store; keeping the keys loaded before")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as error:
+                    log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(error)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = new_request_id()
+        services = self.services
+        try:
+            await self._dispatch(services, scope, receive, send, request_id)
+        except GatewayError as error:
+            services.metrics.rejected(error.status)
+            body = error_body(error.error_type, error.message, request_id)
+            await respond(send, error.status, body, request_id, error.headers)
+        except ClientGone:
+            return
+        except Exception:
+            log.exception("request %s failed", request_id)
+            body = error_body("api_error", "internal error in the gateway", request_id)
+            with contextlib.suppress(Exception):  # the response may have started already
+                await respond(send, 500, body, request_id)
+
+    async def _dispatch(
+        self, services: Services, scope: Scope, receive: Receive, send: Send, request_id: str
+    ) -> None:
+        path, method = scope["path"], scope["method"]
+        if path == "/healthz":
+            await respond(send, 200, b'{"status":"ok"}', request_id)
+            return
+        if path == "/metrics":
+            await respond(
+                send, 200, services.metrics.render(), request_id, (), services.metrics.content_type
+            )
+            return
+        handler = ROUTES.get(path)
+        if handler is None:
+            raise GatewayError(404, f"no such endpoint: {path}")
+        wanted, function = handler
+        if method != wanted:
+            raise GatewayError(405, f"{path} takes {wanted}, not {method}")
+        key = authenticate(services, scope)
+        request = Request(request_id, key, time.time(), time.perf_counter())
+        await function(services, request, scope, receive, send)
+
+
+def authenticate(services: Services, scope: Scope) -> ApiKey:
+    presented = presented_key(header(scope, b"authorization"), header(scope, b"x-api-key"))
+    if not presented:
+        raise GatewayError(401, "missing API key: send x-api-key or Authorization: Bearer")
+    key = services.keys.authenticate(presented)
+    if key is None:
+        raise GatewayError(401, "invalid API key")
+    services.key_rpm.check(key)
+    return key
+
+
+async def handle_classify(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    body = parse_json_object(await read_body(scope, receive, services.config.max_body_bytes))
+    route, text = body.get("route"), body.get("text")
+    if not isinstance(route, str) or not isinstance(text, str) or not text.strip():
+        raise GatewayError(400, 'expected {"route": NAME, "text": TEXT} with non-empty text')
+    classifier = services.classifiers.get(route)
+    if classifier is None:
+        known = ", ".join(sorted(services.classifiers)) or "none"
+        raise GatewayError(404, f"route: {route!r} is not a classification route ({known})")
+    await classifier.answer_classify(services, request, text, receive, send)
+
+
+async def handle_usage(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    query = parse_query(scope.get("query_string", b""), request.key, request.at)
+    await services.ledger.flush()  # the report includes requests answered a moment ago
+    report = await asyncio.to_thread(
+        usage_report, services.ledger.engine, query, services.strong.name
+    )
+    await respond(send, 200, orjson.dumps(report), request.request_id, (), JSON)
+
+
+ROUTES: dict[str, tuple[str, Any]] = {
+    "/v1/messages": ("POST", handle_messages),
+    "/v1/messages/count_tokens": ("POST", handle_count_tokens),
+    "/v1/classify": ("POST", handle_classify),
+    "/v1/usage": ("GET", handle_usage),
+}
+
+
+def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, RulesRoute]) -> None:
+    """Fail at start-up, not on the first request, on a model the price book does not know."""
+    names = [config.strong_model, *config.upstream.fallbacks, *config.upstream.fallbacks.values()]
+    names += [model for route in rules.values() for model in route.tiers.values()]
+    names += list(config.limits.per_model)
+    for name in names:
+        if name not in book:
+            hint = ", ".join(book.suggest(name))
+            raise ConfigError(
+                f"unknown model {name!r} in the config"
+                + (f" (did you mean {hint}?)" if hint else "")
+            )
+    clash = set(config.routes) & set(book.names())
+    if clash:
+        raise ConfigError(f"route names must not be model ids: {', '.join(sorted(clash))}")
+
+
+def _open_classifiers(
+    routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
+) -> dict[str, Any]:
+    from tiergate.gateway.classify import Classifier
+
+    client = anthropic.AsyncAnthropic(
+        api_key=config.upstream.api_key or "sk-none",
+        base_url=config.upstream.base_url,
+        max_retries=config.upstream.max_retries,
+    )
+    return {route.name: Classifier.open(route, book, client) for route in routes}

@@ -1,0 +1,219 @@
+"""Classification routes: the routing engine behind ``/v1/classify`` and ``/v1/messages``.
+
+The engine (``tiergate.routing``) walks the route's ladder (local model, Haiku, Sonnet) and
+prices each Claude call from the price book; this module adds what the gateway owes every
+request: a budget reservation bounded by the ladder's dearest path, one ledger row, and the
+Anthropic message shape when a classification route is called as a model. It is imported only
+when the config has a classification route, so a gateway without one never loads the local
+model (or torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import orjson
+
+from tiergate.core.prices import PriceBook
+from tiergate.core.usage import Usage
+from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
+from tiergate.gateway.config import ClassifyRoute
+from tiergate.gateway.costs import max_cost_usd
+from tiergate.gateway.disconnect import guard
+from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.services import Outcome, Request, Services, record
+from tiergate.routing.engine import Decision, Router
+from tiergate.routing.route import LOCAL, load_route
+from tiergate.routing.runtime import open_router
+from tiergate.tiers.base import Ticket
+from tiergate.tiers.claude import ClaudeTier
+
+# Few-shot neighbours are chosen inside the engine, after the reservation: allow this many
+# bytes for each one shown to a Claude tier.
+NEIGHBOUR_BYTES = 600
+
+
+class Classifier:
+    def __init__(self, name: str, router: Router, strong_mean_usd: float | None) -> None:
+        self.name = name
+        self.router = router
+        self._strong_mean_usd = strong_mean_usd
+
+    @classmethod
+    def open(
+        cls, config: ClassifyRoute, book: PriceBook, client: anthropic.AsyncAnthropic
+    ) -> Classifier:
+        route = load_route(config.route_file)
+        router = open_router(route, book, client, concurrency=config.concurrency)
+        return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
+
+    async def aclose(self) -> None:
+        await self.router.aclose()
+
+    def max_cost_usd(self, text: str) -> float:
+        """Every Claude tier called, each with its longest prompt and answer."""
+        total = 0.0
+        few_shot = self.router.route.few_shot
+        for tier in self.router.tiers.values():
+            if isinstance(tier, ClaudeTier):
+                body = tier.request(Ticket(text))
+                size = len(orjson.dumps(body)) + few_shot * NEIGHBOUR_BYTES
+                total += max_cost_usd([tier.model], size, int(body["max_tokens"]), cached=True)
+        return total
+
+    async def decide(
+        self, services: Services, request: Request, text: str, receive: Receive
+    ) -> tuple[Decision | None, Outcome]:
+        reservation = services.budgets.reserve(request.key, self.max_cost_usd(text), request.at)
+        outcome = Outcome(self.name, "", [], "", 0, "rejected")
+        try:
+            decision = await guard(self.router.classify(text), receive)
+            self._describe(decision, outcome)
+        except ClientGone:
+            outcome.status, outcome.outcome = 499, "client_disconnected"
+            return None, outcome
+        finally:
+            services.budgets.settle(reservation, outcome.cost_usd)
+        return decision, outcome
+
+    def _describe(self, decision: Decision, outcome: Outcome) -> None:
+        answers = decision.answers
+        claude = self.router.route.claude_tiers
+        strong_answer = next((a for a in answers if claude and a.tier == claude[-1]), None)
+        answering = next((a for a in answers if a.tier == decision.tier), None)
+        outcome.tier = decision.tier or ""
+        outcome.tiers_tried = [step.tier for step in decision.trace]
+        outcome.model = (answering.model if answering else None) or decision.tier or ""
+        outcome.status, outcome.outcome = 200, "ok"
+        outcome.escalated = decision.escalated
+        outcome.usage = sum((answer.usage for answer in answers), Usage())
+        outcome.cost_usd = decision.cost_usd
+        outcome.strong_only_usd = (
+            strong_answer.cost_usd if strong_answer is not None else self._strong_mean_usd or 0.0
+        )
+
+    async def answer_classify(
+        self, services: Services, request: Request, text: str, receive: Receive, send: Send
+    ) -> None:
+        decision, outcome = await self.decide(services, request, text, receive)
+        record(services, request, outcome)
+        if decision is None:
+            return
+        body = {**decision.to_dict(), "route": self.name, "model": outcome.model}
+        await respond(send, 200, orjson.dumps(body), request.request_id, _headers(outcome))
+
+    async def answer_message(
+        self,
+        services: Services,
+        request: Request,
+        body: Mapping[str, Any],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        text = last_user_text(body)
+        if not text:
+            raise GatewayError(400, "messages: the last user message has no text to classify")
+        decision, outcome = await self.decide(services, request, text, receive)
+        record(services, request, outcome)
+        if decision is None:
+            return
+        message = {
+            "id": "msg_" + request.request_id.removeprefix("req_"),
+            "type": "message",
+            "role": "assistant",
+            "model": outcome.model,
+            "content": [{"type": "text", "text": decision.label or ""}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": int(outcome.usage.input_tokens),
+                "output_tokens": int(outcome.usage.output_tokens),
+                "cache_creation_input_tokens": int(outcome.usage.cache_write_tokens),
+                "cache_read_input_tokens": int(outcome.usage.cache_read_tokens),
+            },
+        }
+        headers = _headers(outcome)
+        if body.get("stream") is True:
+            await respond(send, 200, _as_events(message), request.request_id, headers, SSE)
+        else:
+            await respond(send, 200, orjson.dumps(message), request.request_id, headers)
+
+
+def _headers(outcome: Outcome) -> list[tuple[str, str]]:
+    return [
+        ("x-tiergate-route", outcome.route),
+        ("x-tiergate-tier", outcome.tier),
+        ("x-tiergate-escalated", "true" if outcome.escalated else "false"),
+        ("x-tiergate-cost-usd", f"{outcome.cost_usd:.8f}"),
+    ]
+
+
+def last_user_text(body: Mapping[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content.strip()
+            if isinstance(content, list):
+                return " ".join(
+                    block.get("text", "")
+                    for block in content
+                    if isinstance(block, dict) and block.get("type") == "text"
+                ).strip()
+    return ""
+
+
+def _as_events(message: dict[str, Any]) -> bytes:
+    """A complete answer as the API's event sequence, for clients that asked for a stream."""
+    usage = message["usage"]
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
+    text = message["content"][0]["text"]
+    events = [
+        ("message_start", {"type": "message_start", "message": start}),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": text},
+            },
+        ),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": usage,
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return b"".join(
+        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+        for name, data in events
+    )
+
+
+def _strong_mean(path: os.PathLike[str] | str) -> float | None:
+    """The strong tier's mean cost per call on the calibration data: the strong-only baseline
+    for tickets that never reached it."""
+    try:
+        report = json.loads(Path(path).read_text()).get("tiers_report") or []
+    except (OSError, ValueError):
+        return None
+    costs = [row["mean_cost_per_call_usd"] for row in report if row.get("tier") != LOCAL]
+    return float(costs[-1]) if costs else None

@@ -1,0 +1,279 @@
+"""``POST /v1/messages`` and ``/v1/messages/count_tokens``: resolve, reserve, forward, meter.
+
+A plain model id is forwarded byte for byte; a rules route rewrites only ``model`` (and drops
+gateway-only metadata); a classification route is answered by the routing engine
+(``classify.py``). Whatever happens after the budget reservation, it is settled in ``finally``
+with what was really charged, and exactly one ledger row is written.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+import orjson
+
+from tiergate.core.usage import Usage
+from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, header, read_body, respond
+from tiergate.gateway.costs import max_cost_usd
+from tiergate.gateway.disconnect import guard
+from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.metering import StreamMeter
+from tiergate.gateway.rules import choose, marks_of, strip_marks
+from tiergate.gateway.services import Outcome, Request, Services, price, record
+from tiergate.gateway.upstream import OpenStream, Outbound, Reply, UpstreamUnavailable
+
+DIRECT = "direct"
+# Rough bytes per token for the upstream ITPM bucket (the budget uses a strict bound instead).
+BYTES_PER_TOKEN = 4
+STREAM_BROKE = (
+    b'event: error\ndata: {"type":"error","error":{"type":"api_error",'
+    b'"message":"the upstream stream broke off"}}\n\n'
+)
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise GatewayError(400, f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise GatewayError(400, "the request body must be a JSON object")
+    return body
+
+
+def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) -> None:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise GatewayError(400, "model: Field required (a Claude model id or a tiergate route)")
+    if needs_max_tokens:
+        max_tokens = body.get("max_tokens")
+        if type(max_tokens) is not int or max_tokens < 1:
+            raise GatewayError(400, "max_tokens: Field required (a positive integer)")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise GatewayError(400, "messages: Field required (a non-empty list)")
+
+
+def unknown_model(services: Services, name: str) -> GatewayError:
+    routes = sorted([*services.rules, *services.classifiers])
+    hint = services.book.suggest(name)
+    did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
+    return GatewayError(
+        404,
+        f"model: {name!r} is neither a known Claude model nor a route of this gateway "
+        f"(routes: {', '.join(routes) or 'none'}){did_you_mean}",
+    )
+
+
+async def handle_messages(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    raw = await read_body(scope, receive, services.config.max_body_bytes)
+    body = parse_json_object(raw)
+    check_messages_body(body)
+    name = body["model"]
+    classifier = services.classifiers.get(name)
+    if classifier is not None:
+        await classifier.answer_message(services, request, body, receive, send)
+        return
+    route, tier = DIRECT, DIRECT
+    rules = services.rules.get(name)
+    if rules is not None:
+        choice = choose(rules, body, marks_of(header(scope, b"x-tiergate-mark"), body))
+        route, tier = name, choice.tier
+        body = {**strip_marks(body), "model": choice.model}
+        raw = orjson.dumps(body)
+    elif name not in services.book:
+        raise unknown_model(services, name)
+    model = body["model"]
+    models = services.upstream.models_for(model)
+    bound = max_cost_usd(
+        [services.book.get(m) for m in models],
+        len(raw),
+        body["max_tokens"],
+        b"cache_control" in raw,
+    )
+    reservation = services.budgets.reserve(request.key, bound, request.at)
+    outbound = Outbound(
+        "/v1/messages",
+        model,
+        raw,
+        body,
+        services.upstream.headers_for(scope["headers"]),
+        input_estimate=len(raw) // BYTES_PER_TOKEN,
+        max_tokens=body["max_tokens"],
+    )
+    outcome = Outcome(route, tier, [model], "", 0, "rejected")
+    try:
+        if body.get("stream") is True:
+            await _relay_stream(services, request, outbound, outcome, receive, send)
+        else:
+            await _forward(services, request, outbound, outcome, receive, send)
+    except GatewayError as error:
+        outcome.status, outcome.outcome = error.status, "rejected"
+        raise
+    finally:
+        services.budgets.settle(reservation, outcome.cost_usd)
+        record(services, request, outcome)
+
+
+def _answer_headers(outcome: Outcome, asked: str, answered: str) -> list[tuple[str, str]]:
+    headers = [
+        ("x-tiergate-route", outcome.route),
+        ("x-tiergate-tier", outcome.tier),
+        ("x-tiergate-escalated", "true" if outcome.escalated else "false"),
+    ]
+    if answered != asked:
+        headers.append(("x-tiergate-fallback", answered))
+    return headers
+
+
+async def _send_upstream_error(
+    reply: Reply, request: Request, outcome: Outcome, send: Send
+) -> None:
+    outcome.status, outcome.outcome, outcome.tiers_tried = (
+        reply.status,
+        "upstream_error",
+        reply.tried,
+    )
+    passed = [
+        (name, reply.headers[name])
+        for name in ("retry-after", "x-should-retry")
+        if name in reply.headers
+    ]
+    await respond(send, reply.status, reply.body, request.request_id, passed)
+
+
+async def _forward(
+    services: Services,
+    request: Request,
+    outbound: Outbound,
+    outcome: Outcome,
+    receive: Receive,
+    send: Send,
+) -> None:
+    try:
+        reply = await guard(services.upstream.send(outbound), receive)
+    except ClientGone:
+        outcome.status, outcome.outcome = 499, "client_disconnected"
+        return
+    except UpstreamUnavailable as error:
+        raise GatewayError(502, f"upstream unavailable: {error}") from None
+    if reply.status >= 400:
+        await _send_upstream_error(reply, request, outcome, send)
+        return
+    message = orjson.loads(reply.body)
+    usage = Usage.from_api(message.get("usage") or {})
+    outcome.cost_usd, outcome.strong_only_usd = price(services, reply.model, usage)
+    outcome.usage, outcome.model, outcome.tiers_tried = usage, reply.model, reply.tried
+    outcome.status, outcome.outcome = reply.status, "ok"
+    if reply.grant is not None:
+        services.limits.settle(reply.grant, int(usage.output_tokens))
+    headers = _answer_headers(outcome, outbound.model, reply.model)
+    headers.append(("x-tiergate-cost-usd", f"{outcome.cost_usd:.8f}"))
+    await respond(send, 200, reply.body, request.request_id, headers)
+
+
+async def _relay_stream(
+    services: Services,
+    request: Request,
+    outbound: Outbound,
+    outcome: Outcome,
+    receive: Receive,
+    send: Send,
+) -> None:
+    outcome.streamed = True
+    try:
+        opened = await guard(services.upstream.open_stream(outbound), receive)
+    except ClientGone:
+        outcome.status, outcome.outcome = 499, "client_disconnected"
+        return
+    except UpstreamUnavailable as error:
+        raise GatewayError(502, f"upstream unavailable: {error}") from None
+    if isinstance(opened, Reply):
+        await _send_upstream_error(opened, request, outcome, send)
+        return
+    outcome.model, outcome.tiers_tried, outcome.status = opened.model, opened.tried, 200
+    meter = StreamMeter()
+    headers = _answer_headers(outcome, outbound.model, opened.model)
+    try:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", SSE),
+                    (b"cache-control", b"no-cache"),
+                    (b"request-id", request.request_id.encode()),
+                    *((name.encode(), value.encode()) for name, value in headers),
+                ],
+            }
+        )
+        outcome.ttft_s = time.perf_counter() - request.started
+        try:
+            await guard(_pump(opened, meter, send), receive)
+            outcome.outcome = "ok" if meter.finished else "stream_error"
+        except ClientGone:
+            outcome.status, outcome.outcome = 499, "client_disconnected"
+    finally:
+        if meter.finished:
+            opened.response.release()
+        else:
+            opened.response.close()  # cancels the upstream generation
+        usage = meter.usage()
+        outcome.usage = usage
+        outcome.cost_usd, outcome.strong_only_usd = price(services, opened.model, usage)
+        services.limits.settle(opened.grant, int(usage.output_tokens))
+
+
+async def _pump(opened: OpenStream, meter: StreamMeter, send: Send) -> None:
+    """Relay the upstream's bytes as they come; end with an ``error`` event if it breaks."""
+    meter.feed(opened.first_chunk)
+    await send({"type": "http.response.body", "body": opened.first_chunk, "more_body": True})
+    try:
+        async for chunk in opened.response.content.iter_any():
+            meter.feed(chunk)
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except (aiohttp.ClientError, TimeoutError):
+        pass
+    if not meter.finished and not meter.errored:
+        # After the first byte there is no falling back: say so the way the API does.
+        meter.errored = True
+        await send({"type": "http.response.body", "body": STREAM_BROKE, "more_body": True})
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def handle_count_tokens(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Passed through (free upstream); a route name counts on the route's default model."""
+    raw = await read_body(scope, receive, services.config.max_body_bytes)
+    body = parse_json_object(raw)
+    check_messages_body(body, needs_max_tokens=False)
+    name = body["model"]
+    rules = services.rules.get(name)
+    if rules is not None:
+        body = {**strip_marks(body), "model": rules.tiers[rules.default]}
+        raw = orjson.dumps(body)
+    elif name in services.classifiers:
+        raise GatewayError(400, f"{name!r} is a classification route: use /v1/classify")
+    elif name not in services.book:
+        raise unknown_model(services, name)
+    outbound = Outbound(
+        "/v1/messages/count_tokens",
+        body["model"],
+        raw,
+        body,
+        services.upstream.headers_for(scope["headers"]),
+        input_estimate=0,
+        max_tokens=0,
+    )
+    try:
+        reply = await guard(services.upstream.send(outbound, limited=False), receive)
+    except ClientGone:
+        return
+    except UpstreamUnavailable as error:
+        raise GatewayError(502, f"upstream unavailable: {error}") from None
+    await respond(send, reply.status, reply.body, request.request_id)
