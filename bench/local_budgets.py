@@ -9,8 +9,11 @@ Calibration data:
 - BANKING77 has no validation split. ``--banking-calibration crossfit`` (default) scores every
   training example with a model fitted on the other four folds (out-of-fold), so all 10,003
   examples calibrate; ``holdout`` trains on 80% and calibrates on the other 20%.
-- CLINC150 calibrates on its ``val`` split plus ``oos_val`` (and ``oos_train``) messages, which
-  count as always wrong: any label the local tier gives an out-of-scope message is an error.
+- CLINC150 (``--clinc-calibration holdout``, default) trains on ``train`` and calibrates on its
+  ``val`` split plus ``oos_val`` and ``oos_train`` messages, which count as always wrong: any
+  label the local tier gives an out-of-scope message is an error. ``crossfit`` trains on
+  train+val and calibrates out-of-fold; ``--clinc-oos-class`` trains with ``oos_train`` as a
+  label of its own that always escalates (then only ``oos_val`` calibrates).
 
 Run::
 
@@ -57,7 +60,15 @@ class Scored:
 
     @property
     def correct(self) -> NDArray[np.bool_]:
-        return np.array([p == g for p, g in zip(self.predicted, self.gold, strict=True)])
+        # An out-of-scope message is wrong wherever the local tier accepts it.
+        return np.array(
+            [p == g != OUT_OF_SCOPE for p, g in zip(self.predicted, self.gold, strict=True)]
+        )
+
+    @property
+    def escalates(self) -> NDArray[np.bool_]:
+        """Rows the local tier itself calls out of scope: never accepted, always escalated."""
+        return np.array([p == OUT_OF_SCOPE for p in self.predicted])
 
 
 def cached_encode(
@@ -93,7 +104,11 @@ def calibrated_scores(
     calibrator = Calibrator.fit(
         {n: calibration.features[n] for n in LOCAL_FEATURES}, calibration.correct
     )
-    return calibrator.predict(calibration.features), calibrator.predict(test.features)
+    never = -1.0  # below any calibrated probability, so never above a fitted threshold
+    return (
+        np.where(calibration.escalates, never, calibrator.predict(calibration.features)),
+        np.where(test.escalates, never, calibrator.predict(test.features)),
+    )
 
 
 def budget_rows(
@@ -172,25 +187,53 @@ def banking77(
 
 
 def clinc150(
-    encoder: Encoder, encode: Callable[[Sequence[str]], NDArray[np.float32]], delta: float
+    encoder: Encoder,
+    encode: Callable[[Sequence[str]], NDArray[np.float32]],
+    mode: str,
+    oos_class: bool,
+    delta: float,
 ) -> list[dict[str, object]]:
+    """CLINC150: out-of-scope messages carry the gold label "oos" and are always errors.
+
+    With ``oos_class`` the training data includes out-of-scope examples as a label of its own,
+    which the local tier never accepts (a message it calls out of scope escalates).
+    """
     raw = json.loads((DATA / "clinc150" / "clinc150_data_full.json").read_text())
 
-    def examples(key: str) -> list[Example]:
-        return [Example(text, label) for text, label in raw[key]]
+    def examples(*keys: str) -> list[Example]:
+        return [Example(text, label) for key in keys for text, label in raw[key]]
 
-    train = examples("train")
-    model = LocalModel.train(train, encoder, vectors=encode([e.text for e in train]))
-    held = examples("val") + examples("oos_val") + examples("oos_train")
-    # Out-of-scope messages keep the gold label "oos", which the model never predicts, so each
-    # one counts as an error wherever it is accepted.
-    calibration = score(model, encode([e.text for e in held]), [e.label for e in held])
-    test = examples("test")
-    test_scored = score(model, encode([e.text for e in test]), [e.label for e in test])
-    oos = examples("oos_test")
-    oos_scored = score(model, encode([e.text for e in oos]), [e.label for e in oos])
+    def vectors(*keys: str) -> NDArray[np.float32]:
+        # Split by split, so each split's embeddings are cached once whatever the combination.
+        return np.vstack([encode([text for text, _ in raw[key]]) for key in keys])
+
+    if mode == "crossfit":
+        keys = ("train", "val", "oos_train", "oos_val") if oos_class else ("train", "val")
+        model = LocalModel.train(examples(*keys), encoder, vectors=vectors(*keys))
+        fold = model.cross_fit(folds=5, seed=0)
+        calibration = Scored(fold.labels, fold.gold, fold.features)
+        if not oos_class:
+            held = examples("oos_train", "oos_val")
+            scored = score(model, vectors("oos_train", "oos_val"), [e.label for e in held])
+            calibration = Scored(
+                calibration.predicted + scored.predicted,
+                calibration.gold + scored.gold,
+                {
+                    n: np.concatenate([calibration.features[n], scored.features[n]])
+                    for n in calibration.features
+                },
+            )
+    else:
+        train_keys = ("train", "oos_train") if oos_class else ("train",)
+        held_keys = ("val", "oos_val") if oos_class else ("val", "oos_val", "oos_train")
+        model = LocalModel.train(examples(*train_keys), encoder, vectors=vectors(*train_keys))
+        held = examples(*held_keys)
+        calibration = score(model, vectors(*held_keys), [e.label for e in held])
+    test_scored = score(model, vectors("test"), [e.label for e in examples("test")])
+    oos_scored = score(model, vectors("oos_test"), [e.label for e in examples("oos_test")])
     print(f"clinc150: in-scope test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
-    return budget_rows("clinc150", calibration, test_scored, oos_scored, delta)
+    name = f"clinc150 ({mode}{', oos class' if oos_class else ''})"
+    return budget_rows(name, calibration, test_scored, oos_scored, delta)
 
 
 def print_table(rows: list[dict[str, object]]) -> None:
@@ -223,6 +266,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--banking-calibration", choices=("crossfit", "holdout"), default="crossfit"
     )
+    parser.add_argument("--clinc-calibration", choices=("crossfit", "holdout"), default="holdout")
+    parser.add_argument(
+        "--clinc-oos-class",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="train with oos_train as a label of its own that always escalates",
+    )
     parser.add_argument("--datasets", default="banking77,clinc150")
     parser.add_argument("--cache", type=Path, default=None, help="directory to cache embeddings")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
@@ -235,7 +285,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "banking77" in wanted:
         rows += banking77(encoder, encode, args.banking_calibration, args.delta)
     if "clinc150" in wanted:
-        rows += clinc150(encoder, encode, args.delta)
+        rows += clinc150(encoder, encode, args.clinc_calibration, args.clinc_oos_class, args.delta)
     print(f"local tier alone; encoder {encoder.name}; delta {args.delta}")
     print_table(rows)
     if args.json:

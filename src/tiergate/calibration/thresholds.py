@@ -20,9 +20,15 @@ Procedure (Learn-then-Test, Angelopoulos et al. 2021, with fixed-sequence testin
    ``delta`` without any Bonferroni split, because a later hypothesis is only tested when all
    earlier ones were rejected: with probability at least ``1 - delta`` the chosen threshold's
    true accepted error is within the budget (for new data exchangeable with calibration data).
-4. Candidates accepting fewer than :func:`min_trials_for_budget` examples cannot be certified
-   even with zero errors; testing them would only stop the walk, so the walk starts after them
-   (that count depends only on the scores). If no candidate is rejected, nothing is accepted.
+4. Where the walk starts matters: candidates accepting fewer than :func:`min_trials_for_budget`
+   examples cannot be certified even with zero errors, and just above that count one confident
+   mistake among the top scores fails the first test and ends the walk with nothing accepted
+   (seen on CLINC150, where a few out-of-scope messages score very high). So by default the
+   walk starts at the candidate accepting ``4 x min_trials_for_budget`` answers (about 1,200 at
+   a 1% budget, where a few errors still pass), or half the calibration set if that is smaller,
+   and never below ``min_trials_for_budget``. The start depends on the scores' count only,
+   never on correctness, so the sequence is still fixed in advance. If no candidate is
+   rejected, nothing is accepted.
 
 Monotonicity: for one start, a looser budget or delta rejects every null a stricter one does, so
 it accepts at least as much. The default start moves with budget and delta, though, so a looser
@@ -51,6 +57,7 @@ from tiergate.calibration.bounds import clopper_pearson_upper, min_trials_for_bu
 
 ACCEPT_NOTHING = math.inf
 DEFAULT_MAX_CANDIDATES = 200
+START_MULTIPLE = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +127,8 @@ def fit_threshold(
     """The lowest certified threshold (see the module docstring for the procedure).
 
     ``start_accepted`` starts the walk at the first candidate accepting at least that many
-    calibration answers (never before the count that can be certified at all).
+    calibration answers (never before the count that can be certified at all); by default
+    ``min(4 x min_trials_for_budget, calibration size // 2)``.
     """
     score_array = np.asarray(scores, dtype=np.float64).ravel()
     correct_array = np.asarray(correct, dtype=bool).ravel()
@@ -138,7 +146,10 @@ def fit_threshold(
     # A threshold equal to a score accepts every tie of it, so only the last index of each run
     # of equal scores is a real candidate.
     run_ends = np.flatnonzero(np.append(sorted_scores[1:] != sorted_scores[:-1], True))
-    start = max(min_trials_for_budget(budget, delta), start_accepted or 0)
+    fewest = min_trials_for_budget(budget, delta)
+    if start_accepted is None:
+        start_accepted = min(START_MULTIPLE * fewest, size // 2)
+    start = max(fewest, start_accepted)
     run_ends = run_ends[run_ends + 1 >= start]
     best = nothing
     for end in _thin(run_ends, max_candidates):
