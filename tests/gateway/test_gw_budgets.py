@@ -1,0 +1,197 @@
+"""Budgets under concurrency, the budget 429, and what the ledger and /v1/usage report."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import anthropic
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tiergate.emulator import EmulatorServer
+from tiergate.gateway.budgets import Budgets
+from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.keys import ApiKey
+from tiergate.gateway.ledger import Ledger
+
+from .conftest import HAIKU, SONNET, Gateway, running_gateway, user
+
+NOW = 1_795_000_000.0
+
+
+def test_over_budget_is_a_429_that_names_the_budget(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=0.0001) as gateway:
+        with pytest.raises(anthropic.RateLimitError) as caught, gateway.client() as client:
+            client.messages.create(model=SONNET, max_tokens=1000, messages=user("expensive"))
+        assert "budget_usd_day" in caught.value.message
+        assert "$0.0001" in caught.value.message
+        [row] = gateway.rows()
+        assert row["status"] == 429 and row["cost_usd"] == 0
+
+
+def test_a_concurrent_burst_does_not_overspend(tmp_path: Path, emulator: EmulatorServer) -> None:
+    budget = 0.004  # room for a handful of the 50 requests' worst cases, not for all of them
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=budget) as gateway:
+
+        async def burst() -> list[object]:
+            async with gateway.async_client() as client:
+                calls = [
+                    client.messages.create(
+                        model=HAIKU, max_tokens=150, messages=user(f"burst request {i}")
+                    )
+                    for i in range(50)
+                ]
+                return await asyncio.gather(*calls, return_exceptions=True)
+
+        results = asyncio.run(burst())
+        answered = [r for r in results if isinstance(r, anthropic.types.Message)]
+        refused = [r for r in results if isinstance(r, anthropic.RateLimitError)]
+        assert len(answered) + len(refused) == 50
+        assert answered and refused
+        rows = gateway.rows()
+        spent = sum(row["cost_usd"] for row in rows)
+        assert spent <= budget
+        assert sum(row["status"] == 200 for row in rows) == len(answered)
+        # And a later request is refused with what is left, not with the reservations.
+        spend = gateway.server.app.services.budgets.spent(rows[0]["key_id"], rows[0]["at"])
+        assert spend.reserved_usd == pytest.approx(0.0, abs=1e-12)
+        assert spend.spent_usd == pytest.approx(spent, abs=1e-12)
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.5), st.floats(0, 1)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_spent_plus_reserved_never_exceeds_the_budget(requests: list[tuple[float, float]]) -> None:
+    key = ApiKey("key_1", "k", "h", 0.0, budget_usd_day=1.0)
+    budgets = Budgets(now=NOW)
+    held = []
+    for bound, used_share in requests:
+        try:
+            held.append((budgets.reserve(key, bound, NOW), bound * used_share))
+        except GatewayError as error:
+            assert error.status == 429
+        spend = budgets.spent(key.id, NOW)
+        assert spend.spent_usd + spend.reserved_usd <= 1.0 + 1e-9
+        if len(held) > 2:
+            reservation, actual = held.pop(0)
+            budgets.settle(reservation, actual)
+    for reservation, actual in held:
+        budgets.settle(reservation, actual)
+    assert budgets.spent(key.id, NOW).spent_usd <= 1.0 + 1e-9
+
+
+def test_usage_reports_spend_tier_shares_and_savings(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        for _ in range(3):
+            client.messages.create(model="auto", max_tokens=30, messages=user("cheap one"))
+        client.messages.create(
+            model="auto",
+            max_tokens=30,
+            messages=user("hard one"),
+            extra_headers={"x-tiergate-mark": "hard"},
+        )
+        report = client.get("/v1/usage", cast_to=object)
+    assert isinstance(report, dict)
+    total = report["total"]
+    assert total["requests"] == 4
+    assert total["tier_shares"] == {"cheap": 0.75, "strong": 0.25}
+    assert 0 < total["savings_share"] < 1
+    assert total["savings_usd"] == pytest.approx(total["strong_only_usd"] - total["spend_usd"])
+    assert set(report["by_model"]) == {HAIKU, SONNET}
+    assert list(report["by_route"]) == ["auto"]
+    [(key_id, per_key)] = report["by_key"].items()
+    assert key_id.startswith("key_") and per_key["requests"] == 4
+    assert len(report["by_day"]) == 1
+
+
+def test_metrics_are_prometheus_text(gateway: Gateway) -> None:
+    with gateway.client() as client:
+        client.messages.create(model="auto", max_tokens=10, messages=user("count me"))
+        text = client.get("/metrics", cast_to=str)
+    assert 'tiergate_requests_total{model="claude-haiku-4-5",route="auto",status="200"} 1.0' in (
+        text
+    )
+    assert "tiergate_cost_usd_total" in text
+
+
+def test_the_ledger_is_written_at_shutdown(tmp_path: Path, emulator: EmulatorServer) -> None:
+    with running_gateway(tmp_path, emulator.base_url) as gateway, gateway.client() as client:
+        for _ in range(5):
+            client.messages.create(model=HAIKU, max_tokens=10, messages=user("keep me"))
+    # The flush interval is a minute in tests: only the shutdown can have written these.
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    assert len(ledger.rows()) == 5
+
+
+def test_a_client_gone_mid_stream_is_recorded_with_partial_usage(
+    paced_gateway: Gateway,
+) -> None:
+    import aiohttp
+
+    async def leave_early() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(
+                paced_gateway.base_url + "/v1/messages",
+                json={
+                    "model": HAIKU,
+                    "max_tokens": 400,
+                    "stream": True,
+                    "messages": user("a long answer please"),
+                },
+                headers={"x-api-key": paced_gateway.key, "anthropic-version": "2023-06-01"},
+            ) as response,
+        ):
+            seen = b""
+            while seen.count(b"content_block_delta") < 2:
+                seen += await response.content.readany()
+            response.close()  # hang up mid-stream
+
+    asyncio.run(leave_early())
+    rows: list[dict[str, object]] = []
+    for _ in range(200):  # wait for the gateway to notice (no timing is asserted)
+        rows = paced_gateway.rows()
+        if rows:
+            break
+        asyncio.run(asyncio.sleep(0.02))
+    [row] = rows
+    assert row["outcome"] == "client_disconnected" and row["streamed"]
+    assert row["input_tokens"] == 11
+    assert 0 < row["output_tokens"] < 400  # type: ignore[operator]
+    assert row["cost_usd"] > 0  # type: ignore[operator]
+
+
+def test_a_revoked_key_is_refused(gateway: Gateway) -> None:
+    secret = gateway.new_key("temporary")
+    with gateway.client(key=secret) as client:
+        client.messages.create(model="auto", max_tokens=5, messages=user("ok"))
+        gateway.store.revoke("temporary")
+        gateway.server.call(_reload_keys(gateway))
+        with pytest.raises(anthropic.AuthenticationError):
+            client.messages.create(model="auto", max_tokens=5, messages=user("no"))
+
+
+def _reload_keys(gateway: Gateway):  # type: ignore[no-untyped-def]
+    async def reload() -> None:
+        gateway.server.app.services.keys.reload_if_changed()
+
+    return reload
+
+
+def test_a_key_over_its_rpm_is_a_429(gateway: Gateway) -> None:
+    secret = gateway.new_key("slow", rpm=2)
+    with gateway.client(key=secret) as client:
+        for _ in range(2):
+            client.messages.create(model="auto", max_tokens=5, messages=user("ok"))
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            client.messages.create(model="auto", max_tokens=5, messages=user("too many"))
+    assert "2 requests per minute" in caught.value.message
+    assert caught.value.response.headers["retry-after"]
