@@ -16,13 +16,13 @@ batch orphaned: its rows are sent again, and the orphan's answers are never read
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 import anthropic
 
-from tiergate.bulk.context import BulkContext, unique_text_chunks
+from tiergate.bulk.context import BulkContext, block_of, opens_chunk
 from tiergate.bulk.journal import BatchRecord
 from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
 from tiergate.bulk.rows import Row, RowError
@@ -30,8 +30,6 @@ from tiergate.bulk.tier import PENDING, pending
 from tiergate.bulk.writer import OrderedWriter, Result
 from tiergate.routing.engine import Decision
 from tiergate.tiers.base import LocalView, Ticket
-
-WALK_ROWS = 256  # rows per engine walk between waves: the local model's batch
 
 
 @dataclass(frozen=True)
@@ -57,60 +55,89 @@ async def run_batches(
     writer: OrderedWriter,
     settings: BatchSettings,
     counts: WaveCounts,
+    *,
+    done_through: int,
 ) -> None:
+    """Route ``items`` a segment at a time; rows up to line ``done_through`` are only there to
+    be viewed with the rest of their block."""
     if context.claude and context.client is None:
         raise ValueError("batches mode with Claude tiers needs a client")
     for segment in _segments(items, settings.segment_rows):
-        placed: list[tuple[int, Row]] = []
-        for item in segment:
-            place = await writer.reserve()
-            if isinstance(item, RowError):
-                writer.put(place, Result(errors=(error_row(item),)))
-            else:
-                placed.append((place, item))
-        rows = [row for _, row in placed]
-        for tier in context.route.claude_tiers:
-            needing = [row for row, first in await _first_missing(context, rows) if first == tier]
-            await _wave(context, tier, needing, settings, counts)
-        walked = await _walk(context, rows)
-        for (place, row), (_, decision) in zip(placed, walked, strict=True):
-            failure = upstream_failure(row, decision)
-            writer.put(
-                place,
-                Result(
-                    outcome_row(row, decision, context.book, batch=True),
-                    () if failure is None else (failure,),
-                ),
-            )
+        await _segment(context, segment, writer, settings, counts, done_through)
 
 
 def _segments(items: Iterable[Row | RowError], size: int) -> Iterator[list[Row | RowError]]:
+    """Runs of about ``size`` items, cut only between blocks (see ``BLOCK_LINES``)."""
     segment: list[Row | RowError] = []
     for item in items:
-        segment.append(item)
-        if len(segment) >= size:
+        if len(segment) >= size and block_of(item.line) != block_of(segment[-1].line):
             yield segment
             segment = []
+        segment.append(item)
     if segment:
         yield segment
 
 
-async def _walk(context: BulkContext, rows: Sequence[Row]) -> list[tuple[Row, Decision]]:
+async def _segment(
+    context: BulkContext,
+    segment: list[Row | RowError],
+    writer: OrderedWriter,
+    settings: BatchSettings,
+    counts: WaveCounts,
+    done_through: int,
+) -> None:
+    chunks: list[list[Row]] = []
+    places: dict[int, int] = {}
+    for item in segment:
+        if isinstance(item, RowError):
+            if item.line > done_through:
+                writer.put(await writer.reserve(), Result(errors=(error_row(item),)))
+            continue
+        if not chunks or opens_chunk(chunks[-1], item):
+            chunks.append([])
+        chunks[-1].append(item)
+        if item.line > done_through:
+            places[item.line] = await writer.reserve()
+    views: dict[int, LocalView] = {}
+    for chunk in chunks:
+        views.update(await context.views(chunk))
+    todo = [kept for chunk in chunks if (kept := [row for row in chunk if row.line in places])]
+    for tier in context.route.claude_tiers:
+        needing = [
+            row for row, first in await _first_missing(context, todo, views) if first == tier
+        ]
+        await _wave(context, tier, needing, views, settings, counts)
+    for row, decision in await _walk(context, todo, views):
+        failure = upstream_failure(row, decision)
+        writer.put(
+            places[row.line],
+            Result(
+                outcome_row(row, decision, context.book, batch=True),
+                () if failure is None else (failure,),
+            ),
+        )
+
+
+async def _walk(
+    context: BulkContext, chunks: Sequence[Sequence[Row]], views: Mapping[int, LocalView]
+) -> list[tuple[Row, Decision]]:
     """The engine on recorded answers only; a tier without one answers "pending"."""
     missing = {name: pending(tier) for name, tier in context.claude.items()}
     walked: list[tuple[Row, Decision]] = []
-    for chunk in unique_text_chunks(rows, WALK_ROWS):
-        router = context.router(chunk, missing)
+    for chunk in chunks:
+        router = context.router(chunk, missing, views)
         decisions = await router.classify_many([row.text for row in chunk])
         walked.extend(zip(chunk, decisions, strict=True))
     return walked
 
 
-async def _first_missing(context: BulkContext, rows: Sequence[Row]) -> list[tuple[Row, str | None]]:
+async def _first_missing(
+    context: BulkContext, chunks: Sequence[Sequence[Row]], views: Mapping[int, LocalView]
+) -> list[tuple[Row, str | None]]:
     """Per row, the first tier the engine wanted but has no answer from (None: decided)."""
     return [
         (row, next((s.tier for s in decision.trace if s.problem == PENDING), None))
-        for row, decision in await _walk(context, rows)
+        for row, decision in await _walk(context, chunks, views)
     ]
 
 
@@ -118,6 +145,7 @@ async def _wave(
     context: BulkContext,
     tier_name: str,
     rows: Sequence[Row],
+    views: Mapping[int, LocalView],
     settings: BatchSettings,
     counts: WaveCounts,
 ) -> None:
@@ -132,7 +160,7 @@ async def _wave(
     to_send = [row for row in rows if row.line not in covered]
     for start in range(0, len(to_send), settings.batch_size):
         group = to_send[start : start + settings.batch_size]
-        await _create(context, tier_name, group, counts)
+        await _create(context, tier_name, group, views, counts)
     waiting = [
         batch
         for batch in list(journal.open_batches.values())
@@ -142,18 +170,16 @@ async def _wave(
 
 
 async def _create(
-    context: BulkContext, tier_name: str, rows: Sequence[Row], counts: WaveCounts
+    context: BulkContext,
+    tier_name: str,
+    rows: Sequence[Row],
+    views: Mapping[int, LocalView],
+    counts: WaveCounts,
 ) -> None:
     tier = context.claude[tier_name]
-    texts = [row.text for row in rows]
-    views: list[LocalView | None] = (
-        list(await asyncio.to_thread(context.local.view, texts))
-        if context.local is not None
-        else [None] * len(rows)
-    )
     requests = [
-        {"custom_id": f"L{row.line}", "params": tier.request(Ticket(row.text, view))}
-        for row, view in zip(rows, views, strict=True)
+        {"custom_id": f"L{row.line}", "params": tier.request(Ticket(row.text, views.get(row.line)))}
+        for row in rows
     ]
     client = cast(anthropic.AsyncAnthropic, context.client)
     batch = await client.messages.batches.create(requests=cast(Any, requests))

@@ -9,18 +9,22 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from tiergate.bulk.context import BulkContext
+from tiergate.bulk.context import BulkContext, opens_chunk
 from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
 from tiergate.bulk.rows import Row, RowError
 from tiergate.bulk.tier import Missing, ask_live
 from tiergate.bulk.writer import OrderedWriter, Result
 
-CHUNK_ROWS = 32
-
 
 async def run_live(
-    context: BulkContext, items: Iterable[Row | RowError], writer: OrderedWriter
+    context: BulkContext,
+    items: Iterable[Row | RowError],
+    writer: OrderedWriter,
+    *,
+    done_through: int,
 ) -> None:
+    """Route ``items``; rows up to line ``done_through`` are only there to be viewed with the
+    rest of their block (they are in the output already)."""
     client = context.client
     missing: dict[str, Missing] = {}
     if context.claude:
@@ -31,26 +35,29 @@ async def run_live(
             for name, tier in context.claude.items()
         }
     running: set[asyncio.Task[None]] = set()
-    chunk: list[tuple[int, Row]] = []
+    chunk: list[Row] = []
+    places: dict[int, int] = {}
 
     def dispatch() -> None:
-        nonlocal chunk
-        if chunk:
-            task = asyncio.create_task(_route_chunk(context, chunk, missing, writer))
+        nonlocal chunk, places
+        if places:
+            task = asyncio.create_task(_route_chunk(context, chunk, places, missing, writer))
             running.add(task)
             task.add_done_callback(running.discard)
-            chunk = []
+        chunk, places = [], {}
 
     for item in items:
-        if writer.full:
-            dispatch()  # the rows held here are what the window is waiting for
-        place = await writer.reserve()
         if isinstance(item, RowError):
-            writer.put(place, Result(errors=(error_row(item),)))
+            if item.line > done_through:
+                writer.put(await writer.reserve(), Result(errors=(error_row(item),)))
             continue
-        if len(chunk) >= CHUNK_ROWS or any(row.text == item.text for _, row in chunk):
+        if opens_chunk(chunk, item):
             dispatch()
-        chunk.append((place, item))
+        chunk.append(item)
+        if item.line > done_through:
+            # Waiting here cannot deadlock: the window is wider than a chunk, and every row
+            # before this chunk is on its way.
+            places[item.line] = await writer.reserve()
     dispatch()
     while running:
         await asyncio.gather(*running)
@@ -58,23 +65,28 @@ async def run_live(
 
 async def _route_chunk(
     context: BulkContext,
-    chunk: list[tuple[int, Row]],
+    chunk: list[Row],
+    places: dict[int, int],
     missing: dict[str, Missing],
     writer: OrderedWriter,
 ) -> None:
-    rows = [row for _, row in chunk]
+    rows = [row for row in chunk if row.line in places]
     try:
-        router = context.router(rows, missing)
+        views = await context.views(chunk)
+        router = context.router(rows, missing, views)
         decisions = await router.classify_many([row.text for row in rows])
     except Exception as error:  # one broken chunk must not stop the file
-        for place, row in chunk:
-            reason = f"routing failed: {type(error).__name__}: {error}"
-            writer.put(place, Result(errors=({"line": row.line, "id": row.id, "error": reason},)))
+        reason = f"routing failed: {type(error).__name__}: {error}"
+        for row in rows:
+            writer.put(
+                places[row.line],
+                Result(errors=({"line": row.line, "id": row.id, "error": reason},)),
+            )
         return
-    for (place, row), decision in zip(chunk, decisions, strict=True):
+    for row, decision in zip(rows, decisions, strict=True):
         failure = upstream_failure(row, decision)
         writer.put(
-            place,
+            places[row.line],
             Result(
                 outcome_row(row, decision, context.book, batch=context.batch_prices),
                 () if failure is None else (failure,),

@@ -12,11 +12,11 @@ from typing import Any
 import anthropic
 
 from tiergate.bulk.batches import BatchSettings, WaveCounts, run_batches
-from tiergate.bulk.context import BulkContext, SerialViewer
+from tiergate.bulk.context import BLOCK_LINES, BulkContext, SerialViewer, first_line_of_block
 from tiergate.bulk.durable import AppendFile, read_records
 from tiergate.bulk.gate import UpstreamGate
 from tiergate.bulk.journal import Journal
-from tiergate.bulk.live import CHUNK_ROWS, run_live
+from tiergate.bulk.live import run_live
 from tiergate.bulk.progress import ProgressBar, snapshot
 from tiergate.bulk.rows import count_rows, read_rows
 from tiergate.bulk.state import RunFiles, claim, manifest_for
@@ -78,10 +78,12 @@ async def run_bulk(
         gate=gate,
         batch_prices=options.mode == "batches",
     )
+    # A window wider than a chunk (live) or a segment (batches), so that waiting for a slot
+    # always waits for rows already on their way.
     window = (
-        options.batches.segment_rows
+        options.batches.segment_rows + BLOCK_LINES
         if options.mode == "batches"
-        else max(8 * options.concurrency, 4 * CHUNK_ROWS)
+        else max(8 * options.concurrency, 4 * BLOCK_LINES)
     )
     writer = OrderedWriter(
         AppendFile(files.output),
@@ -102,12 +104,12 @@ async def run_bulk(
     )
     ticker = asyncio.create_task(bar.run()) if options.progress else None
     started = time.perf_counter()
-    items = read_rows(options.source, after_line=resume)
+    items = read_rows(options.source, after_line=first_line_of_block(resume) - 1)
     try:
         if options.mode == "live":
-            await run_live(context, items, writer)
+            await run_live(context, items, writer, done_through=resume)
         else:
-            await run_batches(context, items, writer, options.batches, waves)
+            await run_batches(context, items, writer, options.batches, waves, done_through=resume)
     finally:
         if ticker is not None:
             ticker.cancel()
