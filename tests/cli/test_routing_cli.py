@@ -1,0 +1,158 @@
+"""train -> calibrate -> eval -> route, as a user runs them, on a small BANKING77 route.
+
+The Claude tiers run against the emulator (no ANTHROPIC_API_KEY in the environment), which the
+commands must say plainly.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DATA = Path(__file__).parents[2] / "examples" / "banking77" / "data"
+LABELS = [
+    "card_arrival",
+    "lost_or_stolen_card",
+    "exchange_rate",
+    "cash_withdrawal_charge",
+    "pin_blocked",
+    "Refund_not_showing_up",
+    "top_up_failed",
+    "change_pin",
+]
+
+
+def tiergate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "tiergate", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def rows(path: Path, per_label: int) -> list[dict[str, str]]:
+    taken: dict[str, int] = {}
+    chosen = []
+    with path.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["category"] in LABELS and taken.get(row["category"], 0) < per_label:
+                taken[row["category"]] = taken.get(row["category"], 0) + 1
+                chosen.append({"text": row["text"], "label": row["category"]})
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def route(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small_route")
+    for name, source, count in (
+        ("train", "banking77_train.csv", 90),
+        ("test", "banking77_test.csv", 20),
+    ):
+        with (folder / f"{name}.jsonl").open("w") as handle:
+            for row in rows(DATA / source, count):
+                handle.write(json.dumps(row) + "\n")
+    (folder / "route.yaml").write_text(
+        "name: small\ndescription: bank tickets\n"
+        f"labels: {json.dumps(LABELS)}\n"
+        "tiers: [local, claude-haiku-4-5, claude-sonnet-4-6]\n"
+        "error_budget: 0.1\nwhen_unsure: flag\nfew_shot: 4\n"
+        "data: {train: train.jsonl, test: test.jsonl, calibration_share: 0.35}\n"
+    )
+    trained = tiergate("train", str(folder))
+    assert trained.returncode == 0, trained.stderr
+    assert "saved to" in trained.stdout
+    assert (folder / "artifacts" / "local").is_dir()
+    calibrated = tiergate("calibrate", str(folder), "--json")
+    assert calibrated.returncode == 0, calibrated.stderr
+    assert "EMULATED" in calibrated.stderr
+    (folder / "calibrate-report.json").write_text(calibrated.stdout)
+    return folder
+
+
+def test_calibrate_writes_policies_and_a_plot(route: Path) -> None:
+    report = json.loads((route / "calibrate-report.json").read_text())
+    assert report["emulated"] is True
+    assert [row["tier"] for row in report["tiers"]] == [
+        "local",
+        "claude-haiku-4-5",
+        "claude-sonnet-4-6",
+    ]
+    local = report["tiers"][0]
+    assert local["accepted"] > 0 and local["mean_cost_per_call_usd"] == 0
+    assert report["tiers"][1]["mean_cost_per_call_usd"] > 0
+    assert (route / "artifacts" / "calibration.json").exists()
+    assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
+    assert [point["budget"] for point in report["budgets"]] == sorted(
+        point["budget"] for point in report["budgets"]
+    )
+
+
+def test_eval_scores_the_ladder(route: Path) -> None:
+    done = tiergate("eval", str(route), "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in (
+        "accuracy",
+        "cost_usd",
+        "strong_only_cost_usd",
+        "cheap_only_cost_usd",
+        "escalation_rate",
+        "latency_p50_s",
+        "latency_p95_s",
+    ):
+        assert result[key] is not None, key
+    assert result["tickets"] == 8 * 20
+    shares = [tier["accepted_share"] for tier in result["tiers"].values()]
+    assert sum(shares) + result["unaccepted_share"] == pytest.approx(1.0)
+    for tier in result["tiers"].values():
+        assert {"accepted_share", "accepted_accuracy"} <= set(tier)
+    assert result["cost_usd"] < result["strong_only_cost_usd"]
+
+    local_only = json.loads(tiergate("eval", str(route), "--tiers", "local", "--json").stdout)
+    assert list(local_only["tiers"]) == ["local"]
+    assert local_only["cost_usd"] == 0
+    # With only the local tier, whatever it does not accept counts as escalated.
+    assert local_only["escalation_rate"] == pytest.approx(
+        1 - local_only["tiers"]["local"]["accepted_share"]
+    )
+
+
+def test_route_shows_one_answer_and_its_trace(route: Path) -> None:
+    done = tiergate(
+        "route", str(route), "my card has not arrived yet, it has been two weeks", "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    decision = json.loads(done.stdout)
+    assert decision["trace"][0]["tier"] == "local"
+    assert decision["label"] in LABELS
+    assert decision["cost_usd"] == pytest.approx(
+        sum(step["cost_usd"] for step in decision["trace"])
+    )
+
+
+def test_bad_input_is_one_line_naming_the_problem(route: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "fine", "label": "card_arrival"}\n{"label": "card_arrival"}\n')
+    done = tiergate("eval", str(route), "--data", str(broken))
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1
+    assert f"{broken}:2" in done.stderr
+
+    unknown = tmp_path / "unknown.jsonl"
+    unknown.write_text('{"text": "hello", "label": "pizza_order"}\n')
+    done = tiergate("eval", str(route), "--data", str(unknown))
+    assert done.returncode == 2 and "pizza_order" in done.stderr
+
+    done = tiergate("eval", str(route), "--tiers", "claude-opus-4-8")
+    assert done.returncode == 2 and "not in this route's ladder" in done.stderr
+
+    done = tiergate("route", str(tmp_path / "nowhere"), "text")
+    assert done.returncode == 2 and "cannot read route" in done.stderr
