@@ -13,7 +13,6 @@ import logging
 import time
 from typing import Any
 
-import anthropic
 import orjson
 
 from tiergate.core.prices import PriceBook, load_price_book
@@ -229,6 +228,8 @@ def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, Rules
 def _open_classifiers(
     routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
 ) -> dict[str, Any]:
+    import anthropic
+
     from tiergate.gateway.classify import Classifier
 
     client = anthropic.AsyncAnthropic(

@@ -70,11 +70,7 @@ async def respond(
     headers: Sequence[tuple[str, str]] = (),
     content_type: bytes = JSON,
 ) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": encode_headers(content_type, request_id, headers),
-        }
-    )
+    encoded = encode_headers(content_type, request_id, headers)
+    encoded.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": encoded})
     await send({"type": "http.response.body", "body": body})

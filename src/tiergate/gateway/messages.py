@@ -95,7 +95,6 @@ async def handle_messages(
         body["max_tokens"],
         b"cache_control" in raw,
     )
-    reservation = services.budgets.reserve(request.key, bound, request.at)
     outbound = Outbound(
         "/v1/messages",
         model,
@@ -106,7 +105,10 @@ async def handle_messages(
         max_tokens=body["max_tokens"],
     )
     outcome = Outcome(route, tier, [model], "", 0, "rejected")
+    reservation = None
     try:
+        # From here on every request leaves a ledger row, refusals (budget, limits) included.
+        reservation = services.budgets.reserve(request.key, bound, request.at)
         if body.get("stream") is True:
             await _relay_stream(services, request, outbound, outcome, receive, send)
         else:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+TOKEN_KINDS = ("input", "output", "cache_write", "cache_read")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -13,6 +16,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any, Any, tuple[Any, ...]]] = {}
         self._requests = Counter(
             "tiergate_requests",
             "Requests answered, by route, model and HTTP status",
@@ -54,15 +58,24 @@ class Metrics:
         cost_usd: float,
         tokens: tuple[int, int, int, int],
     ) -> None:
-        self._requests.labels(route, model, str(status)).inc()
-        self._latency.labels(route).observe(seconds)
+        # Children are cached per label set: prometheus-client's labels() costs a lock and a
+        # tuple build on every call, which shows on the hot path.
+        children = self._children.get((route, model, status))
+        if children is None:
+            children = self._children[(route, model, status)] = (
+                self._requests.labels(route, model, str(status)),
+                self._latency.labels(route),
+                self._cost.labels(route, model),
+                tuple(self._tokens.labels(model, kind) for kind in TOKEN_KINDS),
+            )
+        requests, latency, cost, token_counters = children
+        requests.inc()
+        latency.observe(seconds)
         if cost_usd:
-            self._cost.labels(route, model).inc(cost_usd)
-        for kind, count in zip(
-            ("input", "output", "cache_write", "cache_read"), tokens, strict=True
-        ):
+            cost.inc(cost_usd)
+        for counter, count in zip(token_counters, tokens, strict=True):
             if count:
-                self._tokens.labels(model, kind).inc(count)
+                counter.inc(count)
 
     def rejected(self, status: int) -> None:
         self._rejected.labels(str(status)).inc()
