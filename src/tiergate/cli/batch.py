@@ -18,7 +18,7 @@ from tiergate.bulk.run import MODES, BulkOptions, BulkResult, run_bulk
 from tiergate.bulk.state import StateMismatchError
 from tiergate.bulk.summary import render
 from tiergate.cli.claude_access import add_access_arguments, claude_access, say
-from tiergate.cli.errors import CliError
+from tiergate.cli.errors import CliError, positive
 from tiergate.core.prices import load_price_book
 from tiergate.limits import RateLimits
 from tiergate.routing.route import load_route
@@ -32,16 +32,6 @@ def _count(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
     return value
 
 
@@ -76,10 +66,10 @@ def register(subparsers: Any) -> None:
         help="rows held while their batches run (default %(default)s)",
     )
     batches.add_argument(
-        "--poll-max", type=_seconds, default=60.0, help="longest wait between polls, seconds"
+        "--poll-max", type=positive, default=60.0, help="longest wait between polls, seconds"
     )
     batches.add_argument(
-        "--poll-first", type=_seconds, default=1.0, help="first wait between polls, seconds"
+        "--poll-first", type=positive, default=1.0, help="first wait between polls, seconds"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
