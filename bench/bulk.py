@@ -178,9 +178,12 @@ def main() -> None:
         killed = args.work / "killed.jsonl"
         command = batch(args, source, killed, base_url, "live")
         pick = random.Random(args.seed + 1)
-        moments = sorted(
-            pick.randint(args.rows // 20, args.rows * 9 // 10) for _ in range(args.kills)
-        )
+        # One random moment in each part of the file, so that every kill falls in new work.
+        part = args.rows // args.kills
+        moments = [
+            pick.randint(part * k + part // 10, part * (k + 1) - part // 10)
+            for k in range(args.kills)
+        ]
         total_s, peak, calls = 0.0, 0.0, 0
         for number, rows in enumerate(moments):
             log = args.work / f"killed-{number}.log"

@@ -34,6 +34,7 @@ class UpstreamGate:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._limiter = ModelLimiter(default=limits)
+        self.concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._clock = clock
         self._sleep = sleep

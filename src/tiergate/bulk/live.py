@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from contextlib import AsyncExitStack
 
+from tiergate.bulk.clients import client_ring
 from tiergate.bulk.context import BulkContext, opens_chunk
 from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
 from tiergate.bulk.rows import Row, RowError
@@ -25,15 +27,28 @@ async def run_live(
 ) -> None:
     """Route ``items``; rows up to line ``done_through`` are only there to be viewed with the
     rest of their block (they are in the output already)."""
-    client = context.client
-    missing: dict[str, Missing] = {}
-    if context.claude:
-        if client is None:
-            raise ValueError("live mode with Claude tiers needs a client")
-        missing = {
-            name: ask_live(tier, client, context.gate, context.journal)
-            for name, tier in context.claude.items()
-        }
+    if context.claude and context.client is None:
+        raise ValueError("live mode with Claude tiers needs a client")
+    async with AsyncExitStack() as stack:
+        missing: dict[str, Missing] = {}
+        if context.client is not None:
+            clients = await stack.enter_async_context(
+                client_ring(context.client, context.gate.concurrency)
+            )
+            missing = {
+                name: ask_live(tier, clients, context.gate, context.journal)
+                for name, tier in context.claude.items()
+            }
+        await _stream(context, items, writer, missing, done_through)
+
+
+async def _stream(
+    context: BulkContext,
+    items: Iterable[Row | RowError],
+    writer: OrderedWriter,
+    missing: dict[str, Missing],
+    done_through: int,
+) -> None:
     running: set[asyncio.Task[None]] = set()
     chunk: list[Row] = []
     places: dict[int, int] = {}

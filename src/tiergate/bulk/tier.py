@@ -15,6 +15,7 @@ from typing import Any
 import anthropic
 import orjson
 
+from tiergate.bulk.clients import NextClient
 from tiergate.bulk.gate import UpstreamGate
 from tiergate.bulk.journal import Journal, Recorded
 from tiergate.tiers.base import Ticket, TierAnswer
@@ -77,7 +78,7 @@ def input_tokens(tier: ClaudeTier, body: Mapping[str, Any]) -> int:
 
 
 def ask_live(
-    tier: ClaudeTier, client: anthropic.AsyncAnthropic, gate: UpstreamGate, journal: Journal
+    tier: ClaudeTier, clients: NextClient, gate: UpstreamGate, journal: Journal
 ) -> Missing:
     """Ask the model through the gate and record the answer before anyone reads it."""
 
@@ -86,7 +87,7 @@ def ask_live(
         async with gate.admit(tier.name, input_tokens(tier, body), body["max_tokens"]) as slot:
             started = time.perf_counter()
             try:
-                message = await client.messages.create(**body)
+                message = await clients().messages.create(**body)
             except anthropic.APIError as error:
                 # Not journaled: a failed call is no answer, a resumed run may ask again.
                 return TierAnswer(
