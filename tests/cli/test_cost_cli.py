@@ -101,7 +101,7 @@ def test_bad_input_is_one_line_and_status_2(args: list[str], message: str) -> No
 
 
 def test_demo_runs_offline(tmp_path: Path) -> None:
-    done = tiergate("demo", "--out", str(tmp_path))
+    done = tiergate("demo", "--out", str(tmp_path), "--calculator-only")
     assert done.returncode == 0, done.stderr
     assert "46.7%" in done.stdout
     assert (tmp_path / "cost_vs_escalation.png").exists()

@@ -17,7 +17,14 @@ def view(label: str = "card_arrival", probability: float = 0.9) -> LocalView:
     probabilities[LABELS.index(label)] = probability
     neighbours = tuple(Neighbour(f"example {i}", label, 0.8, "gold") for i in range(3))
     prediction = LocalPrediction(
-        label, probability, probability - 0.05, 1.0, 0.8, neighbours, probabilities
+        label,
+        probability,
+        probability - 0.05,
+        1.0,
+        0.8,
+        neighbours,
+        probabilities,
+        features={"local_probability": probability},
     )
     return LocalView(prediction, {name: i for i, name in enumerate(LABELS)})
 

@@ -212,6 +212,7 @@ class LocalModel:
                     nearest_similarity=float(batch.features["nearest_similarity"][row]),
                     neighbours=neighbours,
                     probabilities=batch.probabilities[row],
+                    features={name: float(column[row]) for name, column in batch.features.items()},
                 )
             )
         return predictions

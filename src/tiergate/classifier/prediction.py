@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,3 +34,5 @@ class LocalPrediction:
     nearest_similarity: float
     neighbours: tuple[Neighbour, ...]
     probabilities: NDArray[np.float64]
+    # Every confidence feature of classifier.features.LOCAL_FEATURES, for the local calibrator.
+    features: dict[str, float] = field(default_factory=dict)

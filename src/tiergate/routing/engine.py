@@ -255,14 +255,4 @@ def local_answer(ticket: Ticket) -> TierAnswer:
     if view is None:
         return TierAnswer(LOCAL, None, {}, problem="no local model", model=LOCAL)
     prediction = view.prediction
-    return TierAnswer(
-        LOCAL,
-        prediction.label,
-        {
-            "local_probability": prediction.probability,
-            "local_margin": prediction.margin,
-            "neighbour_vote": prediction.vote_share,
-            "nearest_similarity": prediction.nearest_similarity,
-        },
-        model=LOCAL,
-    )
+    return TierAnswer(LOCAL, prediction.label, dict(prediction.features), model=LOCAL)

@@ -8,6 +8,7 @@
     error_budget: 0.01           # at most 1% of accepted answers wrong
     confidence: 0.95             # the guarantee holds with this probability (1 - delta)
     when_unsure: flag            # the top tier is unsure: return its answer flagged, or `human`
+    thresholds: joint            # one certified threshold for the whole ladder, or `per_tier`
     data:
       train: data/train.csv      # JSONL or CSV (text,label or text,category)
       test: data/test.csv
@@ -31,6 +32,7 @@ from tiergate.tiers.prompt import Label
 
 LOCAL = "local"
 WhenUnsure = Literal["flag", "human"]
+ThresholdMode = Literal["joint", "per_tier"]
 
 
 class RouteError(ValueError):
@@ -48,6 +50,7 @@ class Route:
     error_budget: float
     confidence: float
     when_unsure: WhenUnsure
+    thresholds: ThresholdMode
     train_data: Path | None
     test_data: Path | None
     calibration_data: Path | None
@@ -140,6 +143,9 @@ def load_route(path: str | Path) -> Route:
     when_unsure = raw.get("when_unsure", "flag")
     if when_unsure not in ("flag", "human"):
         raise RouteError(f"{path}: when_unsure must be flag or human, got {when_unsure!r}")
+    thresholds = raw.get("thresholds", "joint")
+    if thresholds not in ("joint", "per_tier"):
+        raise RouteError(f"{path}: thresholds must be joint or per_tier, got {thresholds!r}")
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise RouteError(f"{path}: data must be a mapping with train, test and calibration files")
@@ -160,6 +166,7 @@ def load_route(path: str | Path) -> Route:
         error_budget=number("error_budget", 0.01, 0.0, 1.0),
         confidence=number("confidence", 0.95, 0.0, 1.0),
         when_unsure=when_unsure,
+        thresholds=thresholds,
         train_data=base / data["train"] if data.get("train") else None,
         test_data=base / data["test"] if data.get("test") else None,
         calibration_data=base / data["calibration"] if data.get("calibration") else None,
