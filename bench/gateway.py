@@ -5,6 +5,8 @@ Starts, each as its own process on 127.0.0.1:
 - the emulator, ``tiergate emulate --latency zero`` (the upstream of everything);
 - the gateway, ``tiergate serve`` with auth, per-model limits, a daily budget, the SQLite ledger
   and metrics all on (limits and budget set high enough not to refuse: they are checked, not hit);
+- a bare forwarder (raw ASGI + aiohttp + orjson, no auth, limits, budget or ledger): the floor
+  of the gateway's own stack on this machine at this moment, to tell the stack from the features;
 - the LiteLLM proxy (``litellm[proxy]`` in its own virtual environment, ``--litellm-venv``,
   default /tmp/litellm-venv; one worker, ``LITELLM_LOCAL_MODEL_COST_MAP=True``) forwarding
   ``/v1/messages`` to the same emulator; skipped, and said so, when it is not installed.
@@ -202,6 +204,68 @@ def load(
     return orjson.loads(output.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+# ---------------------------------------------------------------- a bare forwarder (reference)
+
+
+def bare_forwarder(port: int, upstream: str) -> None:
+    """Raw ASGI + aiohttp + orjson and nothing else: the floor of the gateway's stack here."""
+    import aiohttp
+    import uvicorn
+
+    session: list[aiohttp.ClientSession] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    session.append(aiohttp.ClientSession(skip_auto_headers=("User-Agent",)))
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await session[0].close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/healthz":
+            body, status = b"{}", 200
+        else:
+            message = await receive()
+            async with session[0].post(
+                upstream + scope["path"],
+                data=message.get("body", b""),
+                headers={
+                    "x-api-key": FAKE_KEY,
+                    "content-type": "application/json",
+                    "anthropic-version": "2023-06-01",
+                },
+            ) as response:
+                body, status = await response.read(), response.status
+            orjson.loads(body)  # a forwarder that meters must at least parse the usage
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        loop="auto",
+        http="auto",
+    )
+
+
 # ---------------------------------------------------------------- the processes under test
 
 
@@ -327,6 +391,14 @@ def run(args: argparse.Namespace) -> None:
         env,
     ):
         rows.append(measure("direct (emulator)", emulator_port, FAKE_KEY, args))
+        bare_port = free_port()
+        with started(
+            [PYTHON, __file__, "--bare", str(bare_port), "--upstream", upstream],
+            f"http://127.0.0.1:{bare_port}/healthz",
+            env,
+        ):
+            load(bare_port, FAKE_KEY, "saturate", 3000, 60, connections=args.connections)
+            rows.append(measure("bare forwarder", bare_port, FAKE_KEY, args))
         config, key = gateway_config(folder, upstream)
         with started(
             [*tiergate, "serve", "--config", str(config), "--port", str(gateway_port)],
@@ -458,8 +530,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="time cap per saturated run")
     parser.add_argument("--litellm-venv", default="/tmp/litellm-venv")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--upstream", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.generate:
+    if args.bare:
+        bare_forwarder(args.bare, args.upstream)
+    elif args.generate:
         args.mode = args.generate
         generate(args)
     else:

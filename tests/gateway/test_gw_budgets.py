@@ -174,16 +174,9 @@ def test_a_revoked_key_is_refused(gateway: Gateway) -> None:
     with gateway.client(key=secret) as client:
         client.messages.create(model="auto", max_tokens=5, messages=user("ok"))
         gateway.store.revoke("temporary")
-        gateway.server.call(_reload_keys(gateway))
+        gateway.reload_keys()
         with pytest.raises(anthropic.AuthenticationError):
             client.messages.create(model="auto", max_tokens=5, messages=user("no"))
-
-
-def _reload_keys(gateway: Gateway):  # type: ignore[no-untyped-def]
-    async def reload() -> None:
-        gateway.server.app.services.keys.reload_if_changed()
-
-    return reload
 
 
 def test_a_key_over_its_rpm_is_a_429(gateway: Gateway) -> None:

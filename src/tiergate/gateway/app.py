@@ -19,7 +19,7 @@ from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.budgets import Budgets, utc_day
 from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
-from tiergate.gateway.errors import GatewayError, error_body, new_request_id
+from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.keys import ApiKey, KeyStore, presented_key
 from tiergate.gateway.ledger import Ledger
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
@@ -41,6 +41,7 @@ class GatewayApp:
         self._services: Services | None = None
         self._background: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._request_ids = RequestIds()
 
     @property
     def services(self) -> Services:
@@ -125,7 +126,7 @@ class GatewayApp:
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request_id = new_request_id()
+        request_id = self._request_ids.next()
         services = self.services
         try:
             await self._dispatch(services, scope, receive, send, request_id)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.keys import ApiKey
 
+SECONDS_PER_DAY = 86400
+
 
 def utc_day(epoch_seconds: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch_seconds))
@@ -37,17 +39,25 @@ class DaySpend:
 
 class Budgets:
     def __init__(self, spent_today: Mapping[str, float] | None = None, *, now: float) -> None:
+        self._day_number = int(now // SECONDS_PER_DAY)
         self._day = utc_day(now)
         self._spend: dict[str, DaySpend] = {
             key_id: DaySpend(spent) for key_id, spent in (spent_today or {}).items()
         }
 
     def _today(self, now: float) -> str:
-        day = utc_day(now)
-        if day != self._day:  # a new day starts every budget from zero
-            self._day = day
+        # Formatting a date costs more than the rest of a reservation: only on a new day.
+        day_number = int(now // SECONDS_PER_DAY)
+        if day_number != self._day_number:  # a new day starts every budget from zero
+            self._day_number, self._day = day_number, utc_day(now)
             self._spend = {}
-        return day
+        return self._day
+
+    def day_of(self, now: float) -> str:
+        """The UTC day of ``now`` (today's, cached), for ledger rows."""
+        if int(now // SECONDS_PER_DAY) == self._day_number:
+            return self._day
+        return utc_day(now)
 
     def reserve(self, key: ApiKey, max_cost_usd: float, now: float) -> Reservation | None:
         """Hold ``max_cost_usd`` of the key's budget, or refuse with 429 naming the budget."""

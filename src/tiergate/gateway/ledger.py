@@ -107,6 +107,15 @@ def open_engine(url: str) -> Engine:
 class Ledger:
     def __init__(self, url: str, *, flush_s: float = 0.25) -> None:
         self.engine = open_engine(url)
+        marker = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(
+            self.engine.dialect.paramstyle
+        )
+        self._insert_sql = (
+            None
+            if marker is None
+            else f"INSERT INTO {requests_table.name} ({', '.join(ROW_FIELDS)}) "
+            f"VALUES ({', '.join(marker for _ in ROW_FIELDS)})"
+        )
         self._flush_s = flush_s
         self._pending: list[LedgerRow] = []
         self._write_lock = asyncio.Lock()
@@ -140,9 +149,15 @@ class Ledger:
             self.written += len(rows)
 
     def _write(self, rows: list[LedgerRow]) -> None:
-        values = [{name: getattr(row, name) for name in ROW_FIELDS} for row in rows]
         with self.engine.begin() as connection:
-            connection.execute(requests_table.insert(), values)
+            if self._insert_sql is not None:
+                # Straight to the driver's executemany with tuples: SQLAlchemy's per-row
+                # parameter processing cost four times the insert itself (~19 us a row).
+                values = [tuple(getattr(row, name) for name in ROW_FIELDS) for row in rows]
+                connection.exec_driver_sql(self._insert_sql, values)
+            else:
+                dicts = [{name: getattr(row, name) for name in ROW_FIELDS} for row in rows]
+                connection.execute(requests_table.insert(), dicts)
 
     async def close(self) -> None:
         if self._runner is not None:

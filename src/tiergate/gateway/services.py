@@ -9,7 +9,7 @@ from typing import Any
 from tiergate.core.cost import price_usage
 from tiergate.core.prices import ModelPrice, PriceBook
 from tiergate.core.usage import Usage
-from tiergate.gateway.budgets import Budgets, utc_day
+from tiergate.gateway.budgets import Budgets
 from tiergate.gateway.config import GatewayConfig, RulesRoute
 from tiergate.gateway.costs import usage_counts
 from tiergate.gateway.keys import ApiKey, KeyStore
@@ -77,7 +77,7 @@ def record(services: Services, request: Request, outcome: Outcome) -> None:
         LedgerRow(
             request_id=request.request_id,
             at=request.at,
-            day=utc_day(request.at),
+            day=services.budgets.day_of(request.at),
             key_id=request.key.id,
             route=outcome.route,
             tier=outcome.tier,
