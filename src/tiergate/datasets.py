@@ -27,11 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from tiergate.errors import TiergateError
+
 GOLD = "gold"
 LABEL_COLUMNS = ("label", "category")
 
 
-class DatasetError(ValueError):
+class DatasetError(TiergateError, ValueError):
     """A data file that cannot be read as labelled examples; the message names file and line."""
 
     def __init__(self, path: Path | str, line: int | None, problem: str) -> None:

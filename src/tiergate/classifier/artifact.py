@@ -25,13 +25,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tiergate.datasets import Example
+from tiergate.errors import TiergateError
 
 FORMAT_VERSION = 1
 METADATA_FILE = "metadata.json"
 EXAMPLES_FILE = "examples.jsonl"
 
 
-class ArtifactError(ValueError):
+class ArtifactError(TiergateError, ValueError):
     """An artifact directory that is missing, damaged or of an unknown format."""
 
 

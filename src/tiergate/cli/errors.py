@@ -6,10 +6,12 @@ import argparse
 import sys
 from typing import NoReturn
 
+from tiergate.errors import TiergateError
+
 USAGE_ERROR = 2
 
 
-class CliError(Exception):
+class CliError(TiergateError):
     """Bad input from the user; main() prints it on one line and exits with ``status``."""
 
     def __init__(self, message: str, status: int = USAGE_ERROR) -> None:

@@ -9,11 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import cast
 
 from tiergate.cli.errors import CliError, OneLineParser, fail
-from tiergate.core.prices import PriceBookError, UnknownModelError
-from tiergate.datasets import DatasetError
-from tiergate.routing.engine import NotCalibratedError
-from tiergate.routing.route import RouteError
-from tiergate.routing.runtime import RuntimeSetupError
+from tiergate.errors import TiergateError
 
 # Each module has register(subparsers) and sets `handler` on its parser. Imported lazily
 # per command name so that `tiergate cost` never imports the emulator, torch or the gateway.
@@ -64,15 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except CliError as error:
         fail(f"tiergate {args.command}", str(error), error.status)
-    except UnknownModelError as error:
-        fail(f"tiergate {args.command}", str(error))
-    except (
-        PriceBookError,
-        RouteError,
-        RuntimeSetupError,
-        DatasetError,
-        NotCalibratedError,
-    ) as error:
+    except TiergateError as error:
         fail(f"tiergate {args.command}", str(error))
     except KeyboardInterrupt:
         return 130

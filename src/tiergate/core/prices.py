@@ -16,15 +16,17 @@ from typing import Any
 
 import yaml
 
+from tiergate.errors import TiergateError
+
 PRICES_ENV = "TIERGATE_PRICES"
 MILLION = 1_000_000
 
 
-class PriceBookError(ValueError):
+class PriceBookError(TiergateError, ValueError):
     """The price book file is unreadable or a row is malformed."""
 
 
-class UnknownModelError(KeyError):
+class UnknownModelError(TiergateError, KeyError):
     """A model name that the price book does not know."""
 
     def __init__(self, name: str, suggestions: list[str]) -> None:

@@ -19,9 +19,10 @@ import random
 from dataclasses import dataclass
 
 from tiergate.emulator.errors import ERROR_TYPES
+from tiergate.errors import TiergateError
 
 
-class FaultSpecError(ValueError):
+class FaultSpecError(TiergateError, ValueError):
     """A fault flag or header that does not parse."""
 
 

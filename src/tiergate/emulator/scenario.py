@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 import yaml
 
+from tiergate.errors import TiergateError
+
 DEFAULT_TICKET_PATTERN = r"<ticket>(.*?)</ticket>"
 DEFAULT_CORRELATION = 0.7
 CONFUSABLE_COUNT = 3
@@ -41,7 +43,7 @@ _NORMAL = NormalDist()
 _EDGE = 1e-9
 
 
-class ScenarioError(ValueError):
+class ScenarioError(TiergateError, ValueError):
     """The scenario file is unreadable or malformed."""
 
 

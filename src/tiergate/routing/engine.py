@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from tiergate.errors import TiergateError
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tiers.base import LocalView, Ticket, Tier, TierAnswer
@@ -94,7 +95,7 @@ class Decision:
         }
 
 
-class NotCalibratedError(RuntimeError):
+class NotCalibratedError(TiergateError, RuntimeError):
     """A tier of the ladder has no policy yet: run `tiergate calibrate` first."""
 
 

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import yaml
 
+from tiergate.errors import TiergateError
 from tiergate.tiers.prompt import Label
 
 LOCAL = "local"
@@ -35,7 +36,7 @@ WhenUnsure = Literal["flag", "human"]
 ThresholdMode = Literal["joint", "per_tier"]
 
 
-class RouteError(ValueError):
+class RouteError(TiergateError, ValueError):
     """A route file that cannot be used; the message names the file and the field."""
 
 

@@ -19,6 +19,7 @@ import anthropic
 
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example, load_dataset, stratified_split
+from tiergate.errors import TiergateError
 from tiergate.routing.engine import Router
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
@@ -30,7 +31,7 @@ POLICY_FILE = "calibration.json"
 POLICY_FORMAT = 1
 
 
-class RuntimeSetupError(RuntimeError):
+class RuntimeSetupError(TiergateError, RuntimeError):
     """Something a route needs is missing (data, a trained model, calibration, a key)."""
 
 
