@@ -45,7 +45,8 @@ from tiergate.classifier import LOCAL_FEATURES, LocalModel
 from tiergate.datasets import Example, load_dataset, stratified_split
 from tiergate.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 
-DATA = Path(os.environ.get("TIERGATE_DATA", "/work/shared/data"))
+# The public datasets folder beside the repository (../shared/data), or TIERGATE_DATA=DIR.
+DATA = Path(os.environ.get("TIERGATE_DATA", Path(__file__).parents[2] / "shared" / "data"))
 BUDGETS = (0.01, 0.02, 0.05)
 OUT_OF_SCOPE = "oos"
 

@@ -28,7 +28,12 @@ from tiergate.classifier import LOCAL_FEATURES, LocalModel
 from tiergate.datasets import Example, load_dataset
 from tiergate.encoders import Encoder, SentenceTransformerEncoder, StaticEncoder
 
-DATA = Path(os.environ.get("TIERGATE_DATA", "/work/shared/data")) / "banking77"
+# The copy shipped with the example route; TIERGATE_DATA=DIR points at another banking77/ parent.
+DATA = (
+    Path(os.environ["TIERGATE_DATA"]) / "banking77"
+    if "TIERGATE_DATA" in os.environ
+    else Path(__file__).parents[1] / "examples" / "banking77" / "data"
+)
 BATCH = 64
 
 
