@@ -68,3 +68,10 @@ def test_the_shipped_example_routes_load() -> None:
     clinc = load_route(root / "clinc150")
     assert len(clinc.labels) == 151 and "out_of_scope" in clinc.label_names
     assert clinc.calibration_data is not None and clinc.calibration_data.exists()
+
+
+def test_an_out_of_scope_label_must_be_a_label(tmp_path: Path) -> None:
+    route = load_route(write(tmp_path, ROUTE + "out_of_scope_label: lost_card\n"))
+    assert route.out_of_scope_label == "lost_card"
+    with pytest.raises(RouteError, match="out_of_scope_label"):
+        load_route(write(tmp_path, ROUTE + "out_of_scope_label: pizza\n"))

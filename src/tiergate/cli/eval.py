@@ -157,6 +157,15 @@ def render(result: dict[str, Any]) -> str:
             f"  {result['cheap_only_model']}-only: {_usd(result['cheap_only_cost_usd'])} "
             f"(tiered saves {_percent(result['savings_vs_cheap'])})"
         )
+    scope = result.get("out_of_scope")
+    if scope:
+        lines.append(
+            f"in scope: {_percent(scope['in_scope_accepted_share'])} of "
+            f"{scope['in_scope_tickets']:,} accepted at "
+            f"{_percent(scope['in_scope_accepted_accuracy'])}; "
+            f"out of scope ({scope['label']}): {_percent(scope['wrongly_accepted_share'])} of "
+            f"{scope['out_of_scope_tickets']:,} wrongly accepted with an in-scope label"
+        )
     if result.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "

@@ -95,8 +95,39 @@ def summarize(
         per_call = getattr(baselines, f"{kind}_per_call_usd")
         body[f"{kind}_only_model"] = model
         body[f"{kind}_only_cost_usd"] = per_call * count if per_call is not None else None
+    if route.out_of_scope_label is not None:
+        body["out_of_scope"] = _out_of_scope(route.out_of_scope_label, decisions, gold)
     strong = body["strong_only_cost_usd"]
     body["savings_vs_strong"] = 1.0 - cost / strong if strong else None
     cheap = body["cheap_only_cost_usd"]
     body["savings_vs_cheap"] = 1.0 - cost / cheap if cheap else None
     return body
+
+
+def _out_of_scope(label: str, decisions: Sequence[Decision], gold: Sequence[str]) -> dict[str, Any]:
+    """In-scope and out-of-scope tickets apart: an out-of-scope ticket accepted with an in-scope
+    label is the error that matters most (a cheap tier confidently routing what fits nowhere)."""
+    outside = [d for d, g in zip(decisions, gold, strict=True) if g == label]
+    inside = [(d, g) for d, g in zip(decisions, gold, strict=True) if g != label]
+    accepted_inside = [(d, g) for d, g in inside if d.accepted]
+    return {
+        "label": label,
+        "out_of_scope_tickets": len(outside),
+        "wrongly_accepted_share": (
+            sum(1 for d in outside if d.accepted and d.label != label) / len(outside)
+            if outside
+            else None
+        ),
+        "accepted_as_out_of_scope_share": (
+            sum(1 for d in outside if d.accepted and d.label == label) / len(outside)
+            if outside
+            else None
+        ),
+        "in_scope_tickets": len(inside),
+        "in_scope_accepted_share": len(accepted_inside) / len(inside) if inside else None,
+        "in_scope_accepted_accuracy": (
+            sum(d.label == g for d, g in accepted_inside) / len(accepted_inside)
+            if accepted_inside
+            else None
+        ),
+    }

@@ -9,6 +9,7 @@
     confidence: 0.95             # the guarantee holds with this probability (1 - delta)
     when_unsure: flag            # the top tier is unsure: return its answer flagged, or `human`
     thresholds: joint            # one certified threshold for the whole ladder, or `per_tier`
+    out_of_scope_label: out_of_scope   # optional: "fits nothing"; eval reports it apart
     data:
       train: data/train.csv      # JSONL or CSV (text,label or text,category)
       test: data/test.csv
@@ -52,6 +53,7 @@ class Route:
     confidence: float
     when_unsure: WhenUnsure
     thresholds: ThresholdMode
+    out_of_scope_label: str | None
     train_data: Path | None
     test_data: Path | None
     calibration_data: Path | None
@@ -147,6 +149,10 @@ def load_route(path: str | Path) -> Route:
     thresholds = raw.get("thresholds", "joint")
     if thresholds not in ("joint", "per_tier"):
         raise RouteError(f"{path}: thresholds must be joint or per_tier, got {thresholds!r}")
+    labels = _labels(raw.get("labels"), base, path)
+    out_of_scope = raw.get("out_of_scope_label")
+    if out_of_scope is not None and out_of_scope not in {label.name for label in labels}:
+        raise RouteError(f"{path}: out_of_scope_label {out_of_scope!r} is not one of the labels")
     data = raw.get("data") or {}
     if not isinstance(data, dict):
         raise RouteError(f"{path}: data must be a mapping with train, test and calibration files")
@@ -162,12 +168,13 @@ def load_route(path: str | Path) -> Route:
         name=str(raw.get("name") or path.parent.name),
         task=task,
         description=str(raw.get("description") or ""),
-        labels=_labels(raw.get("labels"), base, path),
+        labels=labels,
         tiers=tuple(tiers),
         error_budget=number("error_budget", 0.01, 0.0, 1.0),
         confidence=number("confidence", 0.95, 0.0, 1.0),
         when_unsure=when_unsure,
         thresholds=thresholds,
+        out_of_scope_label=out_of_scope,
         train_data=base / data["train"] if data.get("train") else None,
         test_data=base / data["test"] if data.get("test") else None,
         calibration_data=base / data["calibration"] if data.get("calibration") else None,
