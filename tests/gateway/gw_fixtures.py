@@ -1,162 +1,22 @@
 """Fixtures: a zero-latency emulator as the upstream, and gateways in front of it.
 
-Each test gets its own gateway (own key store, ledger and tmp folder) on 127.0.0.1, driven by
-the official ``anthropic`` SDK. A small classification route (8 BANKING77 labels, 40 examples
-each) is trained and calibrated once per session, against the same emulator.
+Loaded as a pytest plugin (``pytest_plugins`` in each test module) rather than a conftest, so
+mypy sees no second ``conftest`` module and session fixtures exist once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import anthropic
 import pytest
-import yaml
-from anthropic.types import MessageParam
+from gw_helpers import Gateway, running_gateway, small_route
 
 from tiergate.datasets import Example, load_dataset
 from tiergate.emulator import EmulatorConfig, EmulatorServer
 from tiergate.emulator.scenario_build import scenario_from_examples
-from tiergate.gateway import GatewayServer, KeyStore, parse_config
-
-BANKING77 = Path(__file__).parents[2] / "examples" / "banking77" / "data" / "banking77_train.csv"
-LABELS = (
-    "card_arrival",
-    "card_linking",
-    "exchange_rate",
-    "lost_or_stolen_card",
-    "top_up_failed",
-    "pin_blocked",
-    "refund_not_showing_up",
-    "transfer_timing",
-)
-PER_LABEL = 40
-HAIKU = "claude-haiku-4-5"
-SONNET = "claude-sonnet-4-6"
-UPSTREAM_KEY = "sk-test-upstream-not-real"
-
-
-@dataclass
-class Gateway:
-    server: GatewayServer
-    key: str
-    store: KeyStore
-    folder: Path
-
-    @property
-    def base_url(self) -> str:
-        return self.server.base_url
-
-    def client(self, key: str | None = None, **options: Any) -> anthropic.Anthropic:
-        options.setdefault("max_retries", 0)
-        return anthropic.Anthropic(api_key=key or self.key, base_url=self.base_url, **options)
-
-    def async_client(self, key: str | None = None, **options: Any) -> anthropic.AsyncAnthropic:
-        options.setdefault("max_retries", 0)
-        return anthropic.AsyncAnthropic(api_key=key or self.key, base_url=self.base_url, **options)
-
-    def new_key(self, name: str, **settings: Any) -> str:
-        _, secret = self.store.create(name, **settings)
-        self.reload_keys()
-        return secret
-
-    def reload_keys(self) -> None:
-        """What the server does on its own within a second, now."""
-        self.server.call(_reload(self.server))
-
-    def rows(self, **equal: Any) -> list[dict[str, Any]]:
-        """Ledger rows so far (pending ones written first)."""
-        services = self.server.app.services
-        self.server.call(services.ledger.flush)
-        return [dict(row) for row in services.ledger.rows(**equal)]
-
-
-def _reload(server: GatewayServer) -> Callable[[], Any]:
-    async def reload() -> None:
-        server.app.services.keys.reload_if_changed()
-
-    return reload
-
-
-def config_dict(upstream: str, **overrides: Any) -> dict[str, Any]:
-    upstream_settings = {
-        "base_url": upstream,
-        "api_key": UPSTREAM_KEY,
-        "forward_fault_header": True,
-        "retry_base_s": 0.01,
-        "max_retries": 2,
-        "fallbacks": {SONNET: HAIKU},
-        **overrides.pop("upstream", {}),
-    }
-    return {
-        "upstream": upstream_settings,
-        "keys": "keys.json",
-        "ledger": "sqlite:///ledger.db",
-        "max_body_bytes": 65536,
-        "ledger_flush_s": 60,  # tests flush explicitly (or by stopping the gateway)
-        "routes": {
-            "auto": {
-                "kind": "rules",
-                "tiers": {"cheap": HAIKU, "strong": SONNET},
-                "default": "cheap",
-                "rules": [
-                    {"when": {"input_tokens_over": 200}, "tier": "strong"},
-                    {"when": {"marked": "hard"}, "tier": "strong"},
-                    {"when": {"max_tokens_at_most": 16}, "tier": "cheap"},
-                    {"when": {"marked": "autocomplete"}, "tier": "cheap"},
-                ],
-            },
-        },
-        **overrides,
-    }
-
-
-@contextmanager
-def running_gateway(
-    folder: Path, upstream: str, *, budget_usd_day: float | None = None, **overrides: Any
-) -> Iterator[Gateway]:
-    folder.mkdir(parents=True, exist_ok=True)
-    store = KeyStore(folder / "keys.json")
-    _, secret = store.create("tests", budget_usd_day=budget_usd_day)
-    config = parse_config(config_dict(upstream, **overrides), folder, {})
-    with GatewayServer(config) as server:
-        yield Gateway(server, secret, store, folder)
-
-
-def small_route(folder: Path) -> Path:
-    """8 BANKING77 labels x 40 examples, with the full three-tier ladder."""
-    folder.mkdir(parents=True, exist_ok=True)
-    counts = dict.fromkeys(LABELS, 0)
-    with BANKING77.open() as source, (folder / "train.csv").open("w", newline="") as target:
-        writer = csv.writer(target)
-        writer.writerow(["text", "category"])
-        for row in csv.DictReader(source):
-            label = row["category"]
-            if label in counts and counts[label] < PER_LABEL:
-                counts[label] += 1
-                writer.writerow([row["text"], label])
-    route = {
-        "name": "tickets",
-        "task": "classify",
-        "description": "Messages from customers of an online bank; each label is a queue.",
-        "labels": list(LABELS),
-        "tiers": ["local", HAIKU, SONNET],
-        "error_budget": 0.05,
-        "confidence": 0.9,
-        "data": {"train": "train.csv", "calibration_share": 0.25},
-        "few_shot": 4,
-        "artifacts": "artifacts",
-    }
-    path = folder / "route.yaml"
-    path.write_text(yaml.safe_dump(route))
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +76,3 @@ def paced_emulator() -> Iterator[EmulatorServer]:
 def paced_gateway(tmp_path: Path, paced_emulator: EmulatorServer) -> Iterator[Gateway]:
     with running_gateway(tmp_path, paced_emulator.base_url) as running:
         yield running
-
-
-def user(text: str) -> list[MessageParam]:
-    return [{"role": "user", "content": text}]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import anthropic
 import pytest
+from gw_helpers import HAIKU, SONNET, Gateway, running_gateway, user
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -16,7 +17,9 @@ from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.keys import ApiKey
 from tiergate.gateway.ledger import Ledger
 
-from .conftest import HAIKU, SONNET, Gateway, running_gateway, user
+# The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
+# session, whichever module asks first.
+pytest_plugins = ("gw_fixtures",)
 
 NOW = 1_795_000_000.0
 

@@ -8,10 +8,13 @@ from typing import Any
 
 import anthropic
 import pytest
+from gw_helpers import LABELS, Gateway, running_gateway, user
 
 from tiergate.emulator import EmulatorServer
 
-from .conftest import LABELS, Gateway, running_gateway, user
+# The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
+# session, whichever module asks first.
+pytest_plugins = ("gw_fixtures",)
 
 
 @pytest.fixture

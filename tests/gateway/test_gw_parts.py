@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from gw_helpers import HAIKU, SONNET, config_dict
 
 from tiergate.gateway.config import ConfigError, RulesRoute, load_config, parse_config
 from tiergate.gateway.errors import GatewayError
@@ -18,7 +19,9 @@ from tiergate.gateway.ratelimit import UpstreamLimits
 from tiergate.gateway.rules import choose, strip_marks
 from tiergate.limits import RateLimits
 
-from .conftest import HAIKU, SONNET, config_dict
+# The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
+# session, whichever module asks first.
+pytest_plugins = ("gw_fixtures",)
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "gateway.yaml"
 

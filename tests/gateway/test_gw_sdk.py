@@ -7,13 +7,16 @@ from typing import Any
 import anthropic
 import pytest
 from anthropic.types import ToolParam
+from gw_helpers import HAIKU, SONNET, Gateway, user
 
 from tiergate.core.cost import price_usage
 from tiergate.core.prices import load_price_book
 from tiergate.core.usage import Usage
 from tiergate.emulator import EmulatorServer
 
-from .conftest import HAIKU, SONNET, Gateway, user
+# The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
+# session, whichever module asks first.
+pytest_plugins = ("gw_fixtures",)
 
 BOOK = load_price_book()
 
