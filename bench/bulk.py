@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ def main() -> None:
             for k in range(args.kills)
         ]
         total_s, peak, calls = 0.0, 0.0, 0
+        served_before = _served(base_url)
         for number, rows in enumerate(moments):
             log = args.work / f"killed-{number}.log"
             seconds, rss = run(command, log, kill_at_rows=rows)
@@ -196,6 +198,11 @@ def main() -> None:
         with journal.open() as handle:
             calls = sum(1 for raw in handle if '"k":"answer"' in raw)
         summary["upstream_calls_this_run"] = calls
+        served = _served(base_url) - served_before
+        print(
+            f"  the emulator served {served:,} requests across the killed and resumed runs for "
+            f"{calls:,} recorded answers: {served - calls:,} were in flight at a kill (or 429s)"
+        )
         runs.append(
             Run(
                 f"live, {args.kills} x kill -9 + resume", total_s + seconds, max(peak, rss), summary
@@ -214,6 +221,11 @@ def main() -> None:
         emulator.wait(timeout=30)
     print(f"load after: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}")
     _table(args, runs)
+
+
+def _served(base_url: str) -> int:
+    with urllib.request.urlopen(f"{base_url}/_tiergate/stats", timeout=10) as response:
+        return int(json.loads(response.read())["requests"])
 
 
 def _summary(log: Path) -> dict[str, Any]:
