@@ -1,25 +1,9 @@
-"""Anthropic's error shape: ``{"type": "error", "error": {...}, "request_id": "req_..."}``."""
+"""The emulator's errors, in Anthropic's shape (``tiergate.api_errors``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import orjson
-
-ERROR_TYPES: dict[int, str] = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    405: "invalid_request_error",
-    413: "request_too_large",
-    429: "rate_limit_error",
-    500: "api_error",
-    502: "api_error",
-    503: "api_error",
-    504: "api_error",
-    529: "overloaded_error",
-}
+from tiergate.api_errors import ERROR_TYPES, AnthropicError, error_type_for
+from tiergate.api_errors import error_body as api_error_body
 
 DEFAULT_MESSAGES: dict[int, str] = {
     429: "Number of request tokens has exceeded your per-minute rate limit",
@@ -31,31 +15,11 @@ DEFAULT_MESSAGES: dict[int, str] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(AnthropicError):
     """A failure the emulator answers with an error body; raised anywhere, rendered by the app."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        error_type: str | None = None,
-        headers: Sequence[tuple[str, str]] = (),
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.error_type = error_type or error_type_for(status)
-        self.headers = list(headers)
 
     def error_object(self) -> dict[str, str]:
         return {"type": self.error_type, "message": self.message}
-
-
-def error_type_for(status: int) -> str:
-    if status in ERROR_TYPES:
-        return ERROR_TYPES[status]
-    return "api_error" if status >= 500 else "invalid_request_error"
 
 
 def invalid(message: str) -> ApiError:
@@ -64,4 +28,7 @@ def invalid(message: str) -> ApiError:
 
 
 def error_body(error: ApiError, request_id: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": error.error_object(), "request_id": request_id})
+    return api_error_body(error.error_type, error.message, request_id)
+
+
+__all__ = ["DEFAULT_MESSAGES", "ERROR_TYPES", "ApiError", "error_body", "error_type_for", "invalid"]

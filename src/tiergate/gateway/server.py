@@ -10,79 +10,32 @@ loop, so the official SDK talks real HTTP to it::
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable
-from types import TracebackType
 from typing import TypeVar
 
 import uvicorn
 
 from tiergate.gateway.app import GatewayApp
 from tiergate.gateway.config import GatewayConfig
+from tiergate.serving import BackgroundServer
 
-STARTUP_TIMEOUT_S = 60.0  # a classification route loads its local model at start-up
 T = TypeVar("T")
 
 
-class GatewayServer:
-    def __init__(self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.app = GatewayApp(config)
-        self._host, self._port = host, port
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self.base_url = ""
+class GatewayServer(BackgroundServer):
+    name = "tiergate-gateway"
+    startup_timeout_s = 60.0  # a classification route loads its local model at start-up
+    graceful_timeout_s = 5
+    app: GatewayApp
 
-    def start(self) -> str:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((self._host, self._port))
-        port = listener.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=5,
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [listener]}, name="tiergate-gateway", daemon=True
-        )
-        thread.start()
-        deadline = time.monotonic() + STARTUP_TIMEOUT_S
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start")
-            time.sleep(0.01)
-        self._server, self._thread = server, thread
-        self.base_url = f"http://{self._host}:{port}"
-        return self.base_url
+    def __init__(self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(GatewayApp(config), host=host, port=port)
 
     def call(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine on the server's loop from another thread (e.g. a ledger flush)."""
         if self.app.loop is None:
             raise RuntimeError("the gateway has not started")
         return asyncio.run_coroutine_threadsafe(_run(work), self.app.loop).result(timeout=30)
-
-    def stop(self) -> None:
-        if self._server is not None and self._thread is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=STARTUP_TIMEOUT_S)
-        self._server = self._thread = None
-
-    def __enter__(self) -> GatewayServer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 async def _run(work: Callable[[], Awaitable[T]]) -> T:
