@@ -86,7 +86,9 @@ class BackgroundServer:
         await asyncio.to_thread(self.stop)
 
 
-def serve_forever(app: Any, host: str, port: int, log_level: str = "warning") -> None:
+def serve_forever(
+    app: Any, host: str, port: int, log_level: str = "warning", graceful_timeout_s: int = 2
+) -> None:
     """Serve in the foreground (one worker, uvloop and httptools when installed) until Ctrl-C."""
     uvicorn.run(
         app,
@@ -97,4 +99,5 @@ def serve_forever(app: Any, host: str, port: int, log_level: str = "warning") ->
         lifespan="on",
         loop="auto",
         http="auto",
+        timeout_graceful_shutdown=graceful_timeout_s,
     )

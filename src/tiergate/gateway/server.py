@@ -13,11 +13,10 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import uvicorn
-
 from tiergate.gateway.app import GatewayApp
 from tiergate.gateway.config import GatewayConfig
 from tiergate.serving import BackgroundServer
+from tiergate.serving import serve_forever as serve_app
 
 T = TypeVar("T")
 
@@ -44,14 +43,4 @@ async def _run(work: Callable[[], Awaitable[T]]) -> T:
 
 def serve_forever(config: GatewayConfig, host: str, port: int, log_level: str = "warning") -> None:
     """One worker, uvloop and httptools when installed, until Ctrl-C (the ledger is flushed)."""
-    uvicorn.run(
-        GatewayApp(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=False,
-        lifespan="on",
-        loop="auto",
-        http="auto",
-        timeout_graceful_shutdown=10,
-    )
+    serve_app(GatewayApp(config), host, port, log_level, graceful_timeout_s=10)
