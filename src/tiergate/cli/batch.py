@@ -14,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.bulk.batches import BatchSettings
+from tiergate.bulk.rows import Row, read_rows
 from tiergate.bulk.run import MODES, BulkOptions, BulkResult, run_bulk
 from tiergate.bulk.state import StateMismatchError
 from tiergate.bulk.summary import render
 from tiergate.cli.claude_access import add_access_arguments, claude_access, say
 from tiergate.cli.errors import CliError, positive
 from tiergate.core.prices import load_price_book
+from tiergate.datasets import Example
 from tiergate.limits import RateLimits
 from tiergate.routing.route import load_route
 from tiergate.routing.runtime import route_data
@@ -116,6 +118,12 @@ async def _run(args: argparse.Namespace) -> BulkResult:
     if not route.claude_tiers:
         return await run_bulk(options, book, None)
     data = route_data(route)
-    async with claude_access(args, route, data.train + data.calibration) as access:
+
+    def known() -> list[Example]:
+        # Only for the emulator: the input's labelled rows, so it knows their true labels.
+        rows = (row for row in read_rows(args.source) if isinstance(row, Row) and row.label)
+        return data.train + data.calibration + [Example(row.text, row.label or "") for row in rows]
+
+    async with claude_access(args, route, known) as access:
         say(access.banner())
         return await run_bulk(options, book, access.client)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -81,9 +81,16 @@ def _latency_scale(text: str) -> float:
 
 @asynccontextmanager
 async def claude_access(
-    args: argparse.Namespace, route: Route, examples: list[Example]
+    args: argparse.Namespace,
+    route: Route,
+    examples: Iterable[Example] | Callable[[], Iterable[Example]],
 ) -> AsyncIterator[ClaudeAccess]:
-    """Yields a client for the route's Claude tiers; starts and stops the emulator if needed."""
+    """Yields a client for the route's Claude tiers; starts and stops the emulator if needed.
+
+    ``examples`` (or a function returning them, called only if the emulator is used) are the
+    labelled texts the emulator's scenario knows: every text the command will send must be
+    among them, or the emulator answers it generically.
+    """
     key = os.environ.get("ANTHROPIC_API_KEY")
     base_url = args.base_url or os.environ.get("ANTHROPIC_BASE_URL")
     if base_url and not args.emulate:
@@ -104,7 +111,8 @@ async def claude_access(
     from tiergate.emulator.scenario_build import scenario_from_examples
     from tiergate.emulator.server import EmulatorServer
 
-    scenario = scenario_from_examples(examples, name=route.name)
+    known = examples() if callable(examples) else examples
+    scenario = scenario_from_examples(known, name=route.name)
     config = EmulatorConfig(
         seed=args.seed, scenario=scenario, latency_scale=_latency_scale(args.latency)
     )
