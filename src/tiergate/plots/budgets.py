@@ -38,7 +38,20 @@ def plot_budgets(
         "o-",
         color="#1f77b4",
         linewidth=2,
-        label="tiered, all answers",
+        label="tiered, all final answers (flagged ones included)",
+    )
+    accepted = [
+        (p.cost_per_1000_usd, p.accepted_accuracy)
+        for p in ordered
+        if p.accepted_accuracy is not None
+    ]
+    axes.plot(
+        [cost for cost, _ in accepted],
+        [accuracy for _, accuracy in accepted],
+        "s--",
+        color="#ff7f0e",
+        linewidth=1.5,
+        label="tiered, accepted answers (what the budget bounds)",
     )
     for point in ordered:
         axes.annotate(
@@ -57,7 +70,7 @@ def plot_budgets(
             cheap_only_per_1000_usd, color="#2ca02c", linestyle="--", label="cheap-only cost"
         )
     axes.set_xlabel("cost per 1,000 tickets (USD)")
-    axes.set_ylabel("accuracy of final answers")
+    axes.set_ylabel("accuracy")
     axes.yaxis.set_major_formatter(PercentFormatter(1.0))
     axes.set_title(title, fontsize=11)
     axes.grid(alpha=0.3)
