@@ -86,10 +86,11 @@ def claim(files: RunFiles, manifest: dict[str, Any]) -> int:
             f"{files.output} exists and was not written by `tiergate batch`: choose another --out"
         )
     files.state_dir.mkdir(parents=True, exist_ok=True)
+    # A fresh run: stale errors from an unrelated earlier run would shift the resume point. They
+    # go before the manifest appears, so a kill in between can never leave both.
+    for path in (files.output, files.errors, files.journal):
+        path.unlink(missing_ok=True)
     temporary = files.manifest.with_suffix(".tmp")
     temporary.write_text(json.dumps(manifest, indent=1))
     temporary.replace(files.manifest)
-    # A fresh run: stale errors from an unrelated earlier run would shift the resume point.
-    for path in (files.output, files.errors, files.journal):
-        path.unlink(missing_ok=True)
     return 0

@@ -23,6 +23,7 @@ from tiergate.routing.runtime import (
     load_local,
     route_data,
     save_policies,
+    save_runs,
 )
 from tiergate.tiers.base import TierAnswer
 
@@ -83,6 +84,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         say(f"collecting answers of {', '.join(route.tiers)} on {len(texts):,} calibration tickets")
         runs = await collect(route, texts, tiers, local)
     policies, fits = fit_policies(route, examples, runs)
+    save_runs(route, examples, runs)
     rows = threshold_rows(route, len(examples))
     decisions = await replay(route, policies, runs, texts, rows)
     baselines = _baselines(route, runs)

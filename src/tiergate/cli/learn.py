@@ -15,7 +15,7 @@ from tiergate.core.prices import load_price_book
 from tiergate.datasets import load_dataset
 from tiergate.routing.learning import ChunkResult, learn
 from tiergate.routing.route import load_route
-from tiergate.routing.runtime import check_labels, local_dir, open_router, route_data
+from tiergate.routing.runtime import check_labels, load_runs, local_dir, open_router, route_data
 
 
 def register(subparsers: Any) -> None:
@@ -69,13 +69,16 @@ async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
     if args.limit is not None:
         stream = stream[: args.limit]
     data = route_data(route)
+    calibration, recorded = load_runs(route)
+    recorded.pop("local", None)
     async with claude_access(args, route, data.train + data.calibration + stream) as access:
         say(access.banner())
         router = open_router(route, book, access.client)
         results = await learn(
             router,
             stream,
-            data.calibration,
+            calibration,
+            recorded,
             chunk=args.chunk,
             progress=lambda r: say(
                 f"  chunk {r.index + 1}: local {r.shares.get('local', 0):.1%}, "

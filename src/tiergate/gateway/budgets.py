@@ -48,7 +48,9 @@ class Budgets:
     def _today(self, now: float) -> str:
         # Formatting a date costs more than the rest of a reservation: only on a new day.
         day_number = int(now // SECONDS_PER_DAY)
-        if day_number != self._day_number:  # a new day starts every budget from zero
+        # Only forwards: a request stamped before midnight but reserving after it (a slow
+        # upload) must not take the day back and wipe today's spend for every key.
+        if day_number > self._day_number:  # a new day starts every budget from zero
             self._day_number, self._day = day_number, utc_day(now)
             self._spend = {}
         return self._day

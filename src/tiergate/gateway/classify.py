@@ -63,7 +63,9 @@ class Classifier:
             if isinstance(tier, ClaudeTier):
                 body = tier.request(Ticket(text))
                 size = len(orjson.dumps(body)) + few_shot * NEIGHBOUR_BYTES
-                total += max_cost_usd([tier.model], size, int(body["max_tokens"]), cached=True)
+                total += max_cost_usd(
+                    [tier.model], size, int(body["max_tokens"]), cached=True, tools="tools" in body
+                )
         return total
 
     async def decide(

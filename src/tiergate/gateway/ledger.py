@@ -120,6 +120,7 @@ class Ledger:
         self._pending: list[LedgerRow] = []
         self._write_lock = asyncio.Lock()
         self._runner: asyncio.Task[None] | None = None
+        self._in_flight: asyncio.Future[None] | None = None
         self.written = 0
 
     def add(self, row: LedgerRow) -> None:
@@ -141,11 +142,24 @@ class Ledger:
             rows, self._pending = self._pending, []
             if not rows:
                 return
+            write = asyncio.ensure_future(asyncio.to_thread(self._write, rows))
             try:
-                await asyncio.to_thread(self._write, rows)
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: it finishes this write on its own. Its rows go
+                # back to the queue only if that write fails, so none is written twice or lost.
+                self._in_flight = write
+                write.add_done_callback(lambda done: self._settle(done, rows))
+                raise
             except BaseException:
                 self._pending = rows + self._pending
                 raise
+            self.written += len(rows)
+
+    def _settle(self, write: asyncio.Future[None], rows: list[LedgerRow]) -> None:
+        if write.exception() is not None:
+            self._pending = rows + self._pending
+        else:
             self.written += len(rows)
 
     def _write(self, rows: list[LedgerRow]) -> None:
@@ -165,6 +179,9 @@ class Ledger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._runner
             self._runner = None
+        if self._in_flight is not None:  # a write the cancel interrupted: let it finish first
+            await asyncio.wait([self._in_flight])
+            self._in_flight = None
         await self.flush()
         self.engine.dispose()
 

@@ -16,7 +16,7 @@ import orjson
 
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, header, read_body, respond
-from tiergate.gateway.costs import max_cost_usd
+from tiergate.gateway.costs import body_bound
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.metering import StreamMeter
@@ -89,12 +89,7 @@ async def handle_messages(
         raise unknown_model(services, name)
     model = body["model"]
     models = services.upstream.models_for(model)
-    bound = max_cost_usd(
-        [services.book.get(m) for m in models],
-        len(raw),
-        body["max_tokens"],
-        b"cache_control" in raw,
-    )
+    bound = body_bound([services.book.get(m) for m in models], raw, body["max_tokens"])
     outbound = Outbound(
         "/v1/messages",
         model,

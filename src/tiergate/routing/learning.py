@@ -3,23 +3,23 @@
 Tickets are routed in order, a chunk at a time. After each chunk, the answers that a Claude tier
 gave *and that were accepted* (so inside the error budget) join the local model's examples with
 their provenance (the model that answered): they are few-shot examples and neighbour votes at
-once, and the linear classifier learns them at the retrain that follows. Then the local tier's
-calibrator and threshold are fitted again on the calibration data, which costs nothing (only the
-local model answers), so the guarantee follows the model as it changes. The Claude tiers keep
-the thresholds fitted by ``tiergate calibrate``.
+once, and the linear classifier learns them at the retrain that follows. Then every tier's
+policy is fitted again on the calibration data, as ``tiergate calibrate`` did, with the new
+local model's answers and the Claude answers recorded at calibration (so it costs nothing), and
+the guarantee follows the model as it changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from tiergate.datasets import Example
 from tiergate.routing.engine import Router, local_answer
 from tiergate.routing.fitting import fit_policies
 from tiergate.routing.route import LOCAL
 from tiergate.routing.runtime import LocalModelViewer
-from tiergate.tiers.base import Ticket
+from tiergate.tiers.base import Ticket, TierAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,24 +34,28 @@ class ChunkResult:
     pool: int  # the local model's examples after this chunk
 
 
-def refit_local_policy(router: Router, calibration: Sequence[Example]) -> None:
-    """Fit the local tier's calibrator and thresholds again for the current local model."""
+def refit_policies(
+    router: Router, calibration: Sequence[Example], recorded: Mapping[str, Sequence[TierAnswer]]
+) -> None:
+    """Fit every tier's policy again: the local tier answers the calibration tickets anew (free),
+    the Claude tiers' answers are those recorded by ``tiergate calibrate``."""
     if router.local is None or LOCAL not in router.route.tiers:
         return
     views = router.local.view([example.text for example in calibration])
-    answers = [
+    runs = dict(recorded)
+    runs[LOCAL] = [
         local_answer(Ticket(example.text, view))
         for example, view in zip(calibration, views, strict=True)
     ]
-    local_route = replace(router.route, tiers=(LOCAL,))
-    policies, _ = fit_policies(local_route, calibration, {LOCAL: answers})
-    router.policies[LOCAL] = policies[LOCAL]
+    policies, _ = fit_policies(router.route, calibration, runs)
+    router.policies.update(policies)
 
 
 async def learn(
     router: Router,
     stream: Sequence[Example],
     calibration: Sequence[Example],
+    recorded: Mapping[str, Sequence[TierAnswer]],
     *,
     chunk: int = 500,
     progress: Callable[[ChunkResult], None] | None = None,
@@ -85,7 +89,7 @@ async def learn(
                 [tier or "" for _, _, tier in taught],
             )
             model.retrain()
-            refit_local_policy(router, calibration)
+            refit_policies(router, calibration, recorded)
         result = ChunkResult(
             index=index,
             tickets=len(part),

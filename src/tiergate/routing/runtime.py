@@ -23,11 +23,12 @@ from tiergate.errors import TiergateError
 from tiergate.routing.engine import Router
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
-from tiergate.tiers.base import LocalView, Tier
+from tiergate.tiers.base import LocalView, Tier, TierAnswer
 from tiergate.tiers.claude import ClaudeTier
 
 LOCAL_DIR = "local"
 POLICY_FILE = "calibration.json"
+RUNS_FILE = "calibration_runs.json"  # every tier's answers on the calibration tickets
 POLICY_FORMAT = 1
 
 
@@ -176,3 +177,55 @@ def open_router(
         pool = local.model.examples if local is not None else route_data(route).train
         tiers = claude_tiers(route, book, client, pool)
     return Router(route, tiers, load_policies(route), local, concurrency=concurrency)
+
+
+def save_runs(
+    route: Route, examples: Sequence[Example], runs: Mapping[str, Sequence[TierAnswer]]
+) -> Path:
+    """Keep what each tier answered at calibration, so thresholds can be refitted for free."""
+    body = {
+        "format": POLICY_FORMAT,
+        "examples": [{"text": e.text, "label": e.label} for e in examples],
+        "runs": {
+            tier: [
+                {
+                    "label": a.label,
+                    "features": a.features,
+                    "cost_usd": a.cost_usd,
+                    "problem": a.problem,
+                    "stated_confidence": a.stated_confidence,
+                }
+                for a in answers
+            ]
+            for tier, answers in runs.items()
+        },
+    }
+    path = route.artifacts / RUNS_FILE
+    temporary = path.with_suffix(".json.tmp")
+    temporary.write_text(json.dumps(body))
+    temporary.replace(path)
+    return path
+
+
+def load_runs(route: Route) -> tuple[list[Example], dict[str, list[TierAnswer]]]:
+    path = route.artifacts / RUNS_FILE
+    if not path.exists():
+        raise RuntimeSetupError(f"no recorded calibration in {path}: run `tiergate calibrate`")
+    body = json.loads(path.read_text())
+    examples = [Example(row["text"], row["label"]) for row in body["examples"]]
+    runs = {
+        tier: [
+            TierAnswer(
+                tier,
+                row["label"],
+                row["features"],
+                cost_usd=row["cost_usd"],
+                problem=row["problem"],
+                stated_confidence=row["stated_confidence"],
+                model=tier,
+            )
+            for row in rows
+        ]
+        for tier, rows in body["runs"].items()
+    }
+    return examples, runs
