@@ -90,6 +90,7 @@ def test_calibrate_writes_policies_and_a_plot(route: Path) -> None:
     assert local["accepted"] > 0 and local["mean_cost_per_call_usd"] == 0
     assert report["tiers"][1]["mean_cost_per_call_usd"] > 0
     assert (route / "artifacts" / "calibration.json").exists()
+    assert (route / "artifacts" / "calibration_runs.json").exists()  # what learn refits from
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
     assert [point["budget"] for point in report["budgets"]] == sorted(
         point["budget"] for point in report["budgets"]
@@ -156,3 +157,19 @@ def test_bad_input_is_one_line_naming_the_problem(route: Path, tmp_path: Path) -
 
     done = tiergate("route", str(tmp_path / "nowhere"), "text")
     assert done.returncode == 2 and "cannot read route" in done.stderr
+
+
+def test_learn_teaches_the_local_tier_from_accepted_escalations(route: Path) -> None:
+    done = tiergate(
+        "learn", str(route), "--chunk", "40", "--json", "--plot", str(route / "learning.png")
+    )
+    assert done.returncode == 0, done.stderr
+    chunks = json.loads(done.stdout)
+    assert sum(chunk["tickets"] for chunk in chunks) == 8 * 20
+    learned = sum(chunk["learned"] for chunk in chunks)
+    assert learned > 0
+    # Each accepted Claude answer joined the local pool: it grows by exactly what was learned.
+    assert chunks[-1]["pool"] - chunks[0]["pool"] == learned - chunks[0]["learned"]
+    assert (route / "learning.png").read_bytes()[:4] == b"\x89PNG"
+    # Without --save the trained model on disk is untouched.
+    assert "saved the learned" not in done.stderr
