@@ -61,16 +61,23 @@ class Split:
     test: list[Example]
 
 
-def load_dataset(path: str | Path) -> list[Example]:
-    """Read labelled examples from a JSONL or CSV file (see the module docstring)."""
+UNLABELLED = "unlabelled"
+
+
+def load_dataset(path: str | Path, *, require_labels: bool = True) -> list[Example]:
+    """Read labelled examples from a JSONL or CSV file (see the module docstring).
+
+    With ``require_labels=False`` a row may lack its label: it comes back with ``label=""`` and
+    provenance ``"unlabelled"`` (calibration then uses the top tier's answer in its place).
+    """
     file_path = Path(path)
     if not file_path.is_file():
         raise DatasetError(file_path, None, "no such file")
     suffix = file_path.suffix.lower()
     if suffix in (".jsonl", ".ndjson"):
-        examples = list(_read_jsonl(file_path))
+        examples = list(_read_jsonl(file_path, require_labels))
     elif suffix == ".csv":
-        examples = list(_read_csv(file_path))
+        examples = list(_read_csv(file_path, require_labels))
     else:
         raise DatasetError(file_path, None, f"unknown format {suffix!r}; use .jsonl or .csv")
     if not examples:
@@ -78,7 +85,7 @@ def load_dataset(path: str | Path) -> list[Example]:
     return examples
 
 
-def _read_jsonl(path: Path) -> Iterator[Example]:
+def _read_jsonl(path: Path, require_labels: bool) -> Iterator[Example]:
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -89,32 +96,41 @@ def _read_jsonl(path: Path) -> Iterator[Example]:
                 raise DatasetError(path, line_number, f"invalid JSON ({error.msg})") from None
             if not isinstance(row, dict):
                 raise DatasetError(path, line_number, "expected a JSON object")
-            yield _example_from_row(row, path, line_number, "label")
+            yield _example_from_row(row, path, line_number, "label", require_labels)
 
 
-def _read_csv(path: Path) -> Iterator[Example]:
+def _read_csv(path: Path, require_labels: bool) -> Iterator[Example]:
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         label_column = next((name for name in LABEL_COLUMNS if name in header), None)
-        if "text" not in header or label_column is None:
+        if "text" not in header or (label_column is None and require_labels):
             raise DatasetError(
                 path, 1, f"header needs 'text' and 'label' (or 'category') columns, got {header}"
             )
         for row in reader:
             # line_num is the physical line just read, so quoted multi-line texts still point
             # at the end of their row rather than drifting.
-            yield _example_from_row(row, path, reader.line_num, label_column)
+            yield _example_from_row(
+                row, path, reader.line_num, label_column or "label", require_labels
+            )
 
 
 def _example_from_row(
-    row: Mapping[str, object], path: Path, line_number: int, label_key: str
+    row: Mapping[str, object],
+    path: Path,
+    line_number: int,
+    label_key: str,
+    require_labels: bool = True,
 ) -> Example:
     text = row.get("text")
     label = row.get(label_key)
     if not isinstance(text, str) or not text.strip():
         raise DatasetError(path, line_number, "row has no text")
     if label is None or (isinstance(label, str) and not label.strip()):
+        if not require_labels:
+            row_id = row.get("id")
+            return Example(text, "", UNLABELLED, None if row_id in (None, "") else str(row_id))
         raise DatasetError(path, line_number, f"row has no {label_key}")
     if not isinstance(label, str | int):
         raise DatasetError(path, line_number, f"{label_key} must be a string")

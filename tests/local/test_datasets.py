@@ -98,3 +98,22 @@ def test_split_keeps_a_training_example_for_rare_labels() -> None:
 
 def test_sample_data_is_shipped() -> None:
     assert (DATA / "README.md").is_file()
+
+
+def test_labels_may_be_optional_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.jsonl"
+    path.write_text(
+        '{"text": "lost my card", "label": "lost_card"}\n{"text": "where is it", "id": "7"}\n'
+    )
+    with pytest.raises(DatasetError, match=":2: row has no label"):
+        load_dataset(path)
+    loaded = load_dataset(path, require_labels=False)
+    assert [(e.label, e.provenance, e.id) for e in loaded] == [
+        ("lost_card", "gold", None),
+        ("", "unlabelled", "7"),
+    ]
+    csv_path = tmp_path / "texts.csv"
+    csv_path.write_text("text\nhello\n")
+    assert load_dataset(csv_path, require_labels=False)[0].label == ""
+    with pytest.raises(DatasetError, match="header needs"):
+        load_dataset(csv_path)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tiergate.datasets import Example
-from tiergate.routing.fitting import fit_policies, replay, threshold_rows
+from tiergate.routing.fitting import fit_policies, replay, silver_labels, threshold_rows
 from tiergate.routing.route import Route, load_route
 from tiergate.tiers.base import TierAnswer
 
@@ -92,3 +92,16 @@ async def test_a_tighter_budget_accepts_less(route: Route) -> None:
     loose_share = np.mean([d.accepted for d in await replay(route, loose, runs, texts, rows)])
     tight_share = np.mean([d.accepted for d in await replay(route, tight, runs, texts, rows)])
     assert tight_share < loose_share
+
+
+def test_the_top_tier_stands_in_where_gold_is_missing(route: Route) -> None:
+    examples, runs = synthetic(8, seed=3)
+    examples[1] = Example(examples[1].text, "")  # no gold label
+    examples[2] = Example(examples[2].text, "")
+    runs[HAIKU][2] = TierAnswer(HAIKU, None, {}, problem="the model refused")
+    filled, kept, silver = silver_labels(route, examples, runs)
+    assert silver == 1
+    # The unlabelled ticket the top tier could not answer is dropped, from examples and runs alike.
+    assert [e.text for e in filled] == [e.text for i, e in enumerate(examples) if i != 2]
+    assert all(len(answers) == len(filled) for answers in kept.values())
+    assert filled[1].label == runs[HAIKU][1].label and filled[1].provenance == f"silver:{HAIKU}"

@@ -15,7 +15,7 @@ from tiergate.core.prices import load_price_book
 from tiergate.datasets import Example, load_dataset
 from tiergate.plots.budgets import BudgetPoint, plot_budgets
 from tiergate.routing.evaluate import Baselines, summarize
-from tiergate.routing.fitting import collect, fit_policies, replay, threshold_rows
+from tiergate.routing.fitting import collect, fit_policies, replay, silver_labels, threshold_rows
 from tiergate.routing.route import Route, load_route
 from tiergate.routing.runtime import (
     check_labels,
@@ -65,8 +65,8 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     route = load_route(args.route)
     book = load_price_book(args.prices)
     data = route_data(route)
-    examples = load_dataset(args.data) if args.data else data.calibration
-    check_labels(route, examples, str(args.data or "calibration data"))
+    examples = load_dataset(args.data, require_labels=False) if args.data else data.calibration
+    check_labels(route, [e for e in examples if e.label], str(args.data or "calibration data"))
     if args.limit is not None:
         examples = examples[: args.limit]
     local = load_local(route)
@@ -83,6 +83,14 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
                 )
         say(f"collecting answers of {', '.join(route.tiers)} on {len(texts):,} calibration tickets")
         runs = await collect(route, texts, tiers, local)
+    silver = 0
+    if any(not example.label for example in examples):
+        examples, runs, silver = silver_labels(route, examples, runs)
+        texts = [example.text for example in examples]
+        say(
+            f"{silver:,} calibration tickets had no label: {route.tiers[-1]}'s answers stand in "
+            "for gold, so the budget bounds disagreement with it"
+        )
     policies, fits = fit_policies(route, examples, runs)
     save_runs(route, examples, runs)
     rows = threshold_rows(route, len(examples))
@@ -128,6 +136,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         "error_budget": route.error_budget,
         "confidence": route.confidence,
         "calibration_tickets": len(examples),
+        "silver_labels": silver,
         "threshold_tickets": len(rows),
         "tiers": tier_rows,
         "expected": summary,

@@ -345,3 +345,29 @@ async def replay(
 def threshold_rows(route: Route, count: int) -> list[int]:
     """The calibration rows that chose thresholds (the in-sample report is about them)."""
     return np.flatnonzero(_halves(count, route.seed)[1]).tolist()
+
+
+def silver_labels(
+    route: Route, examples: Sequence[Example], runs: Mapping[str, Sequence[TierAnswer]]
+) -> tuple[list[Example], dict[str, list[TierAnswer]], int]:
+    """Where a calibration ticket has no gold label, the top tier's answer stands in for it.
+
+    Tickets the top tier could not answer usably are dropped (nothing to measure against). The
+    guarantee then bounds disagreement with the top tier rather than error. Returns the examples,
+    the runs restricted to the same tickets, and how many labels were filled in.
+    """
+    top = runs[route.tiers[-1]]
+    keep: list[int] = []
+    filled: list[Example] = []
+    silver = 0
+    for index, example in enumerate(examples):
+        if example.label:
+            keep.append(index)
+            filled.append(example)
+        elif top[index].usable and top[index].label:
+            keep.append(index)
+            filled.append(
+                Example(example.text, top[index].label or "", f"silver:{route.tiers[-1]}")
+            )
+            silver += 1
+    return filled, {tier: [answers[i] for i in keep] for tier, answers in runs.items()}, silver
