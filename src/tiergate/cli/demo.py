@@ -3,9 +3,9 @@
 1. The cost calculator on the lesson's workload (10,000 tickets a minute, Haiku 4.5 vs Sonnet 4.6).
 2. The real ladder on BANKING77: train the local tier, calibrate every tier to a 1% error budget
    on held-out data, route the test split through local -> Haiku -> Sonnet, and score it.
-   Without ANTHROPIC_API_KEY the Claude tiers are answered by the built-in emulator, and the demo
-   says so: their accuracy is then an assumption, not Claude's; costs are priced from the
-   emulated token usage with the price book.
+   The Claude tiers are answered by the built-in emulator (unless ``--real-api``, which uses
+   ANTHROPIC_API_KEY and costs money), and the demo says so: their accuracy is then an
+   assumption, not Claude's; costs are priced from the emulated token usage with the price book.
 3. The measured cost per ticket, projected to the lesson's 10,000 tickets a minute.
 """
 
@@ -47,6 +47,11 @@ def register(subparsers: Any) -> None:
         "--calculator-only", action="store_true", help="only part 1, the cost calculator"
     )
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
+    parser.add_argument(
+        "--real-api",
+        action="store_true",
+        help="call the real API with ANTHROPIC_API_KEY (costs money); default: the emulator",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -75,14 +80,15 @@ def run(args: argparse.Namespace) -> int:
     return _ladder(args, book)
 
 
-def _namespace(route: Path, out: Path, **extra: Any) -> argparse.Namespace:
+def _namespace(route: Path, out: Path, *, real_api: bool, **extra: Any) -> argparse.Namespace:
     base = {
         "route": route,
         "data": None,
         "limit": None,
         "json": False,
         "prices": None,
-        "emulate": False,
+        # The demo never spends money by accident: a key in the environment is not enough.
+        "emulate": not real_api,
         "base_url": None,
         "seed": 0,
         "latency": "zero",
@@ -120,12 +126,16 @@ def _ladder(args: argparse.Namespace, book: Any) -> int:
     sys.stdout.write("\nCalibrating every tier on held-out data (tiergate calibrate) ...\n")
     sys.stdout.flush()
     calibration = asyncio.run(
-        calibrate_command.calibrate(_namespace(args.route, args.out, plot=args.out / "budgets.png"))
+        calibrate_command.calibrate(
+            _namespace(args.route, args.out, real_api=args.real_api, plot=args.out / "budgets.png")
+        )
     )
     sys.stdout.write(calibrate_command.render(calibration) + "\n")
     sys.stdout.write("\nRouting the test split (tiergate eval) ...\n")
     sys.stdout.flush()
-    result = asyncio.run(eval_command.evaluate(_namespace(args.route, args.out)))
+    result = asyncio.run(
+        eval_command.evaluate(_namespace(args.route, args.out, real_api=args.real_api))
+    )
     sys.stdout.write(eval_command.render(result) + "\n")
     sys.stdout.write(f"\n(steps 2 took {time.perf_counter() - started:.0f} s)\n")
 
@@ -151,7 +161,7 @@ def _ladder(args: argparse.Namespace, book: Any) -> int:
     )
     if result.get("emulated"):
         sys.stdout.write(
-            "\nWithout ANTHROPIC_API_KEY the Claude answers above are EMULATED by tiergate's\n"
+            "\nThe Claude answers above are EMULATED by tiergate's\n"
             "local emulator: the Claude tiers' accuracy is an assumption (docs/emulator.md),\n"
             "not Claude's.\n"
             "The local tier's figures are real: it is trained and scored on BANKING77 here.\n"
