@@ -11,6 +11,7 @@ from typing import Any
 
 from tiergate.cli.claude_access import add_access_arguments, claude_access, estimate_calls_usd, say
 from tiergate.cli.errors import CliError
+from tiergate.cli.formatting import percent
 from tiergate.core.prices import load_price_book
 from tiergate.datasets import Example, load_dataset
 from tiergate.plots.budgets import BudgetPoint, plot_budgets
@@ -187,10 +188,6 @@ async def _budget_sweep(
     return points
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def render(report: dict[str, Any]) -> str:
     lines = [
         f"Calibrated {report['route']!r} for an error budget of {report['error_budget']:.1%} "
@@ -205,23 +202,23 @@ def render(report: dict[str, Any]) -> str:
         lines.append(
             f"{row['tier']:<20} {row['reached']:>8,} {row['accepted']:>9,} "
             f"{row['accepted_share']:>7.1%} "
-            f"{_percent(row['accepted_accuracy']):>9} {row['accepted_accuracy_lower_bound']:>9.1%} "
+            f"{percent(row['accepted_accuracy']):>9} {row['accepted_accuracy_lower_bound']:>9.1%} "
             f"{row['threshold']:>9.3f} {row['mean_cost_per_call_usd']:>10.6f}"
         )
     expected = report["expected"]
     lines += [
         "",
         "Expected (in-sample, on the threshold half): "
-        f"accuracy {_percent(expected['accuracy'])}, accepted "
-        f"{_percent(expected['accepted_share'])} at {_percent(expected['accepted_accuracy'])}, "
+        f"accuracy {percent(expected['accuracy'])}, accepted "
+        f"{percent(expected['accepted_share'])} at {percent(expected['accepted_accuracy'])}, "
         f"${expected['cost_per_1000_usd']:.4f} per 1,000 tickets",
     ]
     if expected.get("strong_only_cost_usd"):
         lines.append(
             f"  against {expected['strong_only_model']}-only: "
-            f"{_percent(expected['savings_vs_strong'])} saved; "
+            f"{percent(expected['savings_vs_strong'])} saved; "
             f"against {expected['cheap_only_model']}-only: "
-            f"{_percent(expected['savings_vs_cheap'])} saved"
+            f"{percent(expected['savings_vs_cheap'])} saved"
         )
     lines += [
         "",
@@ -231,7 +228,7 @@ def render(report: dict[str, Any]) -> str:
     for point in report["budgets"]:
         lines.append(
             f"  {point['budget']:>7.1%} {point['accepted_share']:>9.1%} "
-            f"{_percent(point['accepted_accuracy']):>14} "
+            f"{percent(point['accepted_accuracy']):>14} "
             f"{point['accuracy']:>9.1%} {point['cost_per_1000_usd']:>9.4f}"
         )
     lines += ["", f"Saved {report['saved']}; plot {report['plot']}"]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -21,8 +22,12 @@ from typing import Any
 
 import anthropic
 
+from tiergate.core.cost import price_usage
+from tiergate.core.usage import Usage
 from tiergate.datasets import Example
 from tiergate.routing.route import Route
+from tiergate.tiers.base import Ticket
+from tiergate.tiers.claude import estimate_tokens
 
 EMULATED_KEY = "sk-emulated-not-a-real-key"
 
@@ -138,19 +143,12 @@ def estimate_calls_usd(
     tiers: dict[str, Any], tickets: list[str], calls_per_tier: dict[str, int]
 ) -> float:
     """Rough cost of calling each tier on its share of tickets, from the prompts' length."""
-    from tiergate.core.cost import price_usage
-    from tiergate.core.usage import Usage
-    from tiergate.tiers.base import Ticket
-    from tiergate.tiers.claude import estimate_tokens
-
     total = 0.0
     sample = tickets[: min(len(tickets), 50)]
     for name, tier in tiers.items():
         calls = calls_per_tier.get(name, 0)
         if not calls or not sample:
             continue
-        import json
-
         prompt = sum(
             estimate_tokens(json.dumps(tier.request(Ticket(text)))) for text in sample
         ) / len(sample)

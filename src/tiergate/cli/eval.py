@@ -10,6 +10,7 @@ from typing import Any
 
 from tiergate.cli.claude_access import add_access_arguments, claude_access, estimate_calls_usd, say
 from tiergate.cli.errors import CliError
+from tiergate.cli.formatting import percent
 from tiergate.core.prices import load_price_book
 from tiergate.datasets import load_dataset
 from tiergate.routing.evaluate import Baselines, per_call_costs, summarize
@@ -114,10 +115,6 @@ async def _baselines(
     return Baselines(cheap, observed.get(cheap), strong, observed.get(strong))
 
 
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}"
 
@@ -132,7 +129,7 @@ def render(result: dict[str, Any]) -> str:
     for name, tier in result["tiers"].items():
         lines.append(
             f"{name:<20} {tier['accepted']:>9,} {tier['accepted_share']:>7.1%} "
-            f"{_percent(tier['accepted_accuracy']):>9} {_usd(tier['cost_usd']):>11}"
+            f"{percent(tier['accepted_accuracy']):>9} {_usd(tier['cost_usd']):>11}"
         )
     unaccepted = result["flagged"] + result["handed_to_human"]
     lines.append(
@@ -141,29 +138,29 @@ def render(result: dict[str, Any]) -> str:
     )
     lines += [
         "",
-        f"accuracy of all final answers: {_percent(result['accuracy'])}; of accepted answers: "
-        f"{_percent(result['accepted_accuracy'])} ({_percent(result['accepted_share'])} accepted)",
-        f"escalation rate: {_percent(result['escalation_rate'])}; latency p50 "
+        f"accuracy of all final answers: {percent(result['accuracy'])}; of accepted answers: "
+        f"{percent(result['accepted_accuracy'])} ({percent(result['accepted_share'])} accepted)",
+        f"escalation rate: {percent(result['escalation_rate'])}; latency p50 "
         f"{result['latency_p50_s'] * 1000:.1f} ms, p95 {result['latency_p95_s'] * 1000:.1f} ms",
         f"cost: {_usd(result['cost_usd'])} ({_usd(result['cost_per_1000_usd'])} per 1,000 tickets)",
     ]
     if result.get("strong_only_cost_usd") is not None:
         lines.append(
             f"  {result['strong_only_model']}-only: {_usd(result['strong_only_cost_usd'])} "
-            f"(tiered saves {_percent(result['savings_vs_strong'])})"
+            f"(tiered saves {percent(result['savings_vs_strong'])})"
         )
     if result.get("cheap_only_cost_usd") is not None:
         lines.append(
             f"  {result['cheap_only_model']}-only: {_usd(result['cheap_only_cost_usd'])} "
-            f"(tiered saves {_percent(result['savings_vs_cheap'])})"
+            f"(tiered saves {percent(result['savings_vs_cheap'])})"
         )
     scope = result.get("out_of_scope")
     if scope:
         lines.append(
-            f"in scope: {_percent(scope['in_scope_accepted_share'])} of "
+            f"in scope: {percent(scope['in_scope_accepted_share'])} of "
             f"{scope['in_scope_tickets']:,} accepted at "
-            f"{_percent(scope['in_scope_accepted_accuracy'])}; "
-            f"out of scope ({scope['label']}): {_percent(scope['wrongly_accepted_share'])} of "
+            f"{percent(scope['in_scope_accepted_accuracy'])}; "
+            f"out of scope ({scope['label']}): {percent(scope['wrongly_accepted_share'])} of "
             f"{scope['out_of_scope_tickets']:,} wrongly accepted with an in-scope label"
         )
     if result.get("emulated"):

@@ -209,30 +209,20 @@ class Router:
     def _unsure(
         self, ticket: Ticket, trace: list[Step], answers: list[TierAnswer], latency: float
     ) -> Decision:
-        if self.route.when_unsure == "human":
-            return Decision(
-                ticket.text,
-                None,
-                None,
-                None,
-                False,
-                trace,
-                answers,
-                handed_to_human=True,
-                latency_s=latency,
-            )
-        for step in reversed(trace):
-            if step.label is not None:
-                return Decision(
-                    ticket.text,
-                    step.label,
-                    step.tier,
-                    step.confidence,
-                    False,
-                    trace,
-                    answers,
-                    latency_s=latency,
-                )
+        if self.route.when_unsure == "flag":
+            for step in reversed(trace):
+                if step.label is not None:
+                    return Decision(
+                        ticket.text,
+                        step.label,
+                        step.tier,
+                        step.confidence,
+                        False,
+                        trace,
+                        answers,
+                        latency_s=latency,
+                    )
+        # Asked to, or with no usable answer to flag: a person decides.
         return Decision(
             ticket.text,
             None,

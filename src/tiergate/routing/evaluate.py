@@ -10,7 +10,7 @@ import numpy as np
 
 from tiergate.calibration import clopper_pearson_upper
 from tiergate.routing.engine import Decision
-from tiergate.routing.route import Route
+from tiergate.routing.route import LOCAL, Route
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def per_call_costs(decisions: Sequence[Decision]) -> dict[str, float]:
     totals: dict[str, list[float]] = {}
     for decision in decisions:
         for answer in decision.answers:
-            if answer.model and answer.model != "local" and answer.cost_usd > 0:
+            if answer.model and answer.model != LOCAL and answer.cost_usd > 0:
                 totals.setdefault(answer.tier, []).append(answer.cost_usd)
     return {tier: float(np.mean(costs)) for tier, costs in totals.items()}
 

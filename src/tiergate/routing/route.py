@@ -23,7 +23,7 @@ Relative paths are relative to the route file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -80,8 +80,6 @@ class Route:
         unknown = [tier for tier in tiers if tier not in self.tiers]
         if unknown:
             raise RouteError(f"{self.path}: tiers not in this route's ladder: {', '.join(unknown)}")
-        from dataclasses import replace
-
         return replace(self, tiers=tuple(tier for tier in self.tiers if tier in tiers))
 
 
