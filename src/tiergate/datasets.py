@@ -11,6 +11,9 @@ Accepted formats (chosen by the file suffix):
   ``"provenance"`` and ``"id"``. Blank lines are skipped.
 - ``.csv``: a header with ``text`` and ``label`` (or ``category``, as BANKING77 ships it);
   optional ``provenance`` and ``id`` columns.
+- ``.txt``: one text per line, with the labels one per line in a file beside it of the same name
+  and the suffix ``.labels`` (``train.txt`` and ``train.labels``), line for line. Without that
+  file the texts are unlabelled.
 
 A row without text or label raises :class:`DatasetError` whose message names the file and the
 line, so a user can open the file at the right place.
@@ -78,8 +81,12 @@ def load_dataset(path: str | Path, *, require_labels: bool = True) -> list[Examp
         examples = list(_read_jsonl(file_path, require_labels))
     elif suffix == ".csv":
         examples = list(_read_csv(file_path, require_labels))
+    elif suffix == ".txt":
+        examples = list(_read_lines(file_path, require_labels))
     else:
-        raise DatasetError(file_path, None, f"unknown format {suffix!r}; use .jsonl or .csv")
+        raise DatasetError(
+            file_path, None, f"unknown format {suffix!r}; use .jsonl, .csv or .txt (+ .labels)"
+        )
     if not examples:
         raise DatasetError(file_path, None, "no examples")
     return examples
@@ -114,6 +121,31 @@ def _read_csv(path: Path, require_labels: bool) -> Iterator[Example]:
             yield _example_from_row(
                 row, path, reader.line_num, label_column or "label", require_labels
             )
+
+
+def _read_lines(path: Path, require_labels: bool) -> Iterator[Example]:
+    """Texts one per line; labels one per line in ``<name>.labels`` beside them."""
+    labels_path = path.with_suffix(".labels")
+    texts = path.read_text(encoding="utf-8").splitlines()
+    if not labels_path.is_file():
+        if require_labels:
+            raise DatasetError(path, None, f"no labels: expected {labels_path.name} beside it")
+        labels: list[str | None] = [None] * len(texts)
+    else:
+        labels = list(labels_path.read_text(encoding="utf-8").splitlines())
+        if len(labels) != len(texts):
+            raise DatasetError(
+                labels_path,
+                None,
+                f"{len(labels):,} labels for {len(texts):,} texts in {path.name}: "
+                "one label per line, line for line",
+            )
+    for line_number, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
+        if not text.strip() and not (label or "").strip():
+            continue  # a blank line in both files
+        yield _example_from_row(
+            {"text": text, "label": label}, path, line_number, "label", require_labels
+        )
 
 
 def _example_from_row(

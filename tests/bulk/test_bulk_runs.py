@@ -139,7 +139,7 @@ def test_batches_mode_resumes_and_gives_the_live_answers_at_half_the_price(
     write_input(source, setup.rows)
     out = tmp_path / "out.jsonl"
     journal = tmp_path / "out.jsonl.state" / "journal.jsonl"
-    extra = ["--mode", "batches", "--batch-size", "60", "--poll-first", "0.05"]
+    extra = ["--mode", "batches", "--batch-size", "20", "--poll-first", "0.05"]
     command = batch_command(setup.route, source, out, setup.base_url, *extra)
     batches_before = setup.app.batches_created
 

@@ -105,3 +105,26 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "46.7%" in done.stdout
     assert (tmp_path / "cost_vs_escalation.png").exists()
+
+
+@pytest.mark.parametrize(
+    "command", ["", "cost", "calibrate", "eval", "train", "route", "learn", "batch", "serve"]
+)
+def test_a_usage_error_imports_nothing_heavy(command: str) -> None:
+    """Start-up stays fast: a usage error loads no SDK, no numpy, no torch (measured in
+    README: under half a second per command)."""
+    code = (
+        "import sys\n"
+        "from tiergate.cli.main import main\n"
+        "try:\n"
+        f"    main([{command!r}, '--no-such-option'] if {command!r} else ['--no-such-option'])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 2, exit.code\n"
+        "heavy = sorted({'anthropic', 'numpy', 'torch', 'scipy', 'aiohttp'} & set(sys.modules))\n"
+        "print(','.join(heavy))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "", f"imported on a usage error: {done.stdout.strip()}"

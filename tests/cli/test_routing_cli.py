@@ -91,10 +91,36 @@ def test_calibrate_writes_policies_and_a_plot(route: Path) -> None:
     assert report["tiers"][1]["mean_cost_per_call_usd"] > 0
     assert (route / "artifacts" / "calibration.json").exists()
     assert (route / "artifacts" / "calibration_runs.json").exists()  # what learn refits from
+    assert report["reused_answers"] is False
+
+
+def test_a_sweep_refits_from_the_recorded_answers_without_asking_again(route: Path) -> None:
+    swept = tiergate("calibrate", str(route), "--sweep", "--json")
+    assert swept.returncode == 0, swept.stderr
+    assert "EMULATED" not in swept.stderr  # no emulator was started: nothing was asked
+    report = json.loads(swept.stdout)
+    assert report["reused_answers"] is True
     assert Path(report["plot"]).read_bytes()[:4] == b"\x89PNG"
-    assert [point["budget"] for point in report["budgets"]] == sorted(
-        point["budget"] for point in report["budgets"]
-    )
+    budgets = [point["budget"] for point in report["budgets"]]
+    assert budgets == sorted(budgets)
+    shares = [point["accepted_share"] for point in report["budgets"]]
+    assert shares == sorted(shares)  # a looser budget never accepts less
+
+
+def test_a_budget_given_on_the_command_line_holds_until_the_next_calibration(
+    route: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(route, copy)
+    refitted = tiergate("calibrate", str(copy), "--budget", "0.2", "--json")
+    assert refitted.returncode == 0, refitted.stderr
+    assert json.loads(refitted.stdout)["error_budget"] == 0.2
+    evaluated = json.loads(tiergate("eval", str(copy), "--json").stdout)
+    assert evaluated["error_budget"] == 0.2
+    bad = tiergate("calibrate", str(copy), "--budget", "2")
+    assert bad.returncode == 2 and "--budget must be between 0 and 1" in bad.stderr
 
 
 def test_eval_scores_the_ladder(route: Path) -> None:

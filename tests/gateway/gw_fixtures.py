@@ -6,7 +6,6 @@ mypy sees no second ``conftest`` module and session fixtures exist once.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,27 +34,25 @@ def emulator(route_examples: tuple[Path, list[Example]]) -> Iterator[EmulatorSer
 @pytest.fixture(scope="session")
 def trained_route(route_examples: tuple[Path, list[Example]], emulator: EmulatorServer) -> Path:
     """The small route, trained and calibrated through the library (as the CLI does)."""
+    import anthropic
+
     from tiergate.classifier import LocalModel
-    from tiergate.cli.calibrate import calibrate
+    from tiergate.core.prices import load_price_book
+    from tiergate.routing.calibrate import calibrate_route
     from tiergate.routing.route import load_route
     from tiergate.routing.runtime import local_dir, route_data
 
     path = route_examples[0]
     route = load_route(path)
     LocalModel.train(route_data(route).train).save(local_dir(route))
-    args = argparse.Namespace(
-        route=path,
-        data=None,
-        limit=None,
-        plot=path.parent / "budgets.png",
-        json=True,
-        prices=None,
-        emulate=False,
-        base_url=emulator.base_url,
-        seed=0,
-        latency="zero",
-    )
-    asyncio.run(calibrate(args))
+
+    async def calibrate() -> None:
+        async with anthropic.AsyncAnthropic(
+            api_key="sk-test-not-real", base_url=emulator.base_url
+        ) as client:
+            await calibrate_route(route, load_price_book(), client)
+
+    asyncio.run(calibrate())
     return path
 
 

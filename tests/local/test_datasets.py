@@ -67,7 +67,7 @@ def test_invalid_json_line_is_named(tmp_path: Path) -> None:
 
 def test_unknown_suffix_and_missing_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="unknown format"):
-        load_dataset(write(tmp_path / "d.txt", "x"))
+        load_dataset(write(tmp_path / "d.tsv", "x"))
     with pytest.raises(DatasetError, match="no such file"):
         load_dataset(tmp_path / "absent.csv")
 
@@ -117,3 +117,21 @@ def test_labels_may_be_optional_when_asked(tmp_path: Path) -> None:
     assert load_dataset(csv_path, require_labels=False)[0].label == ""
     with pytest.raises(DatasetError, match="header needs"):
         load_dataset(csv_path)
+
+
+def test_a_text_file_with_a_labels_file_beside_it_loads_line_for_line(tmp_path: Path) -> None:
+    (tmp_path / "train.txt").write_text("my card is lost\nwhere is my money\n")
+    (tmp_path / "train.labels").write_text("lost_or_stolen_card\ntransfer_timing\n")
+    examples = load_dataset(tmp_path / "train.txt")
+    assert [(e.text, e.label) for e in examples] == [
+        ("my card is lost", "lost_or_stolen_card"),
+        ("where is my money", "transfer_timing"),
+    ]
+    (tmp_path / "train.labels").write_text("lost_or_stolen_card\n")
+    with pytest.raises(DatasetError, match=r"1 labels for 2 texts in train\.txt"):
+        load_dataset(tmp_path / "train.txt")
+    (tmp_path / "train.labels").unlink()
+    with pytest.raises(DatasetError, match=r"no labels: expected train.labels beside it"):
+        load_dataset(tmp_path / "train.txt")
+    unlabelled = load_dataset(tmp_path / "train.txt", require_labels=False)
+    assert [e.label for e in unlabelled] == ["", ""]

@@ -11,20 +11,14 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tiergate.bulk.batches import BatchSettings
-from tiergate.bulk.rows import Row, read_rows
-from tiergate.bulk.run import MODES, BulkOptions, BulkResult, run_bulk
-from tiergate.bulk.state import StateMismatchError
-from tiergate.bulk.summary import render
-from tiergate.cli.claude_access import add_access_arguments, claude_access, say
+from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError, positive
-from tiergate.core.prices import load_price_book
-from tiergate.datasets import Example
-from tiergate.limits import RateLimits
-from tiergate.routing.route import load_route
-from tiergate.routing.runtime import route_data
+from tiergate.cli.formatting import say
+
+if TYPE_CHECKING:
+    from tiergate.bulk.run import BulkResult
 
 
 def _count(text: str) -> int:
@@ -49,7 +43,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--errors", type=Path, help="rows that failed, with line and reason (default OUT.errors)"
     )
-    parser.add_argument("--mode", choices=MODES, default="live", help="default %(default)s")
+    parser.add_argument(
+        "--mode", choices=("live", "batches"), default="live", help="default %(default)s"
+    )
     limits = parser.add_argument_group("live mode: limits per Claude model")
     limits.add_argument("--rpm", type=_count, help="requests per minute")
     limits.add_argument("--itpm", type=_count, help="input tokens per minute (uncached)")
@@ -81,6 +77,9 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tiergate.bulk.state import StateMismatchError
+    from tiergate.bulk.summary import render
+
     if not args.source.is_file():
         raise CliError(f"--in {args.source}: no such file")
     if args.out.resolve() == args.source.resolve():
@@ -97,6 +96,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace) -> BulkResult:
+    from tiergate.bulk.batches import BatchSettings
+    from tiergate.bulk.rows import Row, read_rows
+    from tiergate.bulk.run import BulkOptions, run_bulk
+    from tiergate.cli.claude_access import claude_access
+    from tiergate.core.prices import load_price_book
+    from tiergate.datasets import Example
+    from tiergate.limits import RateLimits
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import route_data
+
     route = load_route(args.route)
     book = load_price_book(args.prices)
     options = BulkOptions(

@@ -5,30 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from tiergate.cli.claude_access import add_access_arguments, claude_access, estimate_calls_usd, say
+from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.cli.formatting import percent
-from tiergate.core.prices import load_price_book
-from tiergate.datasets import Example, load_dataset
-from tiergate.plots.budgets import BudgetPoint, plot_budgets
-from tiergate.routing.evaluate import Baselines, summarize
-from tiergate.routing.fitting import collect, fit_policies, replay, silver_labels, threshold_rows
-from tiergate.routing.route import Route, load_route
-from tiergate.routing.runtime import (
-    check_labels,
-    claude_tiers,
-    load_local,
-    route_data,
-    save_policies,
-    save_runs,
-)
-from tiergate.tiers.base import TierAnswer
-
-BUDGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
+from tiergate.cli.formatting import percent, say
 
 
 def register(subparsers: Any) -> None:
@@ -37,13 +19,26 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("route", type=Path, help="route file (or its folder)")
     parser.add_argument(
-        "--data", type=Path, help="labelled calibration data (default: the route's held-out data)"
+        "--data", type=Path, help="calibration data (default: the route's held-out data)"
     )
     parser.add_argument("--limit", type=int, help="use at most N calibration tickets")
     parser.add_argument(
-        "--plot",
-        type=Path,
-        help="cost against accuracy across budgets (default ARTIFACTS/budgets.png)",
+        "--budget",
+        type=float,
+        help="fit for this error budget instead of the route's (reuses recorded answers)",
+    )
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="also fit budgets from 0.5%% to 10%% and plot cost against accuracy",
+    )
+    parser.add_argument(
+        "--refit",
+        action="store_true",
+        help="refit from the answers recorded by the last calibration (no new calls)",
+    )
+    parser.add_argument(
+        "--plot", type=Path, help="the sweep's plot (default ARTIFACTS/budgets.png)"
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
@@ -54,6 +49,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 20:
         raise CliError("--limit must be at least 20: thresholds need data")
+    if args.budget is not None and not 0.0 < args.budget < 1.0:
+        raise CliError(f"--budget must be between 0 and 1 (0.01 is 1%), got {args.budget}")
     report = asyncio.run(calibrate(args))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -63,178 +60,207 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
+    from tiergate.cli.claude_access import claude_access, estimate_calls_usd
+    from tiergate.core.prices import load_price_book
+    from tiergate.datasets import Example, load_dataset
+    from tiergate.routing.calibrate import CalibrateOptions, calibrate_route
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import RUNS_FILE, claude_tiers, route_data
+
     route = load_route(args.route)
     book = load_price_book(args.prices)
+    options = CalibrateOptions(
+        data=args.data,
+        limit=args.limit,
+        budget=args.budget,
+        sweep=args.sweep,
+        refit=args.refit,
+        plot=args.plot,
+    )
+    recorded = (route.artifacts / RUNS_FILE).exists()
+    if not route.claude_tiers or (recorded and (args.budget or args.sweep or args.refit)):
+        # Nothing to ask a Claude model: the ladder is free, or the recorded answers are reused.
+        report = await calibrate_route(route, book, None, options, say=say)
+        report["emulated"] = False
+        return report
     data = route_data(route)
-    examples = load_dataset(args.data, require_labels=False) if args.data else data.calibration
-    check_labels(route, [e for e in examples if e.label], str(args.data or "calibration data"))
-    if args.limit is not None:
-        examples = examples[: args.limit]
-    local = load_local(route)
-    texts = [example.text for example in examples]
-    async with claude_access(args, route, data.train + examples) as access:
-        tiers = claude_tiers(route, book, access.client, local.model.examples)
-        if route.claude_tiers:
-            say(access.banner())
-            if access.real:
-                estimate = estimate_calls_usd(tiers, texts, {name: len(texts) for name in tiers})
-                say(
-                    f"calibration calls every Claude tier on {len(texts):,} tickets: "
-                    f"about ${estimate:.2f}"
-                )
-        say(f"collecting answers of {', '.join(route.tiers)} on {len(texts):,} calibration tickets")
-        runs = await collect(route, texts, tiers, local)
-    silver = 0
-    if any(not example.label for example in examples):
-        examples, runs, silver = silver_labels(route, examples, runs)
-        texts = [example.text for example in examples]
-        say(
-            f"{silver:,} calibration tickets had no label: {route.tiers[-1]}'s answers stand in "
-            "for gold, so the budget bounds disagreement with it"
-        )
-    policies, fits = fit_policies(route, examples, runs)
-    save_runs(route, examples, runs)
-    rows = threshold_rows(route, len(examples))
-    decisions = await replay(route, policies, runs, texts, rows)
-    baselines = _baselines(route, runs)
-    summary = summarize(route, decisions, [examples[i].label for i in rows], baselines)
-    points = await _budget_sweep(route, examples, runs, texts, baselines)
-    plot = plot_budgets(
-        points,
-        args.plot or route.artifacts / "budgets.png",
-        title=f"{route.name}: cost against accuracy across error budgets\n(calibration data, "
-        f"{' -> '.join(route.tiers)})",
-        strong_only_per_1000_usd=_per_1000(baselines.strong_per_call_usd),
-        cheap_only_per_1000_usd=_per_1000(baselines.cheap_per_call_usd),
-    )
-    tier_rows = [
-        {
-            "tier": fit.tier,
-            "reached": fit.reached,
-            "accepted": fit.accepted,
-            "accepted_share": fit.accepted_share,
-            "accepted_accuracy": None if fit.accepted == 0 else fit.accepted_accuracy,
-            "accepted_accuracy_lower_bound": fit.lower_accuracy,
-            "threshold": policies[fit.tier].thresholds.global_result.threshold,
-            "labels_with_own_threshold": len(policies[fit.tier].thresholds.per_label),
-            "usable_share": fit.usable_share,
-            "mean_cost_per_call_usd": fit.mean_cost_usd,
-        }
-        for fit in fits
-    ]
-    saved = save_policies(
-        route,
-        policies,
-        {
-            "fitted_on": str(args.data or "held-out calibration data"),
-            "tickets": len(examples),
-            "tiers_report": tier_rows,
-        },
-    )
-    return {
-        "route": route.name,
-        "emulated": access.kind == "emulated",
-        "error_budget": route.error_budget,
-        "confidence": route.confidence,
-        "calibration_tickets": len(examples),
-        "silver_labels": silver,
-        "threshold_tickets": len(rows),
-        "tiers": tier_rows,
-        "expected": summary,
-        "budgets": [asdict(point) for point in points],
-        "saved": str(saved),
-        "plot": str(plot),
-    }
 
+    def known() -> list[Example]:
+        extra = load_dataset(args.data, require_labels=False) if args.data else []
+        return data.train + data.calibration + extra
 
-def _per_1000(per_call: float | None) -> float | None:
-    return None if per_call is None else per_call * 1000
-
-
-def _baselines(route: Route, runs: dict[str, list[TierAnswer]]) -> Baselines:
-    claude = route.claude_tiers
-    means = {
-        name: sum(a.cost_usd for a in runs[name]) / len(runs[name]) for name in claude if runs[name]
-    }
-    cheap = claude[0] if claude else None
-    strong = claude[-1] if claude else None
-    return Baselines(cheap, means.get(cheap or ""), strong, means.get(strong or ""))
-
-
-async def _budget_sweep(
-    route: Route,
-    examples: list[Example],
-    runs: dict[str, list[TierAnswer]],
-    texts: list[str],
-    baselines: Baselines,
-) -> list[BudgetPoint]:
-    points = []
-    rows = threshold_rows(route, len(examples))
-    gold = [examples[i].label for i in rows]
-    for budget in sorted({*BUDGETS, route.error_budget}):
-        variant = replace(route, error_budget=budget)
-        policies, _ = fit_policies(variant, examples, runs)
-        decisions = await replay(variant, policies, runs, texts, rows)
-        summary = summarize(variant, decisions, gold, baselines)
-        points.append(
-            BudgetPoint(
-                budget,
-                summary["accuracy"],
-                summary["accepted_accuracy"],
-                summary["cost_per_1000_usd"],
-                summary["accepted_share"],
+    async with claude_access(args, route, known) as access:
+        say(access.banner())
+        if access.real:
+            texts = [e.text for e in data.calibration][: args.limit]
+            tiers = claude_tiers(route, book, access.client, data.train)
+            estimate = estimate_calls_usd(tiers, texts, {name: len(texts) for name in tiers})
+            say(
+                f"calibration calls every Claude tier on {len(texts):,} tickets: "
+                f"about ${estimate:.2f}"
             )
-        )
-    return points
+        report = await calibrate_route(route, book, access.client, options, say=say)
+    report["emulated"] = access.kind == "emulated"
+    return report
+
+
+def _usd(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.4f}"
 
 
 def render(report: dict[str, Any]) -> str:
+    budget = report["error_budget"]
     lines = [
-        f"Calibrated {report['route']!r} for an error budget of {report['error_budget']:.1%} "
-        f"(guarantee at {report['confidence']:.0%} confidence) on "
-        f"{report['calibration_tickets']:,} "
-        f"held-out tickets ({report['threshold_tickets']:,} chose the thresholds).",
+        f"Calibrated {report['route']!r} for an error budget of {budget:.1%} (guarantee at "
+        f"{report['confidence']:.0%} confidence) on {report['calibration_tickets']:,} held-out "
+        "tickets"
+        + (
+            f" and {report['local_own_rows']:,} out-of-fold rows of the local tier's own data."
+            if report["local_own_rows"]
+            else "."
+        ),
+        "",
+    ]
+    ladder = report["ladder"]
+    if report["certified_bound"] is None and report["thresholds_mode"] == "joint":
+        lines.append(
+            f"Nothing can be certified at {budget:.1%} with this data: every ticket is flagged. "
+            "More calibration data or a looser budget would help."
+        )
+    else:
+        lines.append(f"Chosen ladder: {' -> '.join(ladder)}")
+    lines += [
         "",
         f"{'tier':<20} {'reached':>8} {'accepted':>9} {'share':>7} {'accuracy':>9} {'>= (95%)':>9} "
         f"{'threshold':>9} {'$/call':>10}",
     ]
     for row in report["tiers"]:
+        if row["skipped"]:
+            lines.append(
+                f"{row['tier']:<20} {'skipped: the cheaper certified ladder leaves it out'}"
+            )
+            continue
+        threshold = "-" if row["threshold"] is None else f"{row['threshold']:.3f}"
         lines.append(
             f"{row['tier']:<20} {row['reached']:>8,} {row['accepted']:>9,} "
             f"{row['accepted_share']:>7.1%} "
             f"{percent(row['accepted_accuracy']):>9} {row['accepted_accuracy_lower_bound']:>9.1%} "
-            f"{row['threshold']:>9.3f} {row['mean_cost_per_call_usd']:>10.6f}"
+            f"{threshold:>9} {row['mean_cost_per_call_usd']:>10.6f}"
         )
     expected = report["expected"]
     lines += [
         "",
-        "Expected (in-sample, on the threshold half): "
-        f"accuracy {percent(expected['accuracy'])}, accepted "
-        f"{percent(expected['accepted_share'])} at {percent(expected['accepted_accuracy'])}, "
-        f"${expected['cost_per_1000_usd']:.4f} per 1,000 tickets",
+        "Expected (in-sample, on the calibration tickets): "
+        f"accepted {percent(expected['accepted_share'])} at "
+        f"{percent(expected['accepted_accuracy'])}, all final answers "
+        f"{percent(expected['accuracy'])}, ${expected['cost_per_1000_usd']:.4f} per 1,000 tickets",
     ]
-    if expected.get("strong_only_cost_usd"):
-        lines.append(
-            f"  against {expected['strong_only_model']}-only: "
-            f"{percent(expected['savings_vs_strong'])} saved; "
-            f"against {expected['cheap_only_model']}-only: "
-            f"{percent(expected['savings_vs_cheap'])} saved"
+    lines += _comparisons(report)
+    alternatives = [a for a in report["alternatives"] if a["certified"]]
+    if alternatives:
+        lines += [
+            "",
+            f"Every ladder this route could run, certified at {budget:.1%} (calibration tickets):",
+            f"  {'ladder':<48} {'accepted':>9} {'accuracy':>9} {'$/1k':>9}",
+        ]
+        best: dict[tuple[str, ...], dict[str, Any]] = {}
+        for alternative in alternatives:  # one row per ladder: its best local error multiple
+            key = tuple(alternative["ladder"])
+            if (
+                key not in best
+                or alternative["chosen"]
+                or (
+                    not best[key]["chosen"]
+                    and alternative["accepted_share"] > best[key]["accepted_share"]
+                )
+            ):
+                best[key] = alternative
+        for key, alternative in best.items():
+            mark = "  <- chosen" if alternative["chosen"] else ""
+            lines.append(
+                f"  {' -> '.join(key):<48} {alternative['accepted_share']:>9.1%} "
+                f"{percent(alternative['accepted_accuracy']):>9} "
+                f"{_usd(alternative['cost_per_1000_usd']):>9}{mark}"
+            )
+        missing = sorted(
+            {" -> ".join(a["ladder"]) for a in report["alternatives"]}
+            - {" -> ".join(k) for k in best}
         )
+        for name in missing:
+            lines.append(f"  {name:<48} cannot be certified at {budget:.1%}")
     lines += [
         "",
-        "Across budgets:",
-        f"  {'budget':>7} {'accepted':>9} {'acc. accuracy':>14} {'accuracy':>9} {'$/1k':>9}",
+        f"Each tier alone, certified at {budget:.1%} (the rest of its tickets flagged):",
     ]
-    for point in report["budgets"]:
+    for tier, alone in report["every_answer_accepted"].items():
+        share = alone["certified_share_alone"]
         lines.append(
-            f"  {point['budget']:>7.1%} {point['accepted_share']:>9.1%} "
-            f"{percent(point['accepted_accuracy']):>14} "
-            f"{point['accuracy']:>9.1%} {point['cost_per_1000_usd']:>9.4f}"
+            f"  {tier:<20} "
+            + (
+                f"accepts {share:.1%} at {percent(alone['certified_accuracy_alone'])}, "
+                f"{_usd(alone['certified_cost_per_1000_usd_alone'])} per 1,000 tickets"
+                if share
+                else "cannot be certified for any share of tickets"
+            )
+            + f"; answering everything it is {percent(alone['accuracy_if_everything_accepted'])}"
+            " accurate"
         )
-    lines += ["", f"Saved {report['saved']}; plot {report['plot']}"]
-    if report["emulated"]:
+    if report.get("budgets"):
+        lines += [
+            "",
+            "Across budgets (refitted from the same answers):",
+            f"  {'budget':>7} {'accepted':>9} {'acc. accuracy':>14} {'accuracy':>9} "
+            f"{'$/1k':>9}  ladder",
+        ]
+        for point in report["budgets"]:
+            lines.append(
+                f"  {point['budget']:>7.1%} {point['accepted_share']:>9.1%} "
+                f"{percent(point['accepted_accuracy']):>14} "
+                f"{percent(point['accuracy']):>9} {point['cost_per_1000_usd']:>9.4f}  "
+                f"{' -> '.join(point['ladder'])}"
+            )
+    lines += [
+        "",
+        f"Saved {report['saved']}" + (f"; plot {report['plot']}" if report.get("plot") else ""),
+    ]
+    if report.get("reused_answers"):
+        lines.append("Refitted from the answers recorded at the last calibration: no new calls.")
+    if report.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "
             "not Claude's."
         )
     return "\n".join(lines)
+
+
+def _comparisons(report: dict[str, Any]) -> list[str]:
+    """Cost against one model alone, in words where that model does not meet the budget."""
+    expected = report["expected"]
+    budget = report["error_budget"]
+    lines = []
+    alone = report["every_answer_accepted"]
+    for kind in ("strong", "cheap"):
+        model = expected.get(f"{kind}_only_model")
+        cost = expected.get(f"{kind}_only_cost_usd")
+        saving = expected.get(f"savings_vs_{kind}")
+        if model is None or cost is None or saving is None:
+            continue
+        accuracy = alone.get(model, {}).get("accuracy_if_everything_accepted")
+        meets = alone.get(model, {}).get("meets_budget_alone", False)
+        if meets:
+            lines.append(
+                f"  against {model} answering everything ({percent(accuracy)} accurate, within "
+                f"the budget): {saving:.1%} {'saved' if saving >= 0 else 'dearer'}"
+            )
+        elif saving >= 0:
+            lines.append(
+                f"  against {model} answering everything: {saving:.1%} saved (and {model} alone "
+                f"is {percent(accuracy)} accurate here, outside a {budget:.1%} budget)"
+            )
+        else:
+            lines.append(
+                f"  {model} answering everything would cost {1 / (1 - saving):.1%} of what the "
+                f"ladder costs, but it is {percent(accuracy)} accurate here: it does not meet a "
+                f"{budget:.1%} budget, so it is no alternative at this guarantee"
+            )
+    return lines

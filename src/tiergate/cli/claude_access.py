@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from typing import Any
 
 import anthropic
 
+from tiergate.cli.access_args import latency_scale
 from tiergate.core.cost import price_usage
 from tiergate.core.usage import Usage
 from tiergate.datasets import Example
@@ -52,36 +52,6 @@ class ClaudeAccess:
         if self.kind == "base_url":
             return f"Claude tiers call {self.where}."
         return "Claude tiers call the real Anthropic API (this costs money)."
-
-
-def add_access_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("reaching Claude")
-    group.add_argument(
-        "--emulate", action="store_true", help="use the built-in emulator even with a key"
-    )
-    group.add_argument(
-        "--base-url", help="an Anthropic-compatible server (default $ANTHROPIC_BASE_URL)"
-    )
-    group.add_argument("--seed", type=int, default=0, help="emulator seed (default %(default)s)")
-    group.add_argument(
-        "--latency",
-        default="zero",
-        help="emulator latency: zero, realistic, or a scale factor (default %(default)s)",
-    )
-
-
-def _latency_scale(text: str) -> float:
-    if text == "zero":
-        return 0.0
-    if text == "realistic":
-        return 1.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"--latency must be zero, realistic or a number, got {text!r}") from None
-    if value < 0:
-        raise ValueError("--latency must not be negative")
-    return value
 
 
 @asynccontextmanager
@@ -119,7 +89,7 @@ async def claude_access(
     known = examples() if callable(examples) else examples
     scenario = scenario_from_examples(known, name=route.name)
     config = EmulatorConfig(
-        seed=args.seed, scenario=scenario, latency_scale=_latency_scale(args.latency)
+        seed=args.seed, scenario=scenario, latency_scale=latency_scale(args.latency)
     )
     emulator = EmulatorServer(config)
     emulator.start()
@@ -131,12 +101,6 @@ async def claude_access(
     finally:
         await client.close()
         emulator.stop()
-
-
-def say(message: str) -> None:
-    """Progress and notices go to stderr, so --json output on stdout stays clean."""
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
 
 
 def estimate_calls_usd(

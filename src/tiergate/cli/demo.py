@@ -95,6 +95,9 @@ def _namespace(route: Path, out: Path, *, real_api: bool, **extra: Any) -> argpa
         "tiers": None,
         "concurrency": 32,
         "plot": None,
+        "budget": None,
+        "sweep": False,
+        "refit": False,
     }
     base.update(extra)
     return argparse.Namespace(**base)
@@ -127,7 +130,13 @@ def _ladder(args: argparse.Namespace, book: Any) -> int:
     sys.stdout.flush()
     calibration = asyncio.run(
         calibrate_command.calibrate(
-            _namespace(args.route, args.out, real_api=args.real_api, plot=args.out / "budgets.png")
+            _namespace(
+                args.route,
+                args.out,
+                real_api=args.real_api,
+                plot=args.out / "budgets.png",
+                sweep=True,
+            )
         )
     )
     sys.stdout.write(calibrate_command.render(calibration) + "\n")

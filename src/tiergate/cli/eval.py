@@ -8,18 +8,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tiergate.cli.claude_access import add_access_arguments, claude_access, estimate_calls_usd, say
+from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.cli.formatting import percent
-from tiergate.core.prices import load_price_book
-from tiergate.datasets import load_dataset
-from tiergate.routing.evaluate import Baselines, per_call_costs, summarize
-from tiergate.routing.route import load_route
-from tiergate.routing.runtime import check_labels, claude_tiers, open_router, route_data
-from tiergate.tiers.base import Ticket
-
-BASELINE_SAMPLE = 30
-CHUNK = 500
+from tiergate.cli.formatting import percent, say
 
 
 def register(subparsers: Any) -> None:
@@ -49,74 +40,68 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
+    from tiergate.cli.claude_access import claude_access, estimate_calls_usd
+    from tiergate.core.prices import load_price_book
+    from tiergate.datasets import Example, load_dataset
+    from tiergate.routing.evaluate import EvaluateOptions, evaluate_route
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import claude_tiers, route_data
+
     full = load_route(args.route)
-    route = full.restricted(args.tiers.split(",")) if args.tiers else full
+    tiers = args.tiers.split(",") if args.tiers else None
+    route = full.restricted(tiers) if tiers else full
     book = load_price_book(args.prices)
+    options = EvaluateOptions(args.data, tiers, args.limit, args.concurrency)
+    if not route.claude_tiers:
+        result = await evaluate_route(full, book, None, options, say=say)
+        result["emulated"] = False
+        return result
     path = args.data or route.test_data
     if path is None:
         raise CliError(f"{route.path} has no data.test: pass --data FILE")
-    examples = load_dataset(path)
-    check_labels(route, examples, str(path))
-    if args.limit is not None:
-        examples = examples[: args.limit]
-    texts = [example.text for example in examples]
-    data = route_data(full)
-    async with claude_access(args, full, data.train + data.calibration + examples) as access:
-        router = open_router(
-            route, book, access.client if route.claude_tiers else None, concurrency=args.concurrency
-        )
-        if route.claude_tiers:
-            say(access.banner())
-            if access.real:
-                worst = estimate_calls_usd(
-                    router.tiers, texts, {name: len(texts) for name in router.tiers}
-                )
-                say(f"at most about ${worst:.2f} if every ticket climbed every Claude tier")
-        decisions = []
-        for start in range(0, len(texts), CHUNK):
-            decisions += await router.classify_many(texts[start : start + CHUNK])
-            say(f"  {len(decisions):,}/{len(texts):,} routed")
-        baselines = await _baselines(full, book, access.client, router, decisions, texts)
-    result = summarize(route, decisions, [example.label for example in examples], baselines)
-    result["data"] = str(path)
-    result["emulated"] = access.kind == "emulated" and bool(full.claude_tiers)
+
+    def known() -> list[Example]:
+        data = route_data(full)
+        return data.train + data.calibration + load_dataset(path)
+
+    async with claude_access(args, full, known) as access:
+        say(access.banner())
+        if access.real:
+            texts = [e.text for e in load_dataset(path)][: args.limit]
+            calls = claude_tiers(route, book, access.client, route_data(full).train)
+            worst = estimate_calls_usd(calls, texts, {name: len(texts) for name in calls})
+            say(f"at most about ${worst:.2f} if every ticket climbed every Claude tier")
+        result = await evaluate_route(full, book, access.client, options, say=say)
+    result["emulated"] = access.kind == "emulated"
     return result
-
-
-async def _baselines(
-    full: Any, book: Any, client: Any, router: Any, decisions: list[Any], texts: list[str]
-) -> Baselines:
-    """Per-call cost of the cheap and strong models: observed in the run, else on a small sample."""
-    observed = per_call_costs(decisions)
-    claude = full.claude_tiers
-    if not claude:
-        return Baselines(None, None, None, None)
-    cheap, strong = claude[0], claude[-1]
-    missing = [name for name in {cheap, strong} if name not in observed]
-    if missing:
-        views = (
-            router.local.view(texts[:BASELINE_SAMPLE])
-            if router.local is not None
-            else [None] * BASELINE_SAMPLE
-        )
-        tiers = claude_tiers(
-            full, book, client, router.local.model.examples if router.local else []
-        )
-        for name in missing:
-            answers = await asyncio.gather(
-                *(
-                    tiers[name].answer(Ticket(text, view))
-                    for text, view in zip(texts[:BASELINE_SAMPLE], views, strict=False)
-                )
-            )
-            costs = [answer.cost_usd for answer in answers if answer.cost_usd > 0]
-            if costs:
-                observed[name] = sum(costs) / len(costs)
-    return Baselines(cheap, observed.get(cheap), strong, observed.get(strong))
 
 
 def _usd(value: float | None) -> str:
     return "-" if value is None else f"${value:,.4f}"
+
+
+def _against(result: dict[str, Any], kind: str) -> list[str]:
+    """One model answering everything: the saving, or in words why a negative one is no loss."""
+    model, cost = result.get(f"{kind}_only_model"), result.get(f"{kind}_only_cost_usd")
+    saving = result.get(f"savings_vs_{kind}")
+    if model is None or cost is None or saving is None:
+        return []
+    accuracy = result.get(f"{kind}_only_accuracy_on_calibration")
+    meets = result.get(f"{kind}_only_meets_budget")
+    line = f"  {model}-only: {_usd(cost)}: "
+    if saving >= 0:
+        line += f"tiered saves {percent(saving)}"
+    elif meets is False:
+        line += (
+            f"{1 / (1 - saving):.1%} of the tiered cost, but {model} answering everything was "
+            f"{percent(accuracy)} accurate at calibration: it does not meet a "
+            f"{result['error_budget']:.1%} budget"
+        )
+    else:
+        line += f"tiered costs {-saving:.1%} more"
+    if saving >= 0 and meets is False:
+        line += f" ({model} alone was {percent(accuracy)} accurate at calibration)"
+    return [line]
 
 
 def render(result: dict[str, Any]) -> str:
@@ -144,16 +129,8 @@ def render(result: dict[str, Any]) -> str:
         f"{result['latency_p50_s'] * 1000:.1f} ms, p95 {result['latency_p95_s'] * 1000:.1f} ms",
         f"cost: {_usd(result['cost_usd'])} ({_usd(result['cost_per_1000_usd'])} per 1,000 tickets)",
     ]
-    if result.get("strong_only_cost_usd") is not None:
-        lines.append(
-            f"  {result['strong_only_model']}-only: {_usd(result['strong_only_cost_usd'])} "
-            f"(tiered saves {percent(result['savings_vs_strong'])})"
-        )
-    if result.get("cheap_only_cost_usd") is not None:
-        lines.append(
-            f"  {result['cheap_only_model']}-only: {_usd(result['cheap_only_cost_usd'])} "
-            f"(tiered saves {percent(result['savings_vs_cheap'])})"
-        )
+    for kind in ("strong", "cheap"):
+        lines += _against(result, kind)
     scope = result.get("out_of_scope")
     if scope:
         lines.append(

@@ -7,15 +7,14 @@ import asyncio
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tiergate.cli.claude_access import add_access_arguments, claude_access, say
+from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.core.prices import load_price_book
-from tiergate.datasets import load_dataset
-from tiergate.routing.learning import ChunkResult, learn
-from tiergate.routing.route import load_route
-from tiergate.routing.runtime import check_labels, load_runs, local_dir, open_router, route_data
+from tiergate.cli.formatting import say
+
+if TYPE_CHECKING:
+    from tiergate.routing.learning import ChunkResult
 
 
 def register(subparsers: Any) -> None:
@@ -57,19 +56,25 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
+    from tiergate.cli.claude_access import claude_access
+    from tiergate.core.prices import load_price_book
     from tiergate.plots.learning import plot_learning
+    from tiergate.routing.learning import learn
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import (
+        labelled_examples,
+        load_runs,
+        local_dir,
+        open_router,
+        route_data,
+    )
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
-    path = args.data or route.test_data
-    if path is None:
-        raise CliError(f"{route.path} has no data.test: pass --data FILE")
-    stream = load_dataset(path)
-    check_labels(route, stream, str(path))
-    if args.limit is not None:
-        stream = stream[: args.limit]
+    _, stream = labelled_examples(route, args.data, args.limit)
     data = route_data(route)
-    calibration, recorded = load_runs(route)
+    runs = load_runs(route)
+    calibration, recorded = runs.examples, dict(runs.runs)
     recorded.pop("local", None)
     async with claude_access(args, route, data.train + data.calibration + stream) as access:
         say(access.banner())

@@ -11,20 +11,21 @@ from typing import cast
 from tiergate.cli.errors import CliError, OneLineParser, fail
 from tiergate.errors import TiergateError
 
-# Each module has register(subparsers) and sets `handler` on its parser. Imported lazily
-# per command name so that `tiergate cost` never imports the emulator, torch or the gateway.
-COMMANDS: dict[str, str] = {
-    "cost": "tiergate.cli.cost",
-    "demo": "tiergate.cli.demo",
-    "emulate": "tiergate.cli.emulate",
-    "train": "tiergate.cli.train",
-    "calibrate": "tiergate.cli.calibrate",
-    "eval": "tiergate.cli.eval",
-    "route": "tiergate.cli.route_one",
-    "learn": "tiergate.cli.learn",
-    "serve": "tiergate.cli.serve",
-    "keys": "tiergate.cli.keys",
-    "batch": "tiergate.cli.batch",
+# Each module has register(subparsers) and sets `handler` on its parser. Imported only for the
+# command being run, so `tiergate cost` never imports the emulator, torch or the gateway, and a
+# usage error costs no import at all. The help line shows in `tiergate --help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "cost": ("tiergate.cli.cost", "price a workload: cheap-only, strong-only and tiered"),
+    "demo": ("tiergate.cli.demo", "run the offline demo (no API key needed)"),
+    "emulate": ("tiergate.cli.emulate", "serve the Claude API emulator on loopback"),
+    "train": ("tiergate.cli.train", "train a route's local model"),
+    "calibrate": ("tiergate.cli.calibrate", "fit confidence thresholds to the error budget"),
+    "eval": ("tiergate.cli.eval", "route labelled tickets and score the ladder"),
+    "route": ("tiergate.cli.route_one", "route one ticket and show the trace"),
+    "learn": ("tiergate.cli.learn", "replay tickets in order and learn from escalations"),
+    "serve": ("tiergate.cli.serve", "run the Anthropic-compatible gateway"),
+    "keys": ("tiergate.cli.keys", "create, list and revoke gateway keys"),
+    "batch": ("tiergate.cli.batch", "route a JSONL file, live or through Message Batches"),
 }
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,9 +39,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(
         dest="command", metavar="COMMAND", parser_class=OneLineParser
     )
-    for name, module_name in COMMANDS.items():
-        if only is not None and name != only:
-            subparsers.add_parser(name, help=f"(run `tiergate {name} --help`)")
+    for name, (module_name, help_text) in COMMANDS.items():
+        if name != only:
+            subparsers.add_parser(name, help=help_text)
             continue
         importlib.import_module(module_name).register(subparsers)
     return parser

@@ -6,13 +6,13 @@ import argparse
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tiergate.cli.claude_access import add_access_arguments, claude_access, say
-from tiergate.core.prices import load_price_book
-from tiergate.routing.engine import Decision
-from tiergate.routing.route import load_route
-from tiergate.routing.runtime import open_router, route_data
+from tiergate.cli.access_args import add_access_arguments
+from tiergate.cli.formatting import say
+
+if TYPE_CHECKING:
+    from tiergate.routing.engine import Decision
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +39,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _route(args: argparse.Namespace) -> Decision:
+    from tiergate.cli.claude_access import claude_access
+    from tiergate.core.prices import load_price_book
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import open_router, route_data
+
     route = load_route(args.route)
     book = load_price_book(args.prices)
     data = route_data(route)

@@ -7,9 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tiergate.cli.claude_access import say
-from tiergate.routing.route import load_route
-from tiergate.routing.runtime import check_labels, local_dir, route_data
+from tiergate.cli.formatting import say
 
 
 def register(subparsers: Any) -> None:
@@ -24,6 +22,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tiergate.classifier import LocalModel
     from tiergate.encoders import DEFAULT_ENCODER
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import check_labels, local_dir, route_data
 
     route = load_route(args.route)
     data = route_data(route)

@@ -152,6 +152,8 @@ class Router:
         answers: list[TierAnswer] = []
         latency = local_seconds if ticket.local is not None else 0.0
         for name in self.route.tiers:
+            if self.policies[name].skipped:
+                continue
             if name == LOCAL and LOCAL not in self.tiers:
                 answer = local_answer(ticket)
                 answer = TierAnswer(

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import anthropic
 import numpy as np
 
 from tiergate.calibration import clopper_pearson_upper
-from tiergate.routing.engine import Decision
+from tiergate.core.prices import PriceBook
+from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL, Route
+from tiergate.tiers.base import LocalView, Ticket
 
 
 @dataclass(frozen=True)
@@ -131,3 +136,90 @@ def _out_of_scope(label: str, decisions: Sequence[Decision], gold: Sequence[str]
             else None
         ),
     }
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    data: Path | None = None  # labelled tickets (default: the route's test data)
+    tiers: Sequence[str] | None = None  # a subset of the ladder, in the route's order
+    limit: int | None = None
+    concurrency: int = 32
+
+
+BASELINE_SAMPLE = 30
+CHUNK = 500
+
+
+async def evaluate_route(
+    route: Route,
+    book: PriceBook,
+    client: anthropic.AsyncAnthropic | None,
+    options: EvaluateOptions = EvaluateOptions(),
+    *,
+    say: Callable[[str], None] = lambda message: None,
+) -> dict[str, Any]:
+    """Route labelled tickets through the calibrated ladder and score it (``tiergate eval``)."""
+    from tiergate.routing.runtime import labelled_examples, load_calibration_report, open_router
+
+    full = route
+    if options.tiers:
+        route = route.restricted(list(options.tiers))
+    path, examples = labelled_examples(route, options.data, options.limit)
+    texts = [example.text for example in examples]
+    router = open_router(
+        route, book, client if route.claude_tiers else None, concurrency=options.concurrency
+    )
+    decisions: list[Decision] = []
+    for start in range(0, len(texts), CHUNK):
+        decisions += await router.classify_many(texts[start : start + CHUNK])
+        say(f"  {len(decisions):,}/{len(texts):,} routed")
+    baselines = await _sampled_baselines(full, book, client, router, decisions, texts)
+    result = summarize(router.route, decisions, [e.label for e in examples], baselines)
+    result["data"] = str(path)
+    result["ladder"] = [t for t in router.route.tiers if not router.policies[t].skipped]
+    alone = load_calibration_report(full).get("every_answer_accepted") or {}
+    for kind in ("cheap", "strong"):
+        model = result.get(f"{kind}_only_model")
+        figures = alone.get(model or "", {})
+        result[f"{kind}_only_accuracy_on_calibration"] = figures.get(
+            "accuracy_if_everything_accepted"
+        )
+        result[f"{kind}_only_meets_budget"] = figures.get("meets_budget_alone")
+    return result
+
+
+async def _sampled_baselines(
+    full: Route,
+    book: PriceBook,
+    client: anthropic.AsyncAnthropic | None,
+    router: Router,
+    decisions: Sequence[Decision],
+    texts: Sequence[str],
+) -> Baselines:
+    """Per-call cost of the cheap and strong models: observed in the run, else on a sample."""
+    from tiergate.routing.runtime import LocalModelViewer, claude_tiers
+
+    observed = per_call_costs(decisions)
+    claude = full.claude_tiers
+    if not claude:
+        return Baselines(None, None, None, None)
+    cheap, strong = claude[0], claude[-1]
+    missing = [name for name in dict.fromkeys((cheap, strong)) if name not in observed]
+    if missing and client is not None:
+        sample = list(texts[:BASELINE_SAMPLE])
+        views: list[LocalView | None] = (
+            list(router.local.view(sample)) if router.local is not None else [None] * len(sample)
+        )
+        pool = router.local.model.examples if isinstance(router.local, LocalModelViewer) else []
+        tiers = claude_tiers(full, book, client, pool)
+        for name in missing:
+            answers = await asyncio.gather(
+                *(
+                    tiers[name].answer(Ticket(text, view))
+                    for text, view in zip(sample, views, strict=True)
+                )
+            )
+            costs = [answer.cost_usd for answer in answers if answer.cost_usd > 0]
+            if costs:
+                observed[name] = sum(costs) / len(costs)
+    return Baselines(cheap, observed.get(cheap), strong, observed.get(strong))

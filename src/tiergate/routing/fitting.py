@@ -1,16 +1,26 @@
 """Fit each tier's calibrator and the thresholds that keep accepted answers inside the budget.
 
-Every tier of the ladder answers every calibration ticket once (``collect``). Then
-(``fit_policies``) the calibration tickets are split in two halves by seed: the *fit* half
-trains each tier's calibrator (features -> P(correct)), the *threshold* half chooses thresholds,
-so the statistical guarantee is not spent on data the calibrators have already seen.
+Evidence, and why each tier uses what it uses:
+
+- Every tier of the ladder answers every held-out calibration ticket once (``collect``). The
+  paid tiers are measured there and nowhere else: each answer costs money.
+- The free local tier also brings *its own rows*: out-of-fold predictions on its training data
+  (``LocalModel.cross_fit``: each row scored by a model that did not train on it). Its stratum
+  is measured on those rows plus the held-out tickets, usually five times as many.
+- Calibrators (features -> P(correct)) are cross-fitted: the rows are split in five folds by
+  the route's seed and each row is scored by a calibrator fitted on the other four, so every row
+  both trains a calibrator and tests a threshold without testing on what it trained. The
+  calibrator that serves is fitted on all rows. A calibrator has a handful of weights; the fold
+  calibrators and the served one differ by little, and ``docs/calibration.md`` says what the
+  guarantee assumes.
 
 Two ways to choose thresholds (the route's ``thresholds``):
 
-- ``joint`` (default): one threshold on calibrated P(correct), the same for every tier,
-  certified on the error rate of *all* answers the ladder accepts, which is what the budget
-  promises ("at most 1% of accepted answers wrong"). Every threshold-half ticket counts, so it
-  certifies with the data a calibration set has.
+- ``joint`` (default): certified on the error of *all* answers the ladder accepts, which is what
+  the budget promises ("at most 1% of accepted answers wrong"). Every sub-ladder the route could
+  run is considered (see :mod:`tiergate.calibration.ladder`), and the cheapest certified one is
+  kept, where a ticket no tier accepts counts ``unaccepted_cost_usd``; a looser budget never
+  accepts less.
 - ``per_tier``: each tier certified on its own, on the tickets that reach it (those the tiers
   below did not accept: the hard ones), and per label where a label has enough data. A stronger
   promise per tier, but a 1% budget needs about 300 accepted answers per tier, which upper tiers
@@ -23,9 +33,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tiergate.calibration import (
     ACCEPT_NOTHING,
@@ -34,42 +45,72 @@ from tiergate.calibration import (
     ThresholdResult,
     clopper_pearson_upper,
     fit_thresholds_per_label,
-    min_trials_for_budget,
 )
-from tiergate.calibration.thresholds import START_MULTIPLE
+from tiergate.calibration.ladder import Candidate, LadderFit, OwnEvidence, TierEvidence, Walks
+from tiergate.calibration.ladder import walk_all as walk_ladders
 from tiergate.datasets import Example
 from tiergate.routing.engine import Decision, LocalViewer, local_answer
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tiers.base import LocalView, Ticket, Tier, TierAnswer
 
-# Share of the calibration data that fits calibrators (a few features each: little is enough);
-# the rest chooses thresholds, where every ticket tightens the bound.
-FIT_SHARE = 0.4
-MAX_JOINT_CANDIDATES = 400
-# How many times the Claude tiers' estimated error the free local tier may accept (joint mode).
-LOCAL_ERROR_MULTIPLES = (1.0, 2.0, 4.0, 8.0)
+CALIBRATOR_FOLDS = 5
+# Unless the route says what a ticket no tier accepts costs (unaccepted_cost_usd), it is counted
+# as this many calls of the ladder's top tier: flagged tickets end with a person, whose minute is
+# worth more than any one API call. Used only to choose among certified ladders.
+UNACCEPTED_TOP_CALLS = 10
+
+
+@dataclass(frozen=True)
+class OwnRows:
+    """The local tier's out-of-fold predictions on its own training data."""
+
+    labels: list[str]  # predicted
+    correct: NDArray[np.bool_]
+    features: dict[str, NDArray[np.float64]]
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 @dataclass(frozen=True)
 class TierFit:
+    """What the fitted ladder does on the held-out tickets, for one tier."""
+
     tier: str
-    reached: int  # threshold-half tickets that reached this tier
+    reached: int  # held-out tickets that reached this tier
     accepted: int
     errors: int
-    threshold_half: int
+    tickets: int
     mean_cost_usd: float  # per call of this tier
     upper_error: float  # Clopper-Pearson upper bound on the accepted error
     lower_accuracy: float  # lower bound on accepted accuracy, 1 - upper bound of the errors
     usable_share: float
+    skipped: bool = False
 
     @property
     def accepted_share(self) -> float:
-        return self.accepted / self.threshold_half if self.threshold_half else 0.0
+        return self.accepted / self.tickets if self.tickets else 0.0
 
     @property
     def accepted_accuracy(self) -> float:
         return 1.0 - self.errors / self.accepted if self.accepted else float("nan")
+
+
+@dataclass(frozen=True)
+class Fitted:
+    policies: dict[str, TierPolicy]
+    fits: list[TierFit]
+    walks: Walks | None  # joint mode: every sub-ladder's walk, to refit at other budgets
+    ladder: LadderFit | None  # joint mode: the choice at this budget and the alternatives
+    unaccepted_cost_usd: float
+    # Each tier alone, certified at the budget on the same evidence (for the report only: the
+    # ladder's guarantee does not rest on these walks).
+    alone: dict[str, Candidate | None] = field(default_factory=dict)
+
+    @property
+    def ladder_tiers(self) -> tuple[str, ...]:
+        return tuple(name for name, policy in self.policies.items() if not policy.skipped)
 
 
 async def collect(
@@ -100,175 +141,207 @@ async def collect(
     return runs
 
 
-def _halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(count)
-    cut = round(count * FIT_SHARE)
-    fit = np.zeros(count, dtype=bool)
-    fit[order[:cut]] = True
-    return fit, ~fit
-
-
 def fit_policies(
-    route: Route, examples: Sequence[Example], runs: Mapping[str, Sequence[TierAnswer]]
-) -> tuple[dict[str, TierPolicy], list[TierFit]]:
-    """Calibrators on the fit half; thresholds on the other half, as ``route.thresholds`` says."""
+    route: Route,
+    examples: Sequence[Example],
+    runs: Mapping[str, Sequence[TierAnswer]],
+    own: OwnRows | None = None,
+    *,
+    walks: Walks | None = None,
+) -> Fitted:
+    """Cross-fitted calibrators, then thresholds as ``route.thresholds`` says.
+
+    ``own``: the local tier's out-of-fold rows on its training data (joint mode uses them for
+    the local stratum). ``walks``: the result of an earlier fit on the same evidence, to choose
+    again at ``route.error_budget`` without walking again (budget sweeps).
+    """
     gold = [example.label for example in examples]
-    fit_half, threshold_half = _halves(len(examples), route.seed)
-    tiers = [_calibrate(runs[name], gold, fit_half) for name in route.tiers]
-    if route.thresholds == "joint":
-        joint = _joint_thresholds(route, tiers, np.flatnonzero(threshold_half))
-        policies = {
-            name: TierPolicy(
-                tier.calibrator, PerLabelThresholds(replace(joint.result, threshold=threshold))
-            )
-            for name, tier, threshold in zip(route.tiers, tiers, joint.thresholds, strict=True)
-        }
-    else:
-        policies = _per_tier_thresholds(route, tiers, threshold_half)
-    return policies, _report(route, tiers, policies, threshold_half)
+    tiers = [_calibrate(name, runs[name], gold, route.seed) for name in route.tiers]
+    own_scores: _OwnScores | None = None
+    if own is not None and route.tiers[0] == LOCAL and len(own):
+        own_scores = _own_scores(own, route.seed)
+        tiers[0] = _Calibrated(
+            own_scores.calibrator,
+            np.where(
+                np.isfinite(tiers[0].scores),
+                own_scores.calibrator.predict(tiers[0].features),
+                -np.inf,
+            ),
+            tiers[0].correct,
+            tiers[0].labels,
+            tiers[0].costs,
+            tiers[0].features,
+        )
+    unaccepted = route.unaccepted_cost_usd
+    if unaccepted is None:  # by default: a person's look is worth ten calls of the top tier
+        top = tiers[-1].costs
+        unaccepted = UNACCEPTED_TOP_CALLS * float(top.mean()) if top.size else 0.0
+    if route.thresholds == "per_tier":
+        policies = _per_tier_thresholds(route, tiers, own, own_scores)
+        return Fitted(policies, _report(route, tiers, policies), None, None, unaccepted)
+    extra = OwnEvidence(own_scores.scores, own.correct) if own_scores and own else None
+    if walks is None:
+        evidence = [
+            TierEvidence(name, tier.scores, tier.correct, tier.costs, free=name == LOCAL)
+            for name, tier in zip(route.tiers, tiers, strict=True)
+        ]
+        walks = walk_ladders(evidence, route.delta, extra)
+    chosen = walks.fit(route.error_budget, unaccepted)
+    policies = _joint_policies(route, tiers, chosen)
+    alone = {
+        tier.name: walk_ladders([tier], route.delta, extra if tier.free else None)
+        .fit(route.error_budget, unaccepted)
+        .chosen
+        for tier in walks.tiers
+    }
+    return Fitted(policies, _report(route, tiers, policies), walks, chosen, unaccepted, alone)
 
 
 @dataclass(frozen=True)
 class _Calibrated:
     calibrator: Calibrator
-    scores: np.ndarray  # calibrated P(correct) per ticket; -inf where the answer is unusable
-    correct: np.ndarray
+    scores: NDArray[np.float64]  # cross-fitted P(correct) per ticket; -inf where unusable
+    correct: NDArray[np.bool_]
     labels: list[str]
-    costs: np.ndarray
+    costs: NDArray[np.float64]
+    features: dict[str, NDArray[np.float64]]
+
+
+@dataclass(frozen=True)
+class _OwnScores:
+    calibrator: Calibrator
+    scores: NDArray[np.float64]
+
+
+def _folds(count: int, seed: int) -> NDArray[np.intp]:
+    return np.asarray(np.random.default_rng(seed).permutation(count) % CALIBRATOR_FOLDS)
+
+
+def cross_fit_scores(
+    features: Mapping[str, NDArray[np.float64]],
+    correct: NDArray[np.bool_],
+    usable: NDArray[np.bool_],
+    seed: int,
+) -> tuple[Calibrator, NDArray[np.float64]]:
+    """The calibrator fitted on every usable row, and each row's score from a calibrator fitted
+    on the other folds (-inf where unusable)."""
+    count = correct.size
+    scores = np.full(count, -np.inf)
+    if not usable.any():
+        return Calibrator.fit({k: np.zeros(1) for k in features}, np.zeros(1)), scores
+    full = Calibrator.fit({k: v[usable] for k, v in features.items()}, correct[usable])
+    folds = _folds(count, seed)
+    for fold in range(CALIBRATOR_FOLDS):
+        held = (folds == fold) & usable
+        train = (folds != fold) & usable
+        if not held.any():
+            continue
+        # Too little or one-sided data to fit on the other folds: the full fit stands in.
+        calibrator = (
+            Calibrator.fit({k: v[train] for k, v in features.items()}, correct[train])
+            if train.sum() >= 10 and len(set(correct[train].tolist())) == 2
+            else full
+        )
+        scores[held] = calibrator.predict({k: v[held] for k, v in features.items()})
+    return full, scores
 
 
 def _calibrate(
-    answers: Sequence[TierAnswer], gold: Sequence[str], fit_half: np.ndarray
+    name: str, answers: Sequence[TierAnswer], gold: Sequence[str], seed: int
 ) -> _Calibrated:
-    usable = np.array([answer.usable for answer in answers])
+    usable = np.array([answer.usable for answer in answers], dtype=bool)
     correct = np.array(
-        [
-            answer.usable and answer.label == label
-            for answer, label in zip(answers, gold, strict=True)
-        ]
+        [a.usable and a.label == label for a, label in zip(answers, gold, strict=True)],
+        dtype=bool,
     )
     names = sorted({key for answer in answers if answer.usable for key in answer.features})
-    rows = fit_half & usable
-    if rows.sum() < 10 or len(set(correct[rows].tolist())) < 2:
-        # Too little or one-sided data on the fit half: fit on every usable answer instead.
-        rows = usable
     features = {
         key: np.array([answer.features.get(key, 0.0) for answer in answers]) for key in names
     }
-    calibrator = Calibrator.fit(
-        {key: column[rows] for key, column in features.items()}, correct[rows]
-    )
-    scores = np.where(usable, calibrator.predict(features), -np.inf)
+    calibrator, scores = cross_fit_scores(features, correct, usable, seed)
     return _Calibrated(
         calibrator,
         scores,
         correct,
         [answer.label or "" for answer in answers],
-        np.array([answer.cost_usd for answer in answers]),
+        np.array([answer.cost_usd for answer in answers], dtype=np.float64),
+        features,
     )
 
 
-def _first_accepting(accepts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per ticket: whether some tier accepts, and the first tier that does (tickets x tiers)."""
-    return np.asarray(accepts.any(axis=1)), np.asarray(accepts.argmax(axis=1))
-
-
-@dataclass(frozen=True)
-class _JointFit:
-    thresholds: list[float]  # per tier, in ladder order
-    result: ThresholdResult  # the certified walk's figures for the whole ladder
-    cost_usd: float  # what the threshold half cost under these thresholds
-
-
-def _ladder_cost(accepted: np.ndarray, first: np.ndarray, costs: np.ndarray) -> float:
-    """Cost of the tickets: every tier up to the one that accepted, or all of them."""
-    tiers = costs.shape[1]
-    stop = np.where(accepted, first, tiers - 1)
-    reached = np.arange(tiers)[None, :] <= stop[:, None]
-    return float((costs * reached).sum())
-
-
-def _joint_thresholds(route: Route, tiers: Sequence[_Calibrated], rows: np.ndarray) -> _JointFit:
-    """Thresholds on P(correct) certified on the error of *all* answers the ladder accepts.
-
-    A ticket is accepted by the first tier whose calibrated P(correct) reaches that tier's
-    threshold, so which answer is accepted changes with the thresholds; every candidate replays
-    the ladder. The Claude tiers share one threshold ``t``; the free local tier uses
-    ``1 - k * (1 - t)`` for each ``k`` of LOCAL_ERROR_MULTIPLES: where it is nearly as sure, it
-    answers for nothing, and the Claude tiers' surer answers make room for its errors. For each
-    ``k``, candidates go from strictest to loosest (an order fixed by the scores
-    alone) and fixed-sequence testing stops at the first whose Clopper-Pearson upper bound on the
-    accepted error exceeds the budget (as in :func:`tiergate.calibration.fit_threshold`). The
-    walks share ``delta`` by Bonferroni, so with probability at least 1 - delta *every*
-    certified configuration keeps the error of accepted answers within the budget, and choosing
-    the cheapest of them afterwards keeps the guarantee.
-    """
-    budget, delta = route.error_budget, route.delta
-    scores = np.column_stack([tier.scores[rows] for tier in tiers])
-    correct = np.column_stack([tier.correct[rows] for tier in tiers])
-    costs = np.column_stack([tier.costs[rows] for tier in tiers])
-    count = scores.shape[0]
-    multiples = (
-        LOCAL_ERROR_MULTIPLES if route.tiers[0] == LOCAL and len(route.tiers) > 1 else (1.0,)
+def _own_scores(own: OwnRows, seed: int) -> _OwnScores:
+    calibrator, scores = cross_fit_scores(
+        own.features, own.correct, np.ones(len(own), dtype=bool), seed + 1
     )
-    share = delta / len(multiples)
-    nothing = _JointFit(
-        [ACCEPT_NOTHING] * len(tiers),
-        ThresholdResult(ACCEPT_NOTHING, budget, delta, 0.0, 0, 0, 1.0, count),
-        _ladder_cost(np.zeros(count, dtype=bool), np.zeros(count, dtype=int), costs),
+    return _OwnScores(calibrator, scores)
+
+
+def _joint_policies(
+    route: Route, tiers: Sequence[_Calibrated], fit: LadderFit
+) -> dict[str, TierPolicy]:
+    chosen: Candidate | None = fit.chosen
+    active: dict[int, float] = {}
+    if chosen is not None:
+        active = dict(zip(chosen.family.tiers, chosen.thresholds, strict=True))
+    result = ThresholdResult(
+        ACCEPT_NOTHING,
+        fit.budget,
+        fit.delta,
+        chosen.accepted_share if chosen else 0.0,
+        chosen.accepted if chosen else 0,
+        chosen.errors if chosen else 0,
+        chosen.bound if chosen else 1.0,
+        fit.tickets,
     )
-    finite = np.unique(scores[np.isfinite(scores)])[::-1]
-    if count == 0 or finite.size == 0:
-        return nothing
-    fewest = min_trials_for_budget(budget, share)
-    start = max(fewest, min(START_MULTIPLE * fewest, count // 2))
-    step = max(1, finite.size // MAX_JOINT_CANDIDATES)
-    best = nothing
-    for multiple in multiples:
-        scale = np.ones(len(tiers))
-        scale[0] = multiple
-        for threshold in finite[::step]:
-            per_tier = 1.0 - scale * (1.0 - threshold)
-            accepted, first = _first_accepting(scores >= per_tier[None, :])
-            taken = int(accepted.sum())
-            if taken < start:
-                continue
-            errors = int((accepted & ~correct[np.arange(count), first]).sum())
-            bound = clopper_pearson_upper(errors, taken, share)
-            if bound > budget:
-                break
-            cost = _ladder_cost(accepted, first, costs)
-            if best.result.accepted == 0 or cost < best.cost_usd - 1e-12:
-                best = _JointFit(
-                    [float(value) for value in per_tier],
-                    ThresholdResult(
-                        float(threshold), budget, delta, taken / count, taken, errors, bound, count
-                    ),
-                    cost,
-                )
-    return best
+    policies: dict[str, TierPolicy] = {}
+    for index, (name, tier) in enumerate(zip(route.tiers, tiers, strict=True)):
+        threshold = active.get(index, ACCEPT_NOTHING)
+        thresholds = PerLabelThresholds(
+            ThresholdResult(
+                threshold,
+                result.budget,
+                result.delta,
+                result.accepted_share,
+                result.accepted,
+                result.errors,
+                result.upper_bound,
+                result.calibration_size,
+            )
+        )
+        # With nothing certified the whole ladder still answers (and flags); otherwise a tier
+        # outside the chosen sub-ladder is never asked.
+        skipped = chosen is not None and index not in active
+        policies[name] = TierPolicy(tier.calibrator, thresholds, skipped=skipped)
+    return policies
 
 
 def _per_tier_thresholds(
-    route: Route, tiers: Sequence[_Calibrated], threshold_half: np.ndarray
+    route: Route,
+    tiers: Sequence[_Calibrated],
+    own: OwnRows | None,
+    own_scores: _OwnScores | None,
 ) -> dict[str, TierPolicy]:
     """Each tier certified on its own, on the tickets that reach it (those below did not accept).
 
     Escalated tickets are the hard ones, so a tier's thresholds are fitted on them alone; per
-    label where a label has enough data. Data-hungry: a 1% budget needs about 300 accepted
-    answers per tier, which the upper tiers rarely see.
+    label where a label has enough data. The local tier, first, also uses its own rows.
+    Data-hungry: a 1% budget needs about 300 accepted answers per tier, which the upper tiers
+    rarely see.
     """
-    reaching = threshold_half.copy()
+    reaching = np.ones(tiers[0].scores.size, dtype=bool)
     policies: dict[str, TierPolicy] = {}
-    for name, tier in zip(route.tiers, tiers, strict=True):
+    for position, (name, tier) in enumerate(zip(route.tiers, tiers, strict=True)):
         candidates = reaching & np.isfinite(tier.scores)
         indices = np.flatnonzero(candidates).tolist()
+        scores = tier.scores[candidates]
+        correct = tier.correct[candidates]
+        labels = [tier.labels[i] for i in indices]
+        if position == 0 and own is not None and own_scores is not None:
+            scores = np.concatenate([own_scores.scores, scores])
+            correct = np.concatenate([own.correct, correct])
+            labels = [*own.labels, *labels]
         thresholds = fit_thresholds_per_label(
-            tier.scores[candidates],
-            tier.correct[candidates],
-            [tier.labels[i] for i in indices],
-            route.error_budget,
-            route.delta,
+            scores, correct, labels, route.error_budget, route.delta
         )
         policy = TierPolicy(tier.calibrator, thresholds)
         policies[name] = policy
@@ -279,45 +352,38 @@ def _per_tier_thresholds(
 
 
 def _report(
-    route: Route,
-    tiers: Sequence[_Calibrated],
-    policies: Mapping[str, TierPolicy],
-    threshold_half: np.ndarray,
+    route: Route, tiers: Sequence[_Calibrated], policies: Mapping[str, TierPolicy]
 ) -> list[TierFit]:
-    """What the fitted ladder does on the threshold half, tier by tier."""
-    rows = np.flatnonzero(threshold_half)
-    accepts = (
-        np.column_stack(
-            [
-                np.array(
-                    [tier.scores[i] >= policies[name].threshold_for(tier.labels[i]) for i in rows],
-                    dtype=bool,
-                )
-                for name, tier in zip(route.tiers, tiers, strict=True)
-            ]
-        )
-        if rows.size
-        else np.zeros((0, len(tiers)), dtype=bool)
-    )
-    accepted, first = _first_accepting(accepts)
+    """What the fitted ladder does on the held-out tickets, tier by tier."""
+    count = tiers[0].scores.size
+    reached = np.ones(count, dtype=bool)
     report = []
-    reached = np.ones(rows.size, dtype=bool)
-    for index, (name, tier) in enumerate(zip(route.tiers, tiers, strict=True)):
-        mine = accepted & (first == index)
+    for name, tier in zip(route.tiers, tiers, strict=True):
+        policy = policies[name]
+        mine = (
+            np.zeros(count, dtype=bool)
+            if policy.skipped
+            else reached
+            & np.array(
+                [tier.scores[i] >= policy.threshold_for(tier.labels[i]) for i in range(count)],
+                dtype=bool,
+            )
+        )
         taken = int(mine.sum())
-        wrong = int((mine & ~tier.correct[rows]).sum())
+        wrong = int((mine & ~tier.correct).sum())
         upper = clopper_pearson_upper(wrong, taken, route.delta) if taken else 1.0
         report.append(
             TierFit(
                 tier=name,
-                reached=int(reached.sum()),
+                reached=0 if policy.skipped else int(reached.sum()),
                 accepted=taken,
                 errors=wrong,
-                threshold_half=int(rows.size),
+                tickets=count,
                 mean_cost_usd=float(tier.costs.mean()) if tier.costs.size else 0.0,
                 upper_error=upper,
                 lower_accuracy=1.0 - upper,
-                usable_share=float(np.isfinite(tier.scores).mean()) if tier.scores.size else 0.0,
+                usable_share=float(np.isfinite(tier.scores).mean()) if count else 0.0,
+                skipped=policy.skipped,
             )
         )
         reached &= ~mine
@@ -340,11 +406,6 @@ async def replay(
     }
     router = Router(route, tiers, policies, None)
     return await router.classify_many([texts[i] for i in rows])
-
-
-def threshold_rows(route: Route, count: int) -> list[int]:
-    """The calibration rows that chose thresholds (the in-sample report is about them)."""
-    return np.flatnonzero(_halves(count, route.seed)[1]).tolist()
 
 
 def silver_labels(

@@ -18,7 +18,7 @@ from tiergate.datasets import Example
 from tiergate.routing.engine import Router, local_answer
 from tiergate.routing.fitting import fit_policies
 from tiergate.routing.route import LOCAL
-from tiergate.routing.runtime import LocalModelViewer
+from tiergate.routing.runtime import LocalModelViewer, own_rows
 from tiergate.tiers.base import Ticket, TierAnswer
 
 
@@ -47,8 +47,9 @@ def refit_policies(
         local_answer(Ticket(example.text, view))
         for example, view in zip(calibration, views, strict=True)
     ]
-    policies, _ = fit_policies(router.route, calibration, runs)
-    router.policies.update(policies)
+    own = own_rows(router.local) if isinstance(router.local, LocalModelViewer) else None
+    fitted = fit_policies(router.route, calibration, runs, own)
+    router.policies.update(fitted.policies)
 
 
 async def learn(

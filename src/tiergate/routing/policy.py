@@ -15,6 +15,8 @@ from tiergate.calibration import Calibrator, PerLabelThresholds
 class TierPolicy:
     calibrator: Calibrator
     thresholds: PerLabelThresholds
+    # Outside the sub-ladder the fit chose: never asked (a cheaper certified ladder skips it).
+    skipped: bool = False
 
     def score(self, features: Mapping[str, float]) -> float:
         columns = {
@@ -26,11 +28,16 @@ class TierPolicy:
         return self.thresholds.threshold_for(label)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"calibrator": self.calibrator.to_dict(), "thresholds": self.thresholds.to_dict()}
+        return {
+            "calibrator": self.calibrator.to_dict(),
+            "thresholds": self.thresholds.to_dict(),
+            "skipped": self.skipped,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TierPolicy:
         return cls(
             Calibrator.from_dict(data["calibrator"]),
             PerLabelThresholds.from_dict(data["thresholds"]),
+            skipped=bool(data.get("skipped", False)),
         )

@@ -62,6 +62,9 @@ class Route:
     artifacts: Path
     encoder: str | None
     seed: int
+    # What a ticket no tier accepts costs (a person's look, a wrong answer's risk), for choosing
+    # among certified ladders; None: ten calls of the top tier (routing/fitting.py).
+    unaccepted_cost_usd: float | None = None
 
     @property
     def label_names(self) -> list[str]:
@@ -161,6 +164,11 @@ def load_route(path: str | Path) -> Route:
     if not isinstance(few_shot, int) or few_shot < 0:
         raise RouteError(f"{path}: few_shot must be a whole number >= 0")
     local = raw.get("local") or {}
+    unaccepted = raw.get("unaccepted_cost_usd")
+    if unaccepted is not None and (
+        not isinstance(unaccepted, int | float) or isinstance(unaccepted, bool) or unaccepted < 0
+    ):
+        raise RouteError(f"{path}: unaccepted_cost_usd must be a number >= 0, got {unaccepted!r}")
     return Route(
         path=path,
         name=str(raw.get("name") or path.parent.name),
@@ -181,4 +189,5 @@ def load_route(path: str | Path) -> Route:
         artifacts=base / str(raw.get("artifacts", "artifacts")),
         encoder=local.get("encoder"),
         seed=int(raw.get("seed", 0)),
+        unaccepted_cost_usd=None if unaccepted is None else float(unaccepted),
     )

@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import anthropic
+import numpy as np
 
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example, load_dataset, stratified_split
 from tiergate.errors import TiergateError
 from tiergate.routing.engine import Router
+from tiergate.routing.fitting import OwnRows
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tiers.base import LocalView, Tier, TierAnswer
@@ -30,6 +32,10 @@ LOCAL_DIR = "local"
 POLICY_FILE = "calibration.json"
 RUNS_FILE = "calibration_runs.json"  # every tier's answers on the calibration tickets
 POLICY_FORMAT = 1
+RUNS_FORMAT = 2
+# A few texts recur across BANKING77's splits; more shared texts than this mean the local model
+# was trained on the calibration data (a changed seed or data file since `tiergate train`).
+MAX_SHARED_TEXTS = 0.01
 
 
 class RuntimeSetupError(TiergateError, RuntimeError):
@@ -51,6 +57,18 @@ def route_data(route: Route) -> RouteData:
         return RouteData(train, load_dataset(route.calibration_data))
     split = stratified_split(train, calibration=route.calibration_share, seed=route.seed)
     return RouteData(split.train, split.calibration)
+
+
+def labelled_examples(
+    route: Route, path: Path | None, limit: int | None = None
+) -> tuple[Path, list[Example]]:
+    """Labelled tickets to score or replay: ``path``, else the route's test data."""
+    chosen = path or route.test_data
+    if chosen is None:
+        raise RuntimeSetupError(f"{route.path} has no data.test: pass --data FILE")
+    examples = load_dataset(chosen)
+    check_labels(route, examples, str(chosen))
+    return chosen, examples[:limit] if limit is not None else examples
 
 
 def check_labels(route: Route, examples: Sequence[Example], source: str) -> None:
@@ -75,6 +93,37 @@ class LocalModelViewer:
             self._index = {label: i for i, label in enumerate(self._labels)}
         predictions = self.model.predict(list(texts))
         return [LocalView(prediction, self._index) for prediction in predictions]
+
+
+def own_rows(local: LocalModelViewer) -> OwnRows:
+    """The local model's out-of-fold predictions on its gold training examples."""
+    from tiergate.datasets import GOLD
+
+    model = local.model
+    crossed = model.cross_fit()
+    keep = np.array([example.provenance == GOLD for example in model.examples], dtype=bool)
+    return OwnRows(
+        [label for label, kept in zip(crossed.labels, keep, strict=True) if kept],
+        np.asarray(crossed.correct, dtype=bool)[keep],
+        {
+            name: np.asarray(column, dtype=np.float64)[keep]
+            for name, column in crossed.features.items()
+        },
+    )
+
+
+def check_held_out(route: Route, local: LocalModelViewer, examples: Sequence[Example]) -> None:
+    """Refuse calibration data the local model was trained on: its scores would flatter it."""
+    if not examples:
+        return
+    trained = {example.text for example in local.model.examples}
+    shared = sum(1 for example in examples if example.text in trained)
+    if shared > MAX_SHARED_TEXTS * len(examples):
+        raise RuntimeSetupError(
+            f"{shared:,} of {len(examples):,} calibration texts are in the local model's training "
+            f"data (the route's seed or data changed since it was trained): run "
+            f"`tiergate train {route.path}` again"
+        )
 
 
 def local_dir(route: Route) -> Path:
@@ -129,14 +178,21 @@ def claude_tiers(
 
 
 def save_policies(
-    route: Route, policies: Mapping[str, TierPolicy], extra: Mapping[str, Any]
+    route: Route,
+    policies: Mapping[str, TierPolicy],
+    extra: Mapping[str, Any],
+    *,
+    budget_from_route: bool = True,
 ) -> Path:
+    """Write calibration.json atomically. ``budget_from_route=False``: the budget was given on
+    the command line (``calibrate --budget``) and holds until the next calibration."""
     route.artifacts.mkdir(parents=True, exist_ok=True)
     path = route.artifacts / POLICY_FILE
     body = {
         "format": POLICY_FORMAT,
         "route": route.name,
         "error_budget": route.error_budget,
+        "budget_from": "route" if budget_from_route else "option",
         "confidence": route.confidence,
         "tiers": {name: policy.to_dict() for name, policy in policies.items()},
         **extra,
@@ -147,19 +203,44 @@ def save_policies(
     return path
 
 
-def load_policies(route: Route) -> dict[str, TierPolicy]:
+@dataclass(frozen=True)
+class Calibration:
+    """What ``tiergate calibrate`` saved: the policies and the budget they were fitted for."""
+
+    policies: dict[str, TierPolicy]
+    error_budget: float
+
+
+def load_calibration(route: Route) -> Calibration:
     path = route.artifacts / POLICY_FILE
     if not path.exists():
         raise RuntimeSetupError(f"no calibration in {path}: run `tiergate calibrate {route.path}`")
     body = json.loads(path.read_text())
     if body.get("format") != POLICY_FORMAT:
         raise RuntimeSetupError(f"{path}: unknown calibration format {body.get('format')!r}")
-    if body.get("error_budget") != route.error_budget:
+    budget = float(body.get("error_budget"))
+    if body.get("budget_from", "route") == "route" and budget != route.error_budget:
         raise RuntimeSetupError(
-            f"{path} was fitted for an error budget of {body.get('error_budget')}, the route now "
-            f"says {route.error_budget}: run `tiergate calibrate {route.path}` again"
+            f"{path} was fitted for an error budget of {budget}, the route now says "
+            f"{route.error_budget}: run `tiergate calibrate {route.path}` again (it refits from "
+            "the recorded answers, no new calls)"
         )
-    return {name: TierPolicy.from_dict(data) for name, data in body["tiers"].items()}
+    policies = {name: TierPolicy.from_dict(data) for name, data in body["tiers"].items()}
+    return Calibration(policies, budget)
+
+
+def load_calibration_report(route: Route) -> dict[str, Any]:
+    """Everything calibration.json holds beyond the policies (empty if there is none)."""
+    path = route.artifacts / POLICY_FILE
+    try:
+        body = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {key: value for key, value in body.items() if key != "tiers"}
+
+
+def load_policies(route: Route) -> dict[str, TierPolicy]:
+    return load_calibration(route).policies
 
 
 def open_router(
@@ -176,15 +257,25 @@ def open_router(
             raise RuntimeSetupError("the route's ladder has Claude tiers but no client was given")
         pool = local.model.examples if local is not None else route_data(route).train
         tiers = claude_tiers(route, book, client, pool)
-    return Router(route, tiers, load_policies(route), local, concurrency=concurrency)
+    calibration = load_calibration(route)
+    # A budget given to `calibrate --budget` holds until the next calibration.
+    route = replace(route, error_budget=calibration.error_budget)
+    return Router(route, tiers, calibration.policies, local, concurrency=concurrency)
 
 
 def save_runs(
-    route: Route, examples: Sequence[Example], runs: Mapping[str, Sequence[TierAnswer]]
+    route: Route,
+    examples: Sequence[Example],
+    runs: Mapping[str, Sequence[TierAnswer]],
+    own: OwnRows | None = None,
+    *,
+    model_hash: str | None = None,
 ) -> Path:
-    """Keep what each tier answered at calibration, so thresholds can be refitted for free."""
-    body = {
-        "format": POLICY_FORMAT,
+    """Keep what each tier answered at calibration (and the local tier's out-of-fold rows), so
+    thresholds can be refitted for free."""
+    body: dict[str, Any] = {
+        "format": RUNS_FORMAT,
+        "local_model": model_hash,  # the local model these answers saw (features depend on it)
         "examples": [{"text": e.text, "label": e.label} for e in examples],
         "runs": {
             tier: [
@@ -194,12 +285,20 @@ def save_runs(
                     "cost_usd": a.cost_usd,
                     "problem": a.problem,
                     "stated_confidence": a.stated_confidence,
+                    "model": a.model,
                 }
                 for a in answers
             ]
             for tier, answers in runs.items()
         },
     }
+    if own is not None:
+        body["local_own"] = {
+            "labels": own.labels,
+            "correct": own.correct.tolist(),
+            "features": {name: column.tolist() for name, column in own.features.items()},
+        }
+    route.artifacts.mkdir(parents=True, exist_ok=True)
     path = route.artifacts / RUNS_FILE
     temporary = path.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(body))
@@ -207,11 +306,21 @@ def save_runs(
     return path
 
 
-def load_runs(route: Route) -> tuple[list[Example], dict[str, list[TierAnswer]]]:
+@dataclass(frozen=True)
+class RecordedRuns:
+    examples: list[Example]
+    runs: dict[str, list[TierAnswer]]
+    own: OwnRows | None
+    model_hash: str | None = None
+
+
+def load_runs(route: Route) -> RecordedRuns:
     path = route.artifacts / RUNS_FILE
     if not path.exists():
         raise RuntimeSetupError(f"no recorded calibration in {path}: run `tiergate calibrate`")
     body = json.loads(path.read_text())
+    if body.get("format") not in (POLICY_FORMAT, RUNS_FORMAT):
+        raise RuntimeSetupError(f"{path}: unknown format {body.get('format')!r}")
     examples = [Example(row["text"], row["label"]) for row in body["examples"]]
     runs = {
         tier: [
@@ -222,10 +331,18 @@ def load_runs(route: Route) -> tuple[list[Example], dict[str, list[TierAnswer]]]
                 cost_usd=row["cost_usd"],
                 problem=row["problem"],
                 stated_confidence=row["stated_confidence"],
-                model=tier,
+                model=row.get("model") or tier,
             )
             for row in rows
         ]
         for tier, rows in body["runs"].items()
     }
-    return examples, runs
+    own = None
+    if body.get("local_own"):
+        raw = body["local_own"]
+        own = OwnRows(
+            list(raw["labels"]),
+            np.array(raw["correct"], dtype=bool),
+            {name: np.array(column, dtype=np.float64) for name, column in raw["features"].items()},
+        )
+    return RecordedRuns(examples, runs, own, body.get("local_model"))

@@ -1,0 +1,346 @@
+"""Calibrating a route: collect every tier's answers on held-out tickets, fit, save, report.
+
+The library function behind ``tiergate calibrate`` (the command parses and prints; this does the
+work). Answers already recorded for the same tickets are reused when only the budget changes
+(``budget=``, ``sweep=``, ``refit=``): refitting is free, no model is asked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import anthropic
+
+from tiergate.classifier.artifact import data_hash
+from tiergate.core.prices import PriceBook
+from tiergate.datasets import Example, load_dataset
+from tiergate.errors import TiergateError
+from tiergate.routing.evaluate import Baselines, summarize
+from tiergate.routing.fitting import Fitted, OwnRows, collect, fit_policies, replay, silver_labels
+from tiergate.routing.route import LOCAL, Route
+from tiergate.routing.runtime import (
+    RUNS_FILE,
+    LocalModelViewer,
+    RecordedRuns,
+    check_held_out,
+    check_labels,
+    claude_tiers,
+    load_local,
+    load_runs,
+    own_rows,
+    route_data,
+    save_policies,
+    save_runs,
+)
+from tiergate.tiers.base import TierAnswer
+
+BUDGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
+Say = Callable[[str], None]
+
+
+class CalibrationError(TiergateError, ValueError):
+    """Calibration cannot run as asked (the message says why and what to do)."""
+
+
+@dataclass(frozen=True)
+class CalibrateOptions:
+    data: Path | None = None  # calibration data (default: the route's held-out data)
+    limit: int | None = None  # use at most this many tickets
+    budget: float | None = None  # fit for this error budget instead of the route's
+    sweep: bool = False  # also fit every budget in BUDGETS and report each
+    refit: bool = False  # reuse recorded answers at the route's budget
+    plot: Path | None = None  # the sweep's plot (default ARTIFACTS/budgets.png)
+
+
+@dataclass(frozen=True)
+class BudgetPoint:
+    budget: float
+    ladder: list[str]
+    accepted_share: float
+    accepted_accuracy: float | None
+    accuracy: float | None
+    cost_per_1000_usd: float
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+async def calibrate_route(
+    route: Route,
+    book: PriceBook,
+    client: anthropic.AsyncAnthropic | None,
+    options: CalibrateOptions = CalibrateOptions(),
+    *,
+    say: Say = _quiet,
+) -> dict[str, Any]:
+    """Fit the route's policies, save them, and return the report (see ``docs/calibration.md``).
+
+    ``client`` reaches the Claude tiers; it is needed only when answers must be collected.
+    """
+    if options.budget is not None:
+        if not 0.0 < options.budget < 1.0:
+            raise CalibrationError(f"the budget must be between 0 and 1, got {options.budget}")
+        route = replace(route, error_budget=options.budget)
+    data = route_data(route)
+    examples = (
+        load_dataset(options.data, require_labels=False) if options.data else data.calibration
+    )
+    check_labels(route, [e for e in examples if e.label], str(options.data or "calibration data"))
+    if options.limit is not None:
+        examples = examples[: options.limit]
+    if not examples:
+        raise CalibrationError("no calibration tickets")
+    needs_local = LOCAL in route.tiers or (route.few_shot > 0 and bool(route.claude_tiers))
+    local = load_local(route) if needs_local else None
+    if local is not None:
+        check_held_out(route, local, examples)
+    reusable = _reusable(route, examples, local) if _may_reuse(options) else None
+    if reusable is not None:
+        say(f"refitting from the answers recorded in {route.artifacts / RUNS_FILE} (no new calls)")
+        examples, runs, own = reusable.examples, reusable.runs, reusable.own
+    else:
+        if route.claude_tiers and client is None:
+            raise CalibrationError(
+                "the recorded answers do not fit this calibration (other tickets, tiers or local "
+                f"model): run `tiergate calibrate {route.path}` to collect them again"
+                if _may_reuse(options)
+                else "the route has Claude tiers but no client was given"
+            )
+        texts = [example.text for example in examples]
+        tiers = (
+            claude_tiers(route, book, client, local.model.examples if local else data.train)
+            if client is not None
+            else {}
+        )
+        say(f"collecting answers of {', '.join(route.tiers)} on {len(texts):,} held-out tickets")
+        runs = await collect(route, texts, tiers, local)
+        own = None
+        if local is not None and LOCAL in route.tiers:
+            say("scoring the local tier out of fold on its own training data")
+            own = own_rows(local)
+        save_runs(route, examples, runs, own, model_hash=_model_hash(local))
+    silver = 0
+    if any(not example.label for example in examples):
+        examples, runs, silver = silver_labels(route, examples, runs)
+        say(
+            f"{silver:,} calibration tickets had no label: {route.tiers[-1]}'s answers stand in "
+            "for gold, so the budget bounds disagreement with it"
+        )
+    fitted = fit_policies(route, examples, runs, own)
+    report = await _report(route, examples, runs, own, fitted, silver)
+    saved = save_policies(
+        route,
+        fitted.policies,
+        {
+            "fitted_on": str(options.data or "held-out calibration data"),
+            "tickets": len(examples),
+            "ladder": list(fitted.ladder_tiers),
+            "tiers_report": report["tiers"],
+            "every_answer_accepted": report["every_answer_accepted"],
+        },
+        budget_from_route=options.budget is None,
+    )
+    report["saved"] = str(saved)
+    report["reused_answers"] = reusable is not None
+    if options.sweep:
+        points = await _sweep(route, examples, runs, own, fitted)
+        report["budgets"] = [asdict(point) for point in points]
+        report["plot"] = str(_plot(route, points, report, options.plot))
+    return report
+
+
+def _may_reuse(options: CalibrateOptions) -> bool:
+    return options.data is None and (options.budget is not None or options.sweep or options.refit)
+
+
+def _model_hash(local: LocalModelViewer | None) -> str | None:
+    return None if local is None else data_hash(local.model.examples)
+
+
+def _reusable(
+    route: Route, examples: Sequence[Example], local: LocalModelViewer | None
+) -> RecordedRuns | None:
+    """The recorded answers, if they are for these tickets, every tier, and this local model."""
+    if not (route.artifacts / RUNS_FILE).exists():
+        return None
+    recorded = load_runs(route)
+    if [e.text for e in recorded.examples] != [e.text for e in examples]:
+        return None
+    if any(tier not in recorded.runs for tier in route.tiers):
+        return None
+    if recorded.model_hash != _model_hash(local):
+        return None
+    if LOCAL in route.tiers and local is not None and recorded.own is None:
+        return None
+    return recorded
+
+
+def _baselines(route: Route, runs: dict[str, list[TierAnswer]]) -> Baselines:
+    claude = route.claude_tiers
+    means = {
+        name: sum(a.cost_usd for a in runs[name]) / len(runs[name]) for name in claude if runs[name]
+    }
+    cheap = claude[0] if claude else None
+    strong = claude[-1] if claude else None
+    return Baselines(cheap, means.get(cheap or ""), strong, means.get(strong or ""))
+
+
+def _accuracy(answers: Sequence[TierAnswer], examples: Sequence[Example]) -> float:
+    right = sum(
+        1 for a, e in zip(answers, examples, strict=True) if a.usable and a.label == e.label
+    )
+    return right / len(examples) if examples else 0.0
+
+
+async def _report(
+    route: Route,
+    examples: list[Example],
+    runs: dict[str, list[TierAnswer]],
+    own: OwnRows | None,
+    fitted: Fitted,
+    silver: int,
+) -> dict[str, Any]:
+    texts = [example.text for example in examples]
+    rows = list(range(len(examples)))
+    decisions = await replay(route, fitted.policies, runs, texts, rows)
+    baselines = _baselines(route, runs)
+    summary = summarize(route, decisions, [e.label for e in examples], baselines)
+    tier_rows = [
+        {
+            "tier": fit.tier,
+            "skipped": fit.skipped,
+            "reached": fit.reached,
+            "accepted": fit.accepted,
+            "accepted_share": fit.accepted_share,
+            "accepted_accuracy": None if fit.accepted == 0 else fit.accepted_accuracy,
+            "accepted_accuracy_lower_bound": fit.lower_accuracy,
+            "threshold": _finite(fitted.policies[fit.tier].thresholds.global_result.threshold),
+            "labels_with_own_threshold": len(fitted.policies[fit.tier].thresholds.per_label),
+            "usable_share": fit.usable_share,
+            "mean_cost_per_call_usd": fit.mean_cost_usd,
+        }
+        for fit in fitted.fits
+    ]
+    alternatives = []
+    if fitted.ladder is not None:
+        for family, best in fitted.ladder.families.items():
+            names = [route.tiers[index] for index in family.tiers]
+            alternatives.append(
+                {
+                    "ladder": names,
+                    "local_error_multiple": family.free_multiple,
+                    "certified": best is not None,
+                    "accepted_share": best.accepted_share if best else 0.0,
+                    "accepted_accuracy": (
+                        1.0 - best.errors / best.accepted if best and best.accepted else None
+                    ),
+                    "bound": best.bound if best else None,
+                    "cost_per_1000_usd": (
+                        best.cost_usd / best.tickets * 1000 if best and best.tickets else None
+                    ),
+                    "chosen": best is not None and best == fitted.ladder.chosen,
+                }
+            )
+    single = {}
+    for tier in route.tiers:
+        certified = fitted.alone.get(tier)
+        single[tier] = {
+            "accuracy_if_everything_accepted": _accuracy(runs[tier], examples),
+            "meets_budget_alone": _accuracy(runs[tier], examples) >= 1.0 - route.error_budget,
+            "certified_share_alone": certified.accepted_share if certified else 0.0,
+            "certified_accuracy_alone": (
+                1.0 - certified.errors / certified.accepted
+                if certified and certified.accepted
+                else None
+            ),
+            "certified_cost_per_1000_usd_alone": (
+                certified.cost_usd / certified.tickets * 1000 if certified else None
+            ),
+        }
+    chosen = fitted.ladder.chosen if fitted.ladder else None
+    return {
+        "route": route.name,
+        "error_budget": route.error_budget,
+        "confidence": route.confidence,
+        "thresholds_mode": route.thresholds,
+        "calibration_tickets": len(examples),
+        "local_own_rows": len(own) if own is not None else 0,
+        "silver_labels": silver,
+        "ladder": list(fitted.ladder_tiers),
+        "local_error_multiple": chosen.family.free_multiple if chosen else None,
+        "certified_bound": chosen.bound if chosen else None,
+        "unaccepted_cost_usd": fitted.unaccepted_cost_usd,
+        "tiers": tier_rows,
+        "expected": summary,
+        "alternatives": alternatives,
+        "every_answer_accepted": single,
+    }
+
+
+def _finite(value: float) -> float | None:
+    return value if value != float("inf") else None
+
+
+async def _sweep(
+    route: Route,
+    examples: list[Example],
+    runs: dict[str, list[TierAnswer]],
+    own: OwnRows | None,
+    fitted: Fitted,
+) -> list[BudgetPoint]:
+    points = []
+    texts = [example.text for example in examples]
+    rows = list(range(len(examples)))
+    gold = [example.label for example in examples]
+    baselines = _baselines(route, runs)
+    for budget in sorted({*BUDGETS, route.error_budget}):
+        variant = replace(route, error_budget=budget)
+        refitted = fit_policies(variant, examples, runs, own, walks=fitted.walks)
+        decisions = await replay(variant, refitted.policies, runs, texts, rows)
+        summary = summarize(variant, decisions, gold, baselines)
+        points.append(
+            BudgetPoint(
+                budget,
+                list(refitted.ladder_tiers),
+                summary["accepted_share"],
+                summary["accepted_accuracy"],
+                summary["accuracy"],
+                summary["cost_per_1000_usd"],
+            )
+        )
+    return points
+
+
+def _plot(
+    route: Route, points: list[BudgetPoint], report: dict[str, Any], path: Path | None
+) -> Path:
+    from tiergate.plots.budgets import BudgetPoint as PlotPoint
+    from tiergate.plots.budgets import plot_budgets
+
+    expected = report["expected"]
+    tickets = max(expected["tickets"], 1)
+
+    def per_1000(total: float | None) -> float | None:
+        return None if total is None else total / tickets * 1000
+
+    return plot_budgets(
+        [
+            PlotPoint(
+                p.budget,
+                p.accuracy or 0.0,
+                p.accepted_accuracy,
+                p.cost_per_1000_usd,
+                p.accepted_share,
+            )
+            for p in points
+        ],
+        path or route.artifacts / "budgets.png",
+        title=f"{route.name}: cost against accuracy across error budgets\n(calibration data, "
+        f"{' -> '.join(route.tiers)})",
+        strong_only_per_1000_usd=per_1000(expected.get("strong_only_cost_usd")),
+        cheap_only_per_1000_usd=per_1000(expected.get("cheap_only_cost_usd")),
+    )
