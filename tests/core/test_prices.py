@@ -141,3 +141,31 @@ def test_a_partial_row_changes_only_what_it_names(tmp_path: Path) -> None:
     sonnet = load_price_book(path, use_env=False).get("claude-sonnet-4-6")
     assert (sonnet.input, sonnet.output, sonnet.min_cacheable_tokens) == (2.4, 15.0, 2048)
     assert sonnet.source == "enterprise deal"
+
+
+def test_unlisted_claude_ids_are_priced_by_a_conservative_stand_in() -> None:
+    book = load_price_book(use_env=False)
+    dated = book.stand_in("claude-sonnet-4-6-20260101")
+    assert dated is not None and dated.name == "claude-sonnet-4-6-20260101"
+    assert (dated.input, dated.output) == (3.0, 15.0)
+    sonnets = [row for row in book.models.values() if row.family == "sonnet"]
+    newer = book.stand_in("claude-sonnet-7")
+    assert newer is not None and newer.output == max(row.output for row in sonnets)
+    assert "dearest sonnet" in newer.source
+    new_family = book.stand_in("claude-fable-1")
+    assert new_family is not None
+    assert new_family.output == max(row.output for row in book.models.values())
+    for not_claude_or_typo in ("gpt-4", "claude-sonet-4-6", "claude-hiaku-4-5", "claude-haiku-4-5"):
+        assert book.stand_in(not_claude_or_typo) is None, not_claude_or_typo
+
+
+def test_only_a_book_with_stand_ins_answers_unlisted_ids() -> None:
+    book = load_price_book(use_env=False)
+    with pytest.raises(UnknownModelError):
+        book.get("claude-sonnet-7")
+    lenient = book.with_stand_ins()
+    assert lenient.get("claude-sonnet-7").output == 15.0
+    assert "claude-sonnet-7" not in lenient  # `in` still says what the book lists
+    assert lenient.get("claude-haiku-4-5-20251001") is book.get("claude-haiku-4-5")
+    with pytest.raises(UnknownModelError):
+        lenient.get("gpt-4")

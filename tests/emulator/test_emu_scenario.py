@@ -188,5 +188,6 @@ def test_build_scenario_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert status == 0
     assert "77 labels" in capsys.readouterr().out
     scenario = load_scenario(out)
+    assert isinstance(scenario, Scenario)
     assert scenario.behaviour(HAIKU, "haiku").accuracy == 0.7
     assert scenario.true_label("How do I locate my card?") == "card_arrival"

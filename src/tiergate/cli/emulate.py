@@ -69,7 +69,11 @@ def register(subparsers: Any) -> None:
         "--no-fault-header", action="store_true", help="ignore the x-tiergate-fault request header"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for answers, ids and faults")
-    parser.add_argument("--scenario", metavar="FILE", help="classification scenario (JSON or YAML)")
+    parser.add_argument(
+        "--scenario",
+        metavar="FILE",
+        help="scenario file (JSON or YAML): classification, or kind: agent",
+    )
     parser.add_argument(
         "--batch-seconds",
         type=non_negative,
@@ -144,12 +148,22 @@ def _serve(args: argparse.Namespace) -> int:
     )
     sys.stderr.write(
         f"tiergate emulate: emulated Claude API on http://{args.host}:{args.port} "
-        f"(latency {args.latency}, seed {args.seed}"
-        + (f", scenario {scenario.name} with {len(scenario.items)} texts" if scenario else "")
-        + "); answers are emulated, not Claude's\n"
+        f"(latency {args.latency}, seed {args.seed}{_described(scenario)}); "
+        "answers are emulated, not Claude's\n"
     )
     serve_forever(config, args.host, args.port, args.log_level)
     return 0
+
+
+def _described(scenario: object) -> str:
+    from tiergate.emulator.agent_scenario import AgentScenario
+    from tiergate.emulator.scenario import Scenario
+
+    if isinstance(scenario, Scenario):
+        return f", scenario {scenario.name} with {len(scenario.items)} texts"
+    if isinstance(scenario, AgentScenario):
+        return f", agent scenario {scenario.name} with {len(scenario.rules)} rules"
+    return ""
 
 
 def _build(args: argparse.Namespace) -> int:

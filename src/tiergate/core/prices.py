@@ -6,8 +6,10 @@ The built-in book is ``tiergate/data/prices.yaml``. A user file (``--prices FILE
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -20,6 +22,11 @@ from tiergate.errors import TiergateError
 
 PRICES_ENV = "TIERGATE_PRICES"
 MILLION = 1_000_000
+CLAUDE_PREFIX = "claude-"
+# A word this close to a family's name (``sonet``, ``hiaku``) is a typo, not a new family.
+FAMILY_TYPO_CUTOFF = 0.75
+# A dated snapshot id: the model's id, then -YYYYMMDD.
+_DATED = re.compile(r"^(?P<base>.+)-(?P<date>\d{8})$")
 
 
 class PriceBookError(TiergateError, ValueError):
@@ -80,13 +87,24 @@ class ModelPrice:
     status: str = ""
     aliases: tuple[str, ...] = ()
     long_prompt: LongPromptPrice | None = None
+    # Accepts ``role: "system"`` turns inside ``messages`` without a beta header.
+    mid_conversation_system: bool = False
 
 
 @dataclass(frozen=True)
 class PriceBook:
+    """Rows by model id and alias.
+
+    ``stand_ins``: when true (:meth:`with_stand_ins`, the gateway's book), :meth:`get` also
+    answers a Claude id the book does not list with its :meth:`stand_in` row, so a request for
+    a new or dated model can be passed through and still metered. ``in`` stays strict either
+    way: it says whether the book itself knows the name.
+    """
+
     models: Mapping[str, ModelPrice]
     local_latency: LatencyProfile
     sources: tuple[str, ...] = ()
+    stand_ins: bool = False
     _aliases: dict[str, str] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -99,8 +117,44 @@ class PriceBook:
         """The row for a model id or alias; raises UnknownModelError with close matches."""
         canonical = self._aliases.get(name)
         if canonical is None:
-            raise UnknownModelError(name, self.suggest(name))
+            row = self.stand_in(name) if self.stand_ins else None
+            if row is None:
+                raise UnknownModelError(name, self.suggest(name))
+            return row
         return self.models[canonical]
+
+    def with_stand_ins(self) -> PriceBook:
+        """The same book, whose :meth:`get` prices unlisted Claude ids by :meth:`stand_in`."""
+        return dataclasses.replace(self, stand_ins=True, _aliases={})
+
+    def stand_in(self, name: str) -> ModelPrice | None:
+        """The row to price an unlisted Claude model id by, named ``name``; None if the id is
+        not Claude's or looks like a typo of a listed family (``claude-sonet-4-6``).
+
+        Conservative on purpose, so a budget reserved on it holds: a dated snapshot of a listed
+        model (``claude-sonnet-4-6-20260101``) costs what that model costs; a new model of a
+        known family (the family's name is a word of the id, ``claude-sonnet-7``) the dearest
+        row of that family; a model of a new family (``claude-fable-1``) the dearest row of
+        the book.
+        """
+        if name in self._aliases or not name.startswith(CLAUDE_PREFIX) or not self.models:
+            return None
+        dated = _DATED.match(name)
+        if dated is not None and dated["base"] in self._aliases:
+            base = self.models[self._aliases[dated["base"]]]
+            return _renamed(base, name, f"the dated snapshot of {base.name}")
+        words = {word for word in name.removeprefix(CLAUDE_PREFIX).split("-") if word.isalpha()}
+        families = {row.family for row in self.models.values() if row.family}
+        if not words & families and any(
+            difflib.get_close_matches(word, families, n=1, cutoff=FAMILY_TYPO_CUTOFF)
+            for word in words
+        ):
+            return None
+        family = [row for row in self.models.values() if row.family and row.family in words]
+        rows = family or list(self.models.values())
+        dearest = max(rows, key=lambda row: (row.output, row.input, row.name))
+        kind = f"the dearest {dearest.family} model" if family else "the dearest model"
+        return _renamed(dearest, name, f"{kind}, {dearest.name}")
 
     def __contains__(self, name: object) -> bool:
         return name in self._aliases
@@ -110,6 +164,11 @@ class PriceBook:
 
     def suggest(self, name: str, count: int = 3) -> list[str]:
         return difflib.get_close_matches(name, self.names(), n=count, cutoff=0.5)
+
+
+def _renamed(row: ModelPrice, name: str, why: str) -> ModelPrice:
+    source = f"not in the price book: priced as {why} ({row.source})"
+    return dataclasses.replace(row, name=name, aliases=(), source=source)
 
 
 def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> ModelPrice:
@@ -135,6 +194,7 @@ def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> Mode
             family=str(merged.get("family", "")),
             status=str(merged.get("status", "")),
             aliases=tuple(str(alias) for alias in merged.get("aliases", ())),
+            mid_conversation_system=bool(merged.get("mid_conversation_system", False)),
             long_prompt=(
                 LongPromptPrice(
                     int(long_prompt["above_prompt_tokens"]),

@@ -7,13 +7,18 @@
 - ``output_config.format``: one text block with JSON valid against the schema.
 - otherwise: free-text filler (:mod:`tiergate.emulator.filler`).
 
-When a scenario is loaded and the last user turn holds a known ticket, structured answers carry
-the scenario's label, confidence and reason in the configured fields, and a free-text answer is
-that JSON object as text. Everything is seeded by (seed, model, prompt), so it is reproducible.
+When a classification scenario is loaded and the last user turn holds a known ticket,
+structured answers carry the scenario's label, confidence and reason in the configured fields,
+and a free-text answer is that JSON object as text. An agent scenario
+(:mod:`tiergate.emulator.agent_scenario`) scripts tool calls and answers instead. With thinking
+on, a thinking block comes first (:mod:`tiergate.emulator.thinking`) and the answer gets the
+``max_tokens`` the thought left. Everything is seeded by (seed, model, prompt), so it is
+reproducible; the thought has its own generator, so thinking does not change the answer.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from collections.abc import Mapping
@@ -22,10 +27,12 @@ from typing import Any
 
 import orjson
 
+from tiergate.emulator.agent_scenario import AgentScenario, Step, TextStep
 from tiergate.emulator.filler import filler
 from tiergate.emulator.ids import IdMaker
-from tiergate.emulator.scenario import Scenario, ScenarioAnswer
+from tiergate.emulator.scenario import AnyScenario, Scenario, ScenarioAnswer
 from tiergate.emulator.schema_values import sample
+from tiergate.emulator.thinking import think
 from tiergate.emulator.tokens import count_text
 from tiergate.emulator.validation import MessagesRequest
 
@@ -40,34 +47,61 @@ class Answer:
     stop_sequence: str | None
     output_tokens: int
     scenario: ScenarioAnswer | None = None
+    thinking_tokens: int = 0
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerSettings:
     seed: int
-    scenario: Scenario | None
+    scenario: AnyScenario | None
     filler_tokens: tuple[int, int]
 
 
 def answer(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> Answer:
+    """The whole answer: a thought first when thinking is on, then what is said."""
+    if request.thinking is None or not request.thinking.thinks:
+        return _said(request, settings, ids)
+    messages = request.body["messages"]
+    thinker = random.Random(_seed(settings.seed, "thinking|" + request.model.name, messages))
+    thought = think(
+        request.thinking, thinker, settings.filler_tokens, request.effort, request.max_tokens
+    )
+    if thought.tokens >= request.max_tokens:
+        return Answer([thought.block], "max_tokens", None, request.max_tokens, None, thought.tokens)
+    rest = dataclasses.replace(request, max_tokens=request.max_tokens - thought.tokens)
+    said = _said(rest, settings, ids)
+    return dataclasses.replace(
+        said,
+        content=[thought.block, *said.content],
+        output_tokens=said.output_tokens + thought.tokens,
+        thinking_tokens=thought.tokens,
+    )
+
+
+def _said(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> Answer:
+    if isinstance(settings.scenario, AgentScenario):
+        step = settings.scenario.step(request.body["messages"])
+        if step is not None:
+            return _agent_step(step, request, ids)
+    labels = settings.scenario if isinstance(settings.scenario, Scenario) else None
     last_user = last_user_text(request.body["messages"])
     rng = random.Random(_seed(settings.seed, request.model.name, request.body["messages"]))
-    verdict = _scenario_answer(request, settings, last_user)
+    verdict = _scenario_answer(request, labels, settings.seed, last_user)
     tool = _chosen_tool(request, last_user)
     if tool is not None:
-        value = _structured(tool["input_schema"], rng, verdict, settings.scenario)
+        value = _structured(tool["input_schema"], rng, verdict, labels)
         return _tool_call(tool, value, request.max_tokens, ids, verdict)
     if request.output_schema is not None:
-        value = _structured(request.output_schema, rng, verdict, settings.scenario)
-        return _json_text(orjson.dumps(value).decode(), request, verdict)
-    if verdict is not None and settings.scenario is not None:
-        fields = settings.scenario.fields
+        value = _structured(request.output_schema, rng, verdict, labels)
+        return _whole_text(orjson.dumps(value).decode(), request, verdict)
+    if verdict is not None and labels is not None:
+        fields = labels.fields
         value = {
             fields.label: verdict.label,
             fields.confidence: verdict.confidence,
             fields.reason: verdict.reason,
         }
-        return _json_text(orjson.dumps(value).decode(), request, verdict)
+        return _whole_text(orjson.dumps(value).decode(), request, verdict)
     low, high = settings.filler_tokens
     text = filler(rng, rng.randint(low, high), request.max_tokens, request.stop_sequences)
     return Answer(
@@ -97,16 +131,29 @@ def _seed(seed: int, model: str, messages: object) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
+def _agent_step(step: Step, request: MessagesRequest, ids: IdMaker) -> Answer:
+    if isinstance(step, TextStep):
+        return _whole_text(step.text, request, None)
+    tool = next((tool for tool in request.tools if tool["name"] == step.tool), None)
+    if tool is None:
+        offered = ", ".join(str(tool["name"]) for tool in request.tools) or "none"
+        text = (
+            f"The agent scenario calls the tool {step.tool!r}, which this request does not "
+            f"offer (tools: {offered})."
+        )
+        return _whole_text(text, request, None)
+    return _tool_call(tool, dict(step.input), request.max_tokens, ids, None)
+
+
 def _scenario_answer(
-    request: MessagesRequest, settings: AnswerSettings, last_user: str
+    request: MessagesRequest, scenario: Scenario | None, seed: int, last_user: str
 ) -> ScenarioAnswer | None:
-    scenario = settings.scenario
     if scenario is None:
         return None
     ticket = scenario.ticket_text(last_user)
     if ticket is None:
         return None
-    return scenario.answer(settings.seed, request.model.name, request.model.family, ticket)
+    return scenario.answer(seed, request.model.name, request.model.family, ticket)
 
 
 def _chosen_tool(request: MessagesRequest, last_user: str) -> Mapping[str, Any] | None:
@@ -121,7 +168,9 @@ def _chosen_tool(request: MessagesRequest, last_user: str) -> Mapping[str, Any] 
 
 
 def _answers_tool_result(messages: list[Mapping[str, Any]]) -> bool:
-    content = messages[-1]["content"]
+    # System turns (mid-conversation system messages) may follow the tool results.
+    turns = [message for message in messages if message["role"] != "system"]
+    content = turns[-1]["content"] if turns else ""
     return isinstance(content, list) and any(
         block.get("type") == "tool_result" for block in content
     )
@@ -181,10 +230,10 @@ def _tool_call(
     return Answer([block], "tool_use", None, tokens, verdict)
 
 
-def _json_text(text: str, request: MessagesRequest, verdict: ScenarioAnswer | None) -> Answer:
-    tokens = count_text(text)
+def _whole_text(text: str, request: MessagesRequest, verdict: ScenarioAnswer | None) -> Answer:
+    tokens = max(1, count_text(text))
     if tokens > request.max_tokens:
-        # Same as free text: cut at max_tokens, leaving invalid JSON, as the API would.
+        # Same as free text: cut at max_tokens (JSON left invalid), as the API would.
         cut = _cut_to_tokens(text, request.max_tokens)
         return Answer([{"type": "text", "text": cut}], "max_tokens", None, request.max_tokens)
     return Answer([{"type": "text", "text": text}], "end_turn", None, tokens, verdict)

@@ -12,10 +12,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
 
 import orjson
 
+from tiergate.api_errors import AnthropicError
+from tiergate.api_lists import page_body, parse_list_query
+from tiergate.api_models import listing, retrieve
 from tiergate.emulator.batches import render, results_jsonl
 from tiergate.emulator.config import EmulatorConfig
 from tiergate.emulator.errors import DEFAULT_MESSAGES, ApiError, error_body, invalid
@@ -38,6 +40,8 @@ SSE = b"text/event-stream; charset=utf-8"
 JSONL = b"application/x-jsonl"
 EMULATED = (b"x-tiergate-emulated", b"true")
 BATCHES = "/v1/messages/batches"
+MODELS = "/v1/models"
+ENDPOINTS = frozenset({"/v1/messages", "/v1/messages/count_tokens", BATCHES, MODELS})
 
 
 class Reply:
@@ -91,7 +95,7 @@ class EmulatorApp:
         model: str | None = None
         try:
             reply, model = await self._route(scope, headers, body)
-        except ApiError as error:
+        except AnthropicError as error:
             reply = Reply(error.status, error_body(error, request_id), error.headers)
         except Exception:
             log.exception("emulator failed on %s %s", scope["method"], scope["path"])
@@ -128,27 +132,30 @@ class EmulatorApp:
         method: str = scope["method"]
         if path == "/_tiergate/stats" and method == "GET":
             return self._stats(), None
-        if not path.startswith("/v1/"):
+        # The path first: an unknown one is a 404 whatever the headers, as with the API.
+        if not _known_path(path):
             raise ApiError(404, "Not Found")
         self._authenticate(headers)
         version = check_version(_text(headers.get(b"anthropic-version")))
+        betas = _betas(scope)
         if path == "/v1/messages":
             _only(method, "POST")
-            return await self._messages(headers, body, version)
+            return await self._messages(headers, body, version, betas)
         if path == "/v1/messages/count_tokens":
             _only(method, "POST")
-            request = parse_messages(_json(body), self.state.book, version, count_only=True)
+            request = parse_messages(
+                _json(body), self.state.book, version, betas=betas, count_only=True
+            )
             reply = orjson.dumps({"input_tokens": request.prompt.total_tokens})
             return Reply(200, reply), request.model.name
         if path == BATCHES or path.startswith(BATCHES + "/"):
-            return self._batches(scope, method, path, headers, body, version), None
-        if path == "/v1/models" and method == "GET":
-            return self._models(), None
-        if path.startswith("/v1/models/") and method == "GET":
-            return Reply(
-                200, orjson.dumps(self._model_object(path.removeprefix("/v1/models/")))
-            ), None
-        raise ApiError(404, "Not Found")
+            return self._batches(scope, method, path, body, version, betas), None
+        _only(method, "GET")
+        if path == MODELS:
+            query = parse_list_query(scope.get("query_string", b""))
+            return Reply(200, orjson.dumps(listing(self.state.book, query))), None
+        model_id = path.removeprefix(MODELS + "/")
+        return Reply(200, orjson.dumps(retrieve(self.state.book, model_id))), None
 
     def _authenticate(self, headers: dict[bytes, bytes]) -> None:
         key = _text(headers.get(b"x-api-key"))
@@ -163,10 +170,10 @@ class EmulatorApp:
             raise ApiError(401, "invalid x-api-key")
 
     async def _messages(
-        self, headers: dict[bytes, bytes], body: bytes, version: str
+        self, headers: dict[bytes, bytes], body: bytes, version: str, betas: frozenset[str]
     ) -> tuple[Reply | StreamReply, str | None]:
         state = self.state
-        request = parse_messages(_json(body), state.book, version)
+        request = parse_messages(_json(body), state.book, version, betas=betas)
         fault = NO_FAULT
         if state.config.faults.header_control or state.config.faults.random_faults:
             fault = self._fault(headers, request.stream)
@@ -233,18 +240,21 @@ class EmulatorApp:
         scope: Scope,
         method: str,
         path: str,
-        headers: dict[bytes, bytes],
         body: bytes,
         version: str,
+        betas: frozenset[str],
     ) -> Reply:
         state = self.state
         now = state.clock()
-        base_url = _base_url(scope, headers)
+        base_url = _base_url(scope)
         rest = path.removeprefix(BATCHES).strip("/")
         if not rest:
             if method == "POST":
                 batch = state.batches.create(
-                    _json(body), state.ids.make("msgbatch"), now, self._batch_answerer(version)
+                    _json(body),
+                    state.ids.make("msgbatch"),
+                    now,
+                    self._batch_answerer(version, betas),
                 )
                 return Reply(200, orjson.dumps(render(batch, now, base_url)))
             _only(method, "GET")
@@ -269,12 +279,14 @@ class EmulatorApp:
             return Reply(200, results_jsonl(batch), content_type=JSONL)
         raise ApiError(404, "Not Found")
 
-    def _batch_answerer(self, version: str) -> Callable[[Any], dict[str, Any]]:
+    def _batch_answerer(
+        self, version: str, betas: frozenset[str]
+    ) -> Callable[[Any], dict[str, Any]]:
         state = self.state
 
         def answer_one(params: Any) -> dict[str, Any]:
             try:
-                request = parse_messages(params, state.book, version)
+                request = parse_messages(params, state.book, version, betas=betas)
                 if request.stream:
                     raise invalid("stream: streaming is not supported in batches")
                 completed = create_message(state, request, service_tier="batch", rate_limited=False)
@@ -288,45 +300,10 @@ class EmulatorApp:
         return answer_one
 
     def _batch_page(self, scope: Scope, now: float, base_url: str) -> Reply:
-        query = parse_qs(scope.get("query_string", b"").decode())
-        try:
-            limit = int(query.get("limit", ["20"])[0])
-        except ValueError:
-            raise invalid("limit: Input should be a valid integer") from None
-        if not 1 <= limit <= 1000:
-            raise invalid("limit: Input should be between 1 and 1000")
-        before = query.get("before_id", [None])[0]
-        after = query.get("after_id", [None])[0]
-        batches, has_more = self.state.batches.page(limit, before, after)
+        query = parse_list_query(scope.get("query_string", b""))
+        batches, has_more = self.state.batches.page(query)
         data = [render(batch, now, base_url) for batch in batches]
-        page = {
-            "data": data,
-            "has_more": has_more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-        }
-        return Reply(200, orjson.dumps(page))
-
-    def _models(self) -> Reply:
-        data = [self._model_object(name) for name in sorted(self.state.book.models)]
-        page = {
-            "data": data,
-            "has_more": False,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-        }
-        return Reply(200, orjson.dumps(page))
-
-    def _model_object(self, name: str) -> dict[str, Any]:
-        if name not in self.state.book:
-            raise ApiError(404, f"model: {name}")
-        row = self.state.book.get(name)
-        return {
-            "type": "model",
-            "id": row.name,
-            "display_name": row.name.replace("-", " ").title(),
-            "created_at": "2025-01-01T00:00:00Z",
-        }
+        return Reply(200, orjson.dumps(page_body(data, has_more)))
 
     def _stats(self) -> Reply:
         state = self.state
@@ -355,9 +332,24 @@ def _text(value: bytes | None) -> str | None:
     return value.decode("latin-1") if value is not None else None
 
 
-def _base_url(scope: Scope, headers: dict[bytes, bytes]) -> str:
+def _known_path(path: str) -> bool:
+    return path in ENDPOINTS or path.startswith(BATCHES + "/") or path.startswith(MODELS + "/")
+
+
+def _betas(scope: Scope) -> frozenset[str]:
+    """Every value of every ``anthropic-beta`` header (comma-separated, possibly repeated)."""
+    return frozenset(
+        beta.strip()
+        for name, value in scope["headers"]
+        if name == b"anthropic-beta"
+        for beta in value.decode("latin-1").split(",")
+        if beta.strip()
+    )
+
+
+def _base_url(scope: Scope) -> str:
     """This emulator's own origin, as the client reached it (for absolute ``results_url``)."""
-    host = _text(headers.get(b"host"))
+    host = next((_text(value) for name, value in scope["headers"] if name == b"host"), None)
     if not host:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from tiergate.api_lists import ListQuery, select
 from tiergate.emulator.errors import ApiError, invalid
 from tiergate.limits import rfc3339
 
@@ -91,21 +92,10 @@ class BatchStore:
             raise invalid(f"Batch {batch_id} is still processing; cancel it before deleting it.")
         del self._batches[batch_id]
 
-    def page(
-        self, limit: int, before_id: str | None, after_id: str | None
-    ) -> tuple[list[Batch], bool]:
+    def page(self, query: ListQuery) -> tuple[list[Batch], bool]:
         """Newest first, as the API lists; cursors are batch ids."""
         ordered = sorted(self._batches.values(), key=lambda batch: batch.created_at, reverse=True)
-        ids = [batch.id for batch in ordered]
-        if after_id is not None:
-            start = ids.index(after_id) + 1 if after_id in ids else len(ids)
-            chosen = ordered[start : start + limit]
-            return chosen, start + limit < len(ordered)
-        if before_id is not None:
-            end = ids.index(before_id) if before_id in ids else 0
-            chosen = ordered[max(0, end - limit) : end]
-            return chosen, end - limit > 0
-        return ordered[:limit], limit < len(ordered)
+        return select(ordered, lambda batch: batch.id, query)
 
 
 def render(batch: Batch, now: float, base_url: str, *, canceling: bool = False) -> dict[str, Any]:

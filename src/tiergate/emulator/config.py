@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from tiergate.core.prices import PriceBook
 from tiergate.emulator.clock import Clock, system_clock
 from tiergate.emulator.faults import FaultPlan
-from tiergate.emulator.scenario import Scenario
+from tiergate.emulator.scenario import AnyScenario
 from tiergate.limits import RateLimits
 
 
@@ -30,7 +30,7 @@ class EmulatorConfig:
     limits_by_model: Mapping[str, RateLimits] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
-    scenario: Scenario | None = None
+    scenario: AnyScenario | None = None
     batch_processing_s: float = 0.0
     filler_tokens: tuple[int, int] = (30, 200)
     api_keys: frozenset[str] | None = None

@@ -27,7 +27,7 @@ def invalid(message: str) -> ApiError:
     return ApiError(400, message)
 
 
-def error_body(error: ApiError, request_id: str) -> bytes:
+def error_body(error: AnthropicError, request_id: str) -> bytes:
     return api_error_body(error.error_type, error.message, request_id)
 
 

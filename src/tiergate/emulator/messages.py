@@ -67,13 +67,15 @@ def create_message(
         "content": said.content,
         "stop_reason": said.stop_reason,
         "stop_sequence": said.stop_sequence,
-        "usage": usage(cache, said.output_tokens, service_tier),
+        "usage": usage(cache, said.output_tokens, service_tier, said.thinking_tokens),
     }
     return Completed(message, said, headers)
 
 
-def usage(cache: CacheOutcome, output_tokens: int, service_tier: str) -> dict[str, Any]:
-    return {
+def usage(
+    cache: CacheOutcome, output_tokens: int, service_tier: str, thinking_tokens: int = 0
+) -> dict[str, Any]:
+    counts: dict[str, Any] = {
         "input_tokens": cache.uncached_tokens,
         "cache_creation_input_tokens": cache.creation_tokens,
         "cache_read_input_tokens": cache.read_tokens,
@@ -84,3 +86,6 @@ def usage(cache: CacheOutcome, output_tokens: int, service_tier: str) -> dict[st
         "output_tokens": output_tokens,
         "service_tier": service_tier,
     }
+    if thinking_tokens:
+        counts["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
+    return counts

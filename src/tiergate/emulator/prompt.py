@@ -146,7 +146,7 @@ def _ttl(marker: Any) -> str:
 
 
 def _format_tokens(body: Mapping[str, Any]) -> int:
-    output_format = (body.get("output_config") or {}).get("format")
+    output_format = (body.get("output_config") or {}).get("format") or body.get("output_format")
     if not output_format:
         return 0
     return count_text(orjson.dumps(output_format.get("schema", {})).decode())

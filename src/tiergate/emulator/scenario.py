@@ -34,6 +34,8 @@ from typing import Any
 import orjson
 import yaml
 
+from tiergate.emulator.agent_scenario import KIND as AGENT_KIND
+from tiergate.emulator.agent_scenario import AgentScenario, agent_scenario_from_dict
 from tiergate.errors import TiergateError
 
 DEFAULT_TICKET_PATTERN = r"<ticket>(.*?)</ticket>"
@@ -210,8 +212,13 @@ def confusable_sets(labels: Iterable[str], count: int = CONFUSABLE_COUNT) -> dic
     return result
 
 
-def load_scenario(path: str | Path) -> Scenario:
-    """Read a scenario file (JSON, or YAML by extension ``.yaml``/``.yml``)."""
+CLASSIFY_KIND = "classify"
+# A scenario of either kind; a file says which with ``kind`` (classify when it says nothing).
+AnyScenario = Scenario | AgentScenario
+
+
+def load_scenario(path: str | Path) -> AnyScenario:
+    """Read a scenario file (JSON, or YAML by extension ``.yaml``/``.yml``) of either kind."""
     source = Path(path)
     try:
         raw_text = source.read_bytes()
@@ -223,6 +230,11 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"cannot read scenario {source}: {error.strerror}") from None
     except (yaml.YAMLError, orjson.JSONDecodeError) as error:
         raise ScenarioError(f"scenario {source} is not valid JSON/YAML: {error}") from None
+    kind = raw.get("kind", CLASSIFY_KIND) if isinstance(raw, Mapping) else CLASSIFY_KIND
+    if kind == AGENT_KIND:
+        return agent_scenario_from_dict(raw, origin=str(source))
+    if kind != CLASSIFY_KIND:
+        raise ScenarioError(f"{source}: kind must be {CLASSIFY_KIND!r} or {AGENT_KIND!r}")
     return scenario_from_dict(raw, origin=str(source))
 
 

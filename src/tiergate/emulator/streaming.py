@@ -1,8 +1,9 @@
 """The server-sent events of a streamed message, in the API's order.
 
 ``message_start`` (content empty, stop_reason null) · ``ping`` · per block:
-``content_block_start``, ``content_block_delta`` (``text_delta`` or ``input_json_delta``),
-``content_block_stop`` · ``message_delta`` (stop reason, cumulative usage) · ``message_stop``.
+``content_block_start``, ``content_block_delta`` (``text_delta``, ``input_json_delta``, or for
+a thinking block ``thinking_delta`` then one ``signature_delta``), ``content_block_stop`` ·
+``message_delta`` (stop reason, cumulative usage) · ``message_stop``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,9 @@ def message_events(message: dict[str, Any]) -> Iterator[Event]:
         },
     )
     yield Event("ping", {"type": "ping"})
+    thinking_tokens = (usage.get("output_tokens_details") or {}).get("thinking_tokens", 0)
     for index, block in enumerate(message["content"]):
-        yield from _block_events(index, block)
+        yield from _block_events(index, block, thinking_tokens)
     yield Event(
         "message_delta",
         {
@@ -71,19 +73,28 @@ def message_events(message: dict[str, Any]) -> Iterator[Event]:
                 "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
                 "cache_read_input_tokens": usage["cache_read_input_tokens"],
                 "output_tokens": usage["output_tokens"],
+                **(
+                    {"output_tokens_details": usage["output_tokens_details"]}
+                    if "output_tokens_details" in usage
+                    else {}
+                ),
             },
         },
     )
     yield Event("message_stop", {"type": "message_stop"})
 
 
-def _block_events(index: int, block: dict[str, Any]) -> Iterator[Event]:
+def _block_events(index: int, block: dict[str, Any], thinking_tokens: int) -> Iterator[Event]:
+    empty = {
+        "thinking": {"type": "thinking", "thinking": "", "signature": ""},
+        "tool_use": {**block, "input": {}},
+        "text": {"type": "text", "text": ""},
+    }[block["type"]]
+    yield Event(
+        "content_block_start",
+        {"type": "content_block_start", "index": index, "content_block": empty},
+    )
     if block["type"] == "tool_use":
-        start = {**block, "input": {}}
-        yield Event(
-            "content_block_start",
-            {"type": "content_block_start", "index": index, "content_block": start},
-        )
         text = orjson.dumps(block["input"]).decode()
         chunks = [""] + [
             text[at : at + CHARS_PER_JSON_DELTA] for at in range(0, len(text), CHARS_PER_JSON_DELTA)
@@ -91,23 +102,25 @@ def _block_events(index: int, block: dict[str, Any]) -> Iterator[Event]:
         for chunk in chunks:
             delta = {"type": "input_json_delta", "partial_json": chunk}
             yield _delta(index, delta, count_text(chunk))
+    elif block["type"] == "thinking":
+        yield from _word_deltas(index, block["thinking"], "thinking_delta", "thinking")
+        # A thought whose text is omitted still took its time: the signature carries its tokens.
+        unstreamed = max(0, thinking_tokens - count_text(block["thinking"]))
+        signature = {"type": "signature_delta", "signature": block["signature"]}
+        yield _delta(index, signature, unstreamed)
     else:
-        yield Event(
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": index,
-                "content_block": {"type": "text", "text": ""},
-            },
-        )
-        words = _WORD_RUNS.findall(block["text"])
-        for at in range(0, len(words), WORDS_PER_TEXT_DELTA):
-            chunk = "".join(words[at : at + WORDS_PER_TEXT_DELTA])
-            yield _delta(index, {"type": "text_delta", "text": chunk}, count_text(chunk))
-        trailing = block["text"][len("".join(words)) :]
-        if trailing:
-            yield _delta(index, {"type": "text_delta", "text": trailing}, 0)
+        yield from _word_deltas(index, block["text"], "text_delta", "text")
     yield Event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _word_deltas(index: int, text: str, kind: str, field: str) -> Iterator[Event]:
+    words = _WORD_RUNS.findall(text)
+    for at in range(0, len(words), WORDS_PER_TEXT_DELTA):
+        chunk = "".join(words[at : at + WORDS_PER_TEXT_DELTA])
+        yield _delta(index, {"type": kind, field: chunk}, count_text(chunk))
+    trailing = text[len("".join(words)) :]
+    if trailing:
+        yield _delta(index, {"type": kind, field: trailing}, 0)
 
 
 def _delta(index: int, delta: dict[str, Any], tokens: int) -> Event:

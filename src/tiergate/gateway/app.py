@@ -24,6 +24,7 @@ from tiergate.gateway.keys import ApiKey, KeyStore, presented_key
 from tiergate.gateway.ledger import Ledger
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
+from tiergate.gateway.models import MODEL_PATH_PREFIX, handle_model, handle_models
 from tiergate.gateway.ratelimit import KeyRpm, UpstreamLimits
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.upstream import Upstream
@@ -52,9 +53,12 @@ class GatewayApp:
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         config = self.config
-        book = self._book or load_price_book(config.prices)
+        listed = self._book or load_price_book(config.prices)
         rules = {n: r for n, r in config.routes.items() if isinstance(r, RulesRoute)}
-        _check_models(config, book, rules)
+        _check_models(config, listed, rules)
+        # Requests may name Claude models the book does not list: passed through, priced by a
+        # stand-in row (PriceBook.stand_in); the config itself must name listed models.
+        book = listed.with_stand_ins()
         ledger = Ledger(config.ledger_url, flush_s=config.ledger_flush_s)
         now = time.time()
         limits = UpstreamLimits(config.limits, canonical=lambda name: book.get(name).name)
@@ -76,7 +80,7 @@ class GatewayApp:
         classify_routes = [r for r in config.routes.values() if isinstance(r, ClassifyRoute)]
         if classify_routes:
             services.classifiers = await asyncio.to_thread(
-                _open_classifiers, classify_routes, book, config
+                _open_classifiers, classify_routes, listed, config
             )
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
@@ -155,6 +159,8 @@ class GatewayApp:
             )
             return
         handler = ROUTES.get(path)
+        if handler is None and path.startswith(MODEL_PATH_PREFIX):
+            handler = ("GET", handle_model)
         if handler is None:
             raise GatewayError(404, f"no such endpoint: {path}")
         wanted, function = handler
@@ -206,6 +212,7 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "/v1/messages/count_tokens": ("POST", handle_count_tokens),
     "/v1/classify": ("POST", handle_classify),
     "/v1/usage": ("GET", handle_usage),
+    "/v1/models": ("GET", handle_models),
 }
 
 

@@ -56,6 +56,12 @@ def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) 
         raise GatewayError(400, "messages: Field required (a non-empty list)")
 
 
+def passed_through(services: Services, name: str) -> bool:
+    """A model id the gateway forwards as is: listed, or a Claude id the book prices by a
+    stand-in (a dated snapshot or a newer model; see PriceBook.stand_in)."""
+    return name in services.book or services.book.stand_in(name) is not None
+
+
 def unknown_model(services: Services, name: str) -> GatewayError:
     routes = sorted([*services.rules, *services.classifiers])
     hint = services.book.suggest(name)
@@ -85,7 +91,7 @@ async def handle_messages(
         route, tier = name, choice.tier
         body = {**strip_marks(body), "model": choice.model}
         raw = orjson.dumps(body)
-    elif name not in services.book:
+    elif not passed_through(services, name):
         raise unknown_model(services, name)
     model = body["model"]
     models = services.upstream.models_for(model)
@@ -256,7 +262,7 @@ async def handle_count_tokens(
         raw = orjson.dumps(body)
     elif name in services.classifiers:
         raise GatewayError(400, f"{name!r} is a classification route: use /v1/classify")
-    elif name not in services.book:
+    elif not passed_through(services, name):
         raise unknown_model(services, name)
     outbound = Outbound(
         "/v1/messages/count_tokens",
