@@ -313,7 +313,7 @@ def rss_mb(pid: int) -> float:
 
 def gateway_config(folder: Path, upstream: str) -> tuple[Path, str]:
     sys.path.insert(0, str(ROOT / "src"))
-    from tiergate.gateway.keys import KeyStore
+    from tiergate.stores.keyfile import FileKeyStore as KeyStore
 
     _, secret = KeyStore(folder / "keys.json").create("bench", budget_usd_day=1e9)
     config = {

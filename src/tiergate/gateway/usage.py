@@ -17,10 +17,9 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import Engine, func, select
 
-from tiergate.gateway.budgets import utc_day
 from tiergate.gateway.errors import GatewayError
-from tiergate.gateway.keys import ApiKey
-from tiergate.gateway.ledger import requests_table
+from tiergate.stores import ApiKey, utc_day
+from tiergate.stores.ledger import requests_table
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DIMENSIONS = ("key_id", "route", "model", "day")
