@@ -10,6 +10,7 @@ each) is trained and calibrated once per session, against the same emulator.
 from __future__ import annotations
 
 import csv
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -78,6 +79,12 @@ class Gateway:
         services = self.server.app.services
         self.server.call(services.ledger.flush)
         return services.ledger.refusal_counts()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def config_dict(upstream: str, **overrides: Any) -> dict[str, Any]:

@@ -76,6 +76,7 @@ class Reservation:
     day: str
     amount_usd: float
     settled: bool = False
+    nano: int = 0  # the amount in nano-dollars, for stores that count in them
 
 
 @dataclass(slots=True)

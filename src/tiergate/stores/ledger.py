@@ -52,7 +52,7 @@ requests_table = Table(
     "requests",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(40), nullable=False, unique=True),
+    Column("request_id", String(40), nullable=False),  # unique: migration 0002
     Column("at", Float, nullable=False),
     Column("day", String(10), nullable=False, index=True),
     Column("key_id", String(40), nullable=False, index=True),

@@ -107,20 +107,30 @@ class RedisBudgets(BudgetStore):
                 raise BudgetExceeded(key, spend, least / NANO, now)
         amount = min(wanted, free)
         lease.held += amount
-        return Reservation(key.id, day, amount / NANO)
+        reservation = Reservation(key.id, day, amount / NANO)
+        reservation.nano = amount
+        return reservation
 
     async def _exchange(self, lease: _Lease, want: int, need: int) -> tuple[int, int]:
-        """Report spend, and lease ``want`` more (``need`` at least) in one Lua call."""
+        """Report spend, hand back what is idle, and lease ``want`` more (``need`` at least),
+        in one Lua call. What is reported or handed back leaves the local lease before the
+        await, so two coroutines exchanging at once never report the same spend twice."""
         report = lease.spent
         release = report
         if want == 0 and lease.held == 0:
             release = lease.leased  # idle: everything goes back
-        granted, committed, leased = await self._lease_script(
-            keys=[lease.redis_key],
-            args=[lease.budget, report, release, want, need, DAY_TTL_S],
-        )
         lease.spent -= report
-        lease.leased += int(granted) - release
+        lease.leased -= release
+        try:
+            granted, committed, leased = await self._lease_script(
+                keys=[lease.redis_key],
+                args=[lease.budget, report, release, want, need, DAY_TTL_S],
+            )
+        except BaseException:
+            lease.spent += report
+            lease.leased += release
+            raise
+        lease.leased += int(granted)
         return int(committed), int(leased)
 
     def settle(self, reservation: Reservation | None, actual_usd: float) -> None:
@@ -130,7 +140,7 @@ class RedisBudgets(BudgetStore):
         lease = self._leases.get((reservation.day, reservation.key_id))
         if lease is None:
             return
-        lease.held -= math.ceil(reservation.amount_usd * NANO)
+        lease.held -= reservation.nano
         lease.spent += math.ceil(actual_usd * NANO)
 
     async def spent(self, key_id: str, now: float) -> DaySpend:
@@ -159,20 +169,9 @@ class RedisBudgets(BudgetStore):
         for day_key, lease in list(self._leases.items()):
             idle = lease.held == 0 and (everything or lease.used_at < idle_before)
             if lease.spent or (idle and lease.leased):
-                if idle:
-                    await self._exchange(lease, 0, 0)
-                else:
-                    await self._report(lease)
+                await self._exchange(lease, 0, 0)
             if idle and lease.leased == 0 and lease.spent == 0:
                 self._leases.pop(day_key, None)
-
-    async def _report(self, lease: _Lease) -> None:
-        report = lease.spent
-        await self._lease_script(
-            keys=[lease.redis_key], args=[lease.budget, report, report, 0, 0, DAY_TTL_S]
-        )
-        lease.spent -= report
-        lease.leased -= report
 
     async def close(self) -> None:
         await _stop(self._syncer)
