@@ -196,3 +196,31 @@ def test_a_key_over_its_rpm_is_a_429(gateway: Gateway) -> None:
             client.messages.create(model="auto", max_tokens=5, messages=user("too many"))
     assert "2 requests per minute" in caught.value.message
     assert caught.value.response.headers["retry-after"]
+
+
+def test_a_request_the_budget_cannot_cover_is_clamped_by_default(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    # $0.002 a day cannot cover 4,000 output tokens on Haiku ($0.02), but can cover a few
+    # hundred: clamped, the request runs and spend stays within the budget.
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=0.002) as gateway:
+        with gateway.client() as client:
+            raw = client.messages.with_raw_response.create(
+                model=HAIKU, max_tokens=4000, messages=user("a long essay please")
+            )
+        clamped = int(raw.headers["x-tiergate-max-tokens-clamped"])
+        assert 64 <= clamped < 4000
+        assert raw.parse().usage.output_tokens <= clamped
+        assert sum(row["cost_usd"] for row in gateway.rows()) <= 0.002
+
+
+def test_the_refuse_policy_refuses_what_the_budget_cannot_cover(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    with running_gateway(
+        tmp_path, emulator.base_url, budget_usd_day=0.002, budget={"policy": "refuse"}
+    ) as gateway:
+        with pytest.raises(anthropic.RateLimitError) as caught, gateway.client() as client:
+            client.messages.create(model=HAIKU, max_tokens=4000, messages=user("essay"))
+        assert caught.value.response.headers["x-should-retry"] == "false"
+        assert gateway.rows() == []
