@@ -38,6 +38,9 @@ def test_over_budget_is_a_429_that_names_the_budget(
         assert gateway.rows() == []
         [(day_key_status, count)] = gateway.refusals().items()
         assert day_key_status[2] == 429 and count == 1
+        with gateway.client() as client:
+            report = client.get("/v1/usage", cast_to=object)
+        assert isinstance(report, dict) and report["refused"] == {"429": 1}
 
 
 def test_a_concurrent_burst_does_not_overspend(tmp_path: Path, emulator: EmulatorServer) -> None:

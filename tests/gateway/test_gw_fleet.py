@@ -168,3 +168,15 @@ def _usage(base_url: str, key: str) -> dict[str, Any]:
     with urllib.request.urlopen(request, timeout=30) as response:
         found: dict[str, Any] = orjson.loads(response.read())
     return found
+
+
+async def test_a_day_redis_lost_starts_from_the_ledger(fresh_redis: str) -> None:
+    key = ApiKey("key_seeded", "seeded", "h", 0.0, budget_usd_day=1.0)
+    client = connect(fresh_redis)
+    budgets = RedisBudgets(client, {key.id: 0.9}, utc_day(NOW))
+    await budgets.start()
+    with pytest.raises(BudgetExceeded):
+        await budgets.reserve(key, 0.2, NOW)
+    assert await budgets.reserve(key, 0.05, NOW) is not None
+    await budgets.close()
+    await client.aclose()

@@ -69,9 +69,8 @@ class GatewayApp:
             config.limits.per_model,
             config.limits.queue_s,
         )
-        spent_today = (
-            {} if config.shared_state else await asyncio.to_thread(ledger.spent_on, utc_day(now))
-        )
+        # In-process budgets start from the ledger; Redis ones only where Redis lost the day.
+        spent_today = await asyncio.to_thread(ledger.spent_on, utc_day(now))
         stores = open_stores(settings, spent_today, now, lambda name: book.get(name).name)
         await stores.start()
         upstream = Upstream(config.upstream, stores.limits)

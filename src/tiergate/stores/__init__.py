@@ -58,7 +58,7 @@ def open_stores(
         )
     from tiergate.stores.redis_state import open_redis_stores
 
-    return open_redis_stores(settings, canonical)
+    return open_redis_stores(settings, spent_today, now, canonical)
 
 
 __all__ = [

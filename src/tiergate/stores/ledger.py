@@ -22,6 +22,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -112,10 +113,11 @@ class LedgerRow:
     ttft_ms: float | None
 
     def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in ROW_FIELDS)
+        return _row_values(self)
 
 
 ROW_FIELDS = tuple(field.name for field in fields(LedgerRow))
+_row_values = attrgetter(*ROW_FIELDS)
 
 
 def unsettled_row(intent: Intent) -> tuple[Any, ...]:

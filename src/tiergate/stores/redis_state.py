@@ -78,8 +78,15 @@ class _Lease:
 
 
 class RedisBudgets(BudgetStore):
-    def __init__(self, client: Redis) -> None:
+    """``spent_today`` (the shared ledger's spend per key for ``day``) seeds a day Redis does
+    not know yet, e.g. after Redis lost its data: a budget never starts below the ledger."""
+
+    def __init__(
+        self, client: Redis, spent_today: Mapping[str, float] | None = None, day: str = ""
+    ) -> None:
         self._client = client
+        self._seed = dict(spent_today or {})
+        self._seed_day = day
         self._lease_script = client.register_script(BUDGET_LEASE)
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._syncer: asyncio.Task[None] | None = None
@@ -153,6 +160,10 @@ class RedisBudgets(BudgetStore):
         return DaySpend((committed + local_spent) / NANO, held / NANO)
 
     async def start(self) -> None:
+        for key_id, spent in self._seed.items():
+            await self._client.hsetnx(
+                f"{PREFIX}budget:{self._seed_day}:{key_id}", "c", math.ceil(spent * NANO)
+            )
         self._syncer = asyncio.get_running_loop().create_task(self._sync_forever())
 
     async def _sync_forever(self) -> None:
@@ -508,11 +519,16 @@ def _created(key: ApiKey) -> float:
     return key.created_at
 
 
-def open_redis_stores(settings: StateSettings, canonical: Callable[[str], str]) -> Stores:
+def open_redis_stores(
+    settings: StateSettings,
+    spent_today: Mapping[str, float],
+    now: float,
+    canonical: Callable[[str], str],
+) -> Stores:
     client = connect(settings.state)
     return Stores(
         keys=RedisKeyStore(settings.state),
-        budgets=RedisBudgets(client),
+        budgets=RedisBudgets(client, spent_today, utc_day(now)),
         key_rates=RedisKeyRates(client),
         limits=RedisUpstreamLimits(
             client,
