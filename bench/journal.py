@@ -1,4 +1,4 @@
-"""What the intent journal costs a request: an intent and a row, each one write(2).
+"""What the intent journal costs a request: an intent and a row, each a copy into a mapped file.
 
     .venv/bin/python bench/journal.py            # 50,000 requests
 

@@ -83,7 +83,8 @@ async def test_a_dead_gateways_journal_is_replayed_conservatively(
     dead.void("req_refused")
     live = Journal(folder, "liverun")  # a neighbour still running: its lock is held
     live.intend(Intent("req_live", 1.0, DAY, "key_1", "direct", "m", 0.5))
-    os.close(dead._descriptor)  # what the kernel does when the process is killed
+    dead._map.close()  # what the kernel does when the process is killed
+    os.close(dead._descriptor)
 
     ledger = Ledger(ledger_url, flush_s=3600, journal=Journal(folder, "newrun"))
     assert await ledger.recover() == 2

@@ -17,7 +17,7 @@ from typing import Any
 
 from tiergate.gateway.costs import RequestBound
 from tiergate.gateway.services import Request, Services
-from tiergate.stores.base import Reservation
+from tiergate.stores.base import BudgetExceeded, Reservation
 from tiergate.stores.journal import Intent
 
 CLAMPED_HEADER = "x-tiergate-max-tokens-clamped"
@@ -38,9 +38,13 @@ async def reserve(
     max_tokens = int(body["max_tokens"])
     wanted = bound.usd(max_tokens)
     policy = services.config.budget
-    if policy.policy == "refuse" or request.key.budget_usd_day is None:
+    try:
         reservation = await services.budgets.reserve(request.key, wanted, request.at)
         return Held(reservation, wanted)
+    except BudgetExceeded:
+        # The rare path: only now is the clamp's floor worth pricing.
+        if policy.policy == "refuse":
+            raise
     floor = min(max_tokens, max(policy.min_tokens, _thinking_floor(body)))
     reservation = await services.budgets.reserve(
         request.key, wanted, request.at, minimum_usd=bound.usd(floor)
