@@ -93,11 +93,17 @@ def request_bound(
     prices: Sequence[ModelPrice], raw: bytes, body: dict[str, Any] | None = None
 ) -> RequestBound:
     """The bound for a raw Messages body (``body`` parsed, when the caller has it)."""
-    table = content_tokens()
-    content = Content()
-    if body is not None and any(marker in raw for marker in MEDIA_MARKERS):
-        content = inspect(body, table, inflate_limit=max(p.context_window for p in prices))
     cached = b"cache_control" in raw
+    if body is None or not any(marker in raw for marker in MEDIA_MARKERS):
+        # Plain text, the common case: a token a byte, nothing more to look at.
+        return RequestBound(
+            tuple(
+                ModelBound(price, min(len(raw), price.context_window), cached, 1, 0.0)
+                for price in prices
+            )
+        )
+    table = content_tokens()
+    content = inspect(body, table, inflate_limit=max(p.context_window for p in prices))
     text_bytes = len(raw) - content.media_bytes
     models = []
     for price in prices:
