@@ -104,7 +104,7 @@ class Journal:
     def row(self, request_id: str, values: Iterable[Any]) -> None:
         """The settled row (in the ledger's column order); it closes the request's intent."""
         self._open.pop(request_id, None)
-        self._append(ROW + orjson.dumps(list(values)) + b"\n")
+        self._append(ROW + orjson.dumps(tuple(values)) + b"\n")
 
     def void(self, request_id: str) -> None:
         """The request ended without an upstream call (refused): nothing to charge."""
