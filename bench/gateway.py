@@ -7,6 +7,9 @@ Starts, each as its own process on 127.0.0.1:
   and metrics all on (limits and budget set high enough not to refuse: they are checked, not hit);
 - a bare forwarder (raw ASGI + aiohttp + orjson, no auth, limits, budget or ledger): the floor
   of the gateway's own stack on this machine at this moment, to tell the stack from the features;
+- the gateway with its budgets, limits and keys in Redis (``state: redis://``, a redis-server
+  the bench starts on a free port), and two such gateways on one Redis, loaded together by one
+  load generator (the aggregate rate); each gateway keeps its own SQLite ledger;
 - the LiteLLM proxy (``litellm[proxy]`` in its own virtual environment, ``--litellm-venv``,
   default /tmp/litellm-venv; one worker, ``LITELLM_LOCAL_MODEL_COST_MAP=True``) forwarding
   ``/v1/messages`` to the same emulator; skipped, and said so, when it is not installed.
@@ -93,16 +96,16 @@ async def connect(port: int) -> Connection:
 
 
 async def saturate(
-    port: int, key: str, connections: int, count: int, seconds: float
+    ports: list[int], key: str, connections: int, count: int, seconds: float
 ) -> dict[str, Any]:
-    payload = request_bytes(port, key)
     latencies: list[float] = []
     errors = 0
     sent = 0
     deadline = time.perf_counter() + seconds
 
-    async def worker() -> None:
+    async def worker(port: int) -> None:
         nonlocal errors, sent
+        payload = request_bytes(port, key)
         connection = await connect(port)
         while sent < count and time.perf_counter() < deadline:
             sent += 1
@@ -113,19 +116,22 @@ async def saturate(
         connection.writer.close()
 
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
+    await asyncio.gather(*(worker(ports[i % len(ports)]) for i in range(connections)))
     elapsed = time.perf_counter() - started
     return {"done": len(latencies), "errors": errors, "seconds": elapsed, **_percentiles(latencies)}
 
 
 async def fixed_rate(
-    port: int, key: str, rate: float, count: int, seconds: float
+    ports: list[int], key: str, rate: float, count: int, seconds: float
 ) -> dict[str, Any]:
     """Open loop: request i is due at i / rate, whatever the earlier ones are doing."""
-    payload = request_bytes(port, key)
+    payloads: dict[Connection, bytes] = {}
     idle: asyncio.Queue[Connection] = asyncio.Queue()
-    for _ in range(16):
-        idle.put_nowait(await connect(port))
+    for index in range(16 * len(ports)):
+        port = ports[index % len(ports)]
+        connection = await connect(port)
+        payloads[connection] = request_bytes(port, key)
+        idle.put_nowait(connection)
     latencies: list[float] = []
     errors = 0
     late = 0
@@ -133,7 +139,7 @@ async def fixed_rate(
     async def one(due: float) -> None:
         nonlocal errors
         connection = await idle.get()
-        status = await connection.exchange(payload)
+        status = await connection.exchange(payloads[connection])
         latencies.append(time.perf_counter() - due)  # from when it was due: queueing counts
         errors += status != 200
         idle.put_nowait(connection)
@@ -182,16 +188,18 @@ def generate(args: argparse.Namespace) -> None:
         uvloop.install()
     except ImportError:
         pass
+    ports = [int(port) for port in str(args.port).split(",")]
     if args.mode == "saturate":
-        work = saturate(args.port, args.key, args.connections, args.count, args.seconds)
+        work = saturate(ports, args.key, args.connections, args.count, args.seconds)
     else:
-        work = fixed_rate(args.port, args.key, args.rate, args.count, args.seconds)
+        work = fixed_rate(ports, args.key, args.rate, args.count, args.seconds)
     print(orjson.dumps(asyncio.run(work)).decode())
 
 
 def load(
-    port: int, key: str, mode: str, count: int, seconds: float, **extra: Any
+    port: int | str, key: str, mode: str, count: int, seconds: float, **extra: Any
 ) -> dict[str, Any]:
+    """``port`` may be several, comma-separated: one generator loads them all together."""
     command = [PYTHON, __file__, "--generate", mode, "--port", str(port), "--key", key]
     command += ["--count", str(count), "--seconds", str(seconds)]
     for name, value in extra.items():
@@ -311,21 +319,52 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def gateway_config(folder: Path, upstream: str) -> tuple[Path, str]:
+def gateway_config(
+    folder: Path, upstream: str, state: str = "memory", secret: str | None = None
+) -> tuple[Path, str]:
+    """A config in ``folder``; with Redis state the key lives in Redis (made once, passed on)."""
     sys.path.insert(0, str(ROOT / "src"))
-    from tiergate.gateway.keys import KeyStore
+    from tiergate.stores import open_key_store
 
-    _, secret = KeyStore(folder / "keys.json").create("bench", budget_usd_day=1e9)
+    folder.mkdir(parents=True, exist_ok=True)
+    if secret is None:
+        store = open_key_store(state, folder / "keys.json")
+        _, secret = store.create("bench", budget_usd_day=1e9)
     config = {
         "upstream": {"base_url": upstream, "api_key": FAKE_KEY, "max_retries": 2},
         "limits": {"default": {"rpm": 100_000_000, "itpm": 10**12, "otpm": 10**12}},
         "keys": "keys.json",
         "ledger": "sqlite:///ledger.db",
+        "journal": "journal",
+        "state": state,
         "routes": {},
     }
     path = folder / "gateway.yaml"
     path.write_bytes(orjson.dumps(config))  # JSON is YAML
     return path, secret
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str | None]:
+    """A throwaway redis-server on a free port, or None when it is not installed."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(folder)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def litellm_config(folder: Path, upstream: str) -> Path:
@@ -356,7 +395,7 @@ class Row:
     note: str = ""
 
 
-def measure(name: str, port: int, key: str, args: argparse.Namespace) -> Row:
+def measure(name: str, port: int | str, key: str, args: argparse.Namespace) -> Row:
     say(f"{name}: saturating ({args.connections} connections)")
     saturated = load(
         port, key, "saturate", args.saturate_requests, args.seconds, connections=args.connections
@@ -422,10 +461,41 @@ def run(args: argparse.Namespace) -> None:
             memory = (before, rss_mb(gateway.pid), soak["done"])
             soak_row = Row("gateway, soak", soak)
             soak_row.note = f"{soak['errors']} errors"
+        rows += _redis_rows(args, folder, upstream, tiergate, env)
         rows.append(_litellm(args, folder, upstream, litellm_port))
     loads.append(load_average())
     print_table(rows, memory, loads, args, soak_row)
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def _redis_rows(
+    args: argparse.Namespace, folder: Path, upstream: str, tiergate: list[str], env: dict[str, str]
+) -> list[Row]:
+    """One gateway with Redis state, then two on one Redis loaded together."""
+    names = ("gateway, Redis state", "2 gateways, 1 Redis")
+    with redis_server(folder) as redis_url:
+        if redis_url is None:
+            return [Row(name, note="redis-server not installed") for name in names]
+        first, key = gateway_config(folder / "redis-1", upstream, redis_url)
+        second, _ = gateway_config(folder / "redis-2", upstream, redis_url, key)
+        ports = [free_port(), free_port()]
+        rows = []
+        with contextlib.ExitStack() as stack:
+            for config, port in zip((first, second), ports, strict=True):
+                stack.enter_context(
+                    started(
+                        [*tiergate, "serve", "--config", str(config), "--port", str(port)],
+                        f"http://127.0.0.1:{port}/healthz",
+                        env,
+                        config.parent / "gateway.log",
+                    )
+                )
+            load(ports[0], key, "saturate", 5000, 60, connections=args.connections)  # warm up
+            rows.append(measure(names[0], ports[0], key, args))
+            both = ",".join(str(port) for port in ports)
+            load(both, key, "saturate", 5000, 60, connections=args.connections)
+            rows.append(measure(names[1], both, key, args))
+        return rows
 
 
 def _litellm(args: argparse.Namespace, folder: Path, upstream: str, port: int) -> Row:
@@ -514,7 +584,7 @@ def print_table(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generate", choices=["saturate", "rate"], help=argparse.SUPPRESS)
-    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--port", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
     parser.add_argument(

@@ -18,5 +18,5 @@ fi
 # torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels (a CPU wheel of
 # 2.13.0 is what this project runs on). Only the local tier needs it; the core does not.
 .venv/bin/pip install --quiet --disable-pip-version-check "torch==2.13.0"
-.venv/bin/pip install --quiet --disable-pip-version-check -e ".[local,dev]"
+.venv/bin/pip install --quiet --disable-pip-version-check -e ".[local,dev,fleet]"
 echo "$wanted" > "$stamp"

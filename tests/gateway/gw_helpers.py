@@ -10,7 +10,8 @@ each) is trained and calibrated once per session, against the same emulator.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
+import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,7 +66,7 @@ class Gateway:
 
     def reload_keys(self) -> None:
         """What the server does on its own within a second, now."""
-        self.server.call(_reload(self.server))
+        self.server.call(self.server.app.services.keys.refresh)
 
     def rows(self, **equal: Any) -> list[dict[str, Any]]:
         """Ledger rows so far (pending ones written first)."""
@@ -73,12 +74,17 @@ class Gateway:
         self.server.call(services.ledger.flush)
         return [dict(row) for row in services.ledger.rows(**equal)]
 
+    def refusals(self) -> dict[tuple[str, str, int], int]:
+        """Refusals counted per (day, key id, status) so far."""
+        services = self.server.app.services
+        self.server.call(services.ledger.flush)
+        return services.ledger.refusal_counts()
 
-def _reload(server: GatewayServer) -> Callable[[], Any]:
-    async def reload() -> None:
-        server.app.services.keys.reload_if_changed()
 
-    return reload
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def config_dict(upstream: str, **overrides: Any) -> dict[str, Any]:

@@ -12,10 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tiergate.emulator import EmulatorServer
-from tiergate.gateway.budgets import Budgets
-from tiergate.gateway.errors import GatewayError
-from tiergate.gateway.keys import ApiKey
-from tiergate.gateway.ledger import Ledger
+from tiergate.stores import ApiKey, BudgetExceeded, MemoryBudgets
+from tiergate.stores.ledger import Ledger
 
 # The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
 # session, whichever module asks first.
@@ -32,8 +30,17 @@ def test_over_budget_is_a_429_that_names_the_budget(
             client.messages.create(model=SONNET, max_tokens=1000, messages=user("expensive"))
         assert "budget_usd_day" in caught.value.message
         assert "$0.0001" in caught.value.message
-        [row] = gateway.rows()
-        assert row["status"] == 429 and row["cost_usd"] == 0
+        # Retrying cannot help before midnight UTC: the SDK and agents are told so.
+        headers = caught.value.response.headers
+        assert headers["x-should-retry"] == "false"
+        assert 0 < int(headers["retry-after"]) <= 86_400
+        # A refusal is counted per key and day, not written as a row.
+        assert gateway.rows() == []
+        [(day_key_status, count)] = gateway.refusals().items()
+        assert day_key_status[2] == 429 and count == 1
+        with gateway.client() as client:
+            report = client.get("/v1/usage", cast_to=object)
+        assert isinstance(report, dict) and report["refused"] == {"429": 1}
 
 
 def test_a_concurrent_burst_does_not_overspend(tmp_path: Path, emulator: EmulatorServer) -> None:
@@ -60,7 +67,8 @@ def test_a_concurrent_burst_does_not_overspend(tmp_path: Path, emulator: Emulato
         assert spent <= budget
         assert sum(row["status"] == 200 for row in rows) == len(answered)
         # And a later request is refused with what is left, not with the reservations.
-        spend = gateway.server.app.services.budgets.spent(rows[0]["key_id"], rows[0]["at"])
+        budgets = gateway.server.app.services.budgets
+        spend = gateway.server.call(lambda: budgets.spent(rows[0]["key_id"], rows[0]["at"]))
         assert spend.reserved_usd == pytest.approx(0.0, abs=1e-12)
         assert spend.spent_usd == pytest.approx(spent, abs=1e-12)
 
@@ -74,21 +82,21 @@ def test_a_concurrent_burst_does_not_overspend(tmp_path: Path, emulator: Emulato
 )
 def test_spent_plus_reserved_never_exceeds_the_budget(requests: list[tuple[float, float]]) -> None:
     key = ApiKey("key_1", "k", "h", 0.0, budget_usd_day=1.0)
-    budgets = Budgets(now=NOW)
+    budgets = MemoryBudgets(now=NOW)
     held = []
     for bound, used_share in requests:
         try:
-            held.append((budgets.reserve(key, bound, NOW), bound * used_share))
-        except GatewayError as error:
+            held.append((budgets.reserve_now(key, bound, NOW), bound * used_share))
+        except BudgetExceeded as error:
             assert error.status == 429
-        spend = budgets.spent(key.id, NOW)
+        spend = asyncio.run(budgets.spent(key.id, NOW))
         assert spend.spent_usd + spend.reserved_usd <= 1.0 + 1e-9
         if len(held) > 2:
             reservation, actual = held.pop(0)
             budgets.settle(reservation, actual)
     for reservation, actual in held:
         budgets.settle(reservation, actual)
-    assert budgets.spent(key.id, NOW).spent_usd <= 1.0 + 1e-9
+    assert asyncio.run(budgets.spent(key.id, NOW)).spent_usd <= 1.0 + 1e-9
 
 
 def test_usage_reports_spend_tier_shares_and_savings(gateway: Gateway) -> None:
@@ -191,3 +199,31 @@ def test_a_key_over_its_rpm_is_a_429(gateway: Gateway) -> None:
             client.messages.create(model="auto", max_tokens=5, messages=user("too many"))
     assert "2 requests per minute" in caught.value.message
     assert caught.value.response.headers["retry-after"]
+
+
+def test_a_request_the_budget_cannot_cover_is_clamped_by_default(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    # $0.002 a day cannot cover 4,000 output tokens on Haiku ($0.02), but can cover a few
+    # hundred: clamped, the request runs and spend stays within the budget.
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=0.002) as gateway:
+        with gateway.client() as client:
+            raw = client.messages.with_raw_response.create(
+                model=HAIKU, max_tokens=4000, messages=user("a long essay please")
+            )
+        clamped = int(raw.headers["x-tiergate-max-tokens-clamped"])
+        assert 64 <= clamped < 4000
+        assert raw.parse().usage.output_tokens <= clamped
+        assert sum(row["cost_usd"] for row in gateway.rows()) <= 0.002
+
+
+def test_the_refuse_policy_refuses_what_the_budget_cannot_cover(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    with running_gateway(
+        tmp_path, emulator.base_url, budget_usd_day=0.002, budget={"policy": "refuse"}
+    ) as gateway:
+        with pytest.raises(anthropic.RateLimitError) as caught, gateway.client() as client:
+            client.messages.create(model=HAIKU, max_tokens=4000, messages=user("essay"))
+        assert caught.value.response.headers["x-should-retry"] == "false"
+        assert gateway.rows() == []

@@ -12,12 +12,11 @@ import pytest
 from gw_helpers import HAIKU, SONNET, config_dict
 
 from tiergate.gateway.config import ConfigError, RulesRoute, load_config, parse_config
-from tiergate.gateway.errors import GatewayError
-from tiergate.gateway.keys import KeyStore
 from tiergate.gateway.metering import StreamMeter
-from tiergate.gateway.ratelimit import UpstreamLimits
 from tiergate.gateway.rules import choose, strip_marks
 from tiergate.limits import RateLimits
+from tiergate.stores import FileKeyStore as KeyStore
+from tiergate.stores import MemoryUpstreamLimits, Refused
 
 # The fixtures (emulator, gateways, the trained route) are shared as a plugin: one instance a
 # session, whichever module asks first.
@@ -101,14 +100,16 @@ class FakeClock:
         return self.now
 
 
-def limits(rpm: int, queue_s: float, clock: FakeClock) -> UpstreamLimits:
+def limits(rpm: int, queue_s: float, clock: FakeClock) -> MemoryUpstreamLimits:
     config = parse_config(
         {**config_dict("http://x"), "limits": {"default": {"rpm": rpm}, "queue_s": queue_s}},
         Path("."),
         {},
     ).limits
     assert config.default == RateLimits(rpm=rpm)
-    return UpstreamLimits(config, clock=clock, wall_clock=clock)
+    return MemoryUpstreamLimits(
+        config.default, config.per_model, queue_s=config.queue_s, clock=clock, wall_clock=clock
+    )
 
 
 async def test_upstream_limits_refuse_beyond_the_queue_with_retry_after() -> None:
@@ -116,7 +117,7 @@ async def test_upstream_limits_refuse_beyond_the_queue_with_retry_after() -> Non
     limiter = limits(rpm=2, queue_s=0.0, clock=clock)
     await limiter.acquire(HAIKU, 10, 10)
     await limiter.acquire(HAIKU, 10, 10)
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(Refused) as caught:
         await limiter.acquire(HAIKU, 10, 10)
     assert caught.value.status == 429 and "requests" in caught.value.message
     assert dict(caught.value.headers)["retry-after"] == "30"
@@ -140,7 +141,7 @@ async def test_the_upstreams_429_pauses_the_model() -> None:
     clock = FakeClock()
     limiter = limits(rpm=1000, queue_s=0.0, clock=clock)
     limiter.observe(HAIKU, 429, {"retry-after": "7"})
-    with pytest.raises(GatewayError) as caught:
+    with pytest.raises(Refused) as caught:
         await limiter.acquire(HAIKU, 1, 1)
     assert dict(caught.value.headers)["retry-after"] == "7"
     clock.now += 7.5

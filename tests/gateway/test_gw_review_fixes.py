@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tiergate.core.content import content_tokens
 from tiergate.core.prices import load_price_book
-from tiergate.gateway.budgets import Budgets
-from tiergate.gateway.costs import TOOLS_ALLOWANCE_TOKENS, body_bound, max_cost_usd
-from tiergate.gateway.errors import GatewayError
-from tiergate.gateway.keys import ApiKey
-from tiergate.gateway.ledger import Ledger, LedgerRow
+from tiergate.gateway.costs import body_bound, max_cost_usd
+from tiergate.stores import ApiKey, BudgetExceeded, MemoryBudgets
+from tiergate.stores.ledger import Ledger, LedgerRow
 
 DAY = 86_400.0
 NOW = 1_795_000_000.0 - (1_795_000_000.0 % DAY) + 3_600.0  # 01:00 UTC
@@ -23,11 +24,11 @@ BOOK = load_price_book(use_env=False)
 
 def test_a_request_stamped_before_midnight_does_not_reset_today() -> None:
     key = ApiKey("key_1", "k", "h", 0.0, budget_usd_day=1.0)
-    budgets = Budgets(now=NOW)
-    budgets.settle(budgets.reserve(key, 0.9, NOW), 0.9)
-    budgets.settle(budgets.reserve(key, 0.01, NOW - 2 * 3_600.0), 0.0)  # stamped yesterday
-    with pytest.raises(GatewayError, match="daily budget"):
-        budgets.reserve(key, 0.5, NOW + 1.0)
+    budgets = MemoryBudgets(now=NOW)
+    budgets.settle(budgets.reserve_now(key, 0.9, NOW), 0.9)
+    budgets.settle(budgets.reserve_now(key, 0.01, NOW - 2 * 3_600.0), 0.0)  # stamped yesterday
+    with pytest.raises(BudgetExceeded, match="daily budget"):
+        budgets.reserve_now(key, 0.5, NOW + 1.0)
 
 
 def test_content_by_reference_is_bounded_by_the_context_window() -> None:
@@ -42,7 +43,8 @@ def test_content_by_reference_is_bounded_by_the_context_window() -> None:
     assert body_bound([haiku], plain, 1) < 0.001
     assert body_bound([haiku], by_url, 1) >= haiku.context_window * haiku.input / 1_000_000
     with_tools = max_cost_usd([haiku], 100, 1, False, tools=True)
-    assert with_tools == pytest.approx((100 + TOOLS_ALLOWANCE_TOKENS + 5) / 1_000_000)
+    allowance = content_tokens().tools_system_tokens
+    assert with_tools == pytest.approx((100 + allowance + 5) / 1_000_000)
 
 
 def _row(request_id: str) -> LedgerRow:
@@ -76,10 +78,10 @@ async def test_a_flush_cancelled_mid_write_writes_each_row_once(tmp_path: Path) 
     writing, release = threading.Event(), threading.Event()
     real_write = ledger._write
 
-    def slow_write(rows: list[LedgerRow]) -> None:
+    def slow_write(rows: list[tuple[Any, ...]], refusals: Counter[tuple[str, str, int]]) -> None:
         writing.set()
         release.wait(5)
-        real_write(rows)
+        real_write(rows, refusals)
 
     ledger._write = slow_write  # type: ignore[method-assign]
     ledger.add(_row("req_1"))

@@ -31,24 +31,28 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def store_path(args: argparse.Namespace) -> Path:
+def store_location(args: argparse.Namespace) -> tuple[str, Path]:
+    """The gateway's state ("memory" or a Redis URL) and its key file."""
     if args.store is not None:
-        return Path(args.store)
+        return "memory", Path(args.store)
     if args.config is not None:
         from tiergate.gateway.config import ConfigError, load_config
 
         try:
-            return load_config(args.config).keys_path
+            config = load_config(args.config)
         except ConfigError as error:
             raise CliError(str(error)) from None
-    return Path(os.environ.get("TIERGATE_KEYS", "tiergate-keys.json"))
+        return config.state, config.keys_path
+    return "memory", Path(os.environ.get("TIERGATE_KEYS", "tiergate-keys.json"))
 
 
 def run(args: argparse.Namespace) -> int:
-    from tiergate.gateway.keys import KeyStore, KeyStoreError
+    from tiergate.stores import KeyStoreError, open_key_store
 
     try:
-        store = KeyStore(store_path(args))
+        state, path = store_location(args)
+        store = open_key_store(state, path)
+        where = path if state == "memory" else "the shared state"
         if args.action == "create":
             if args.rpm is not None and args.rpm < 1:
                 raise CliError("--rpm must be positive")
@@ -57,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             )
             print(secret)
             print(
-                f"created {key.id} ({key.name}) in {store.path}: the key above is shown only "
+                f"created {key.id} ({key.name}) in {where}: the key above is shown only "
                 "once, store it now",
                 file=sys.stderr,
             )

@@ -7,8 +7,9 @@ it ends with a ``cache_control`` breakpoint.
 Fixed framing costs, added to the text counts of :mod:`tiergate.emulator.tokens`:
 a request pays ``REQUEST_OVERHEAD``; each message pays ``MESSAGE_OVERHEAD`` (role markers);
 the first tool pays the tool-use system prompt Anthropic documents (``TOOLS_PREAMBLE_AUTO``
-for ``auto``/``none``, ``TOOLS_PREAMBLE_FORCED`` for ``any``/``tool``); an image pays
-``IMAGE_TOKENS`` and a non-text document ``DOCUMENT_TOKENS``.
+for ``auto``/``none``, ``TOOLS_PREAMBLE_FORCED`` for ``any``/``tool``); an image pays its
+width x height / 750 after the API's downscaling, at most ~1,600 tokens; a PDF an image per
+page plus its text (``tiergate.core.content``); a document by reference ``DOCUMENT_TOKENS``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import orjson
 
+from tiergate.core.content import content_tokens, decode_base64, image_size, image_tokens, scan_pdf
 from tiergate.emulator.errors import invalid
 from tiergate.emulator.tokens import count_text
 
@@ -26,8 +28,8 @@ REQUEST_OVERHEAD = 3
 MESSAGE_OVERHEAD = 4
 TOOLS_PREAMBLE_AUTO = 346
 TOOLS_PREAMBLE_FORCED = 313
-IMAGE_TOKENS = 1600
-DOCUMENT_TOKENS = 1500
+DOCUMENT_TOKENS = 1500  # a document fetched by reference: its pages are not in the body
+PDF_INFLATE_LIMIT = 32 * 1024 * 1024
 MAX_BREAKPOINTS = 4
 CACHE_TTLS = {"5m": 300.0, "1h": 3600.0}
 
@@ -106,12 +108,14 @@ def block_tokens(block: Any) -> int:
     if kind == "text":
         return count_text(str(block.get("text", "")))
     if kind == "image":
-        return IMAGE_TOKENS
+        return _image_tokens(block.get("source") or {})
     if kind == "document":
         source = block.get("source") or {}
         if source.get("type") == "text":
             return count_text(str(source.get("data", "")))
-        return DOCUMENT_TOKENS
+        if source.get("type") == "content":
+            return _content_tokens(source.get("content", ""))
+        return _pdf_tokens(source)
     if kind == "tool_use":
         return count_text(str(block.get("name", ""))) + count_text(
             orjson.dumps(block.get("input", {})).decode()
@@ -121,6 +125,23 @@ def block_tokens(block: Any) -> int:
     if kind == "thinking":
         return count_text(str(block.get("thinking", "")))
     return count_text(orjson.dumps(block).decode())
+
+
+def _image_tokens(source: Mapping[str, Any]) -> int:
+    """Billed by its pixels, as the API does (tiergate/data/content_tokens.yaml)."""
+    table = content_tokens()
+    data = decode_base64(source.get("data")) if source.get("type") == "base64" else None
+    size = image_size(data) if data else None
+    return image_tokens(size, table.image_max_tokens, table.pixels_per_token)
+
+
+def _pdf_tokens(source: Mapping[str, Any]) -> int:
+    """A PDF: an image per page plus the text it shows; by reference, a flat guess."""
+    data = decode_base64(source.get("data")) if source.get("type") == "base64" else None
+    if not data:
+        return DOCUMENT_TOKENS
+    scan = scan_pdf(data, PDF_INFLATE_LIMIT)
+    return max(1, scan.pages) * content_tokens().page_image_tokens + count_text(scan.shown_text)
 
 
 def _content_tokens(content: Any) -> int:

@@ -10,8 +10,8 @@ with ``tiergate serve --config FILE``; in Python::
 
 from tiergate.gateway.app import GatewayApp
 from tiergate.gateway.config import ConfigError, GatewayConfig, load_config, parse_config
-from tiergate.gateway.keys import KeyStore
 from tiergate.gateway.server import GatewayServer, serve_forever
+from tiergate.stores.keyfile import FileKeyStore as KeyStore
 
 __all__ = [
     "ConfigError",

@@ -15,24 +15,25 @@ from typing import Any
 
 import orjson
 
+from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
-from tiergate.gateway.budgets import Budgets, utc_day
 from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
-from tiergate.gateway.keys import ApiKey, KeyStore, presented_key
-from tiergate.gateway.ledger import Ledger
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
 from tiergate.gateway.models import MODEL_PATH_PREFIX, handle_model, handle_models
-from tiergate.gateway.ratelimit import KeyRpm, UpstreamLimits
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.upstream import Upstream
 from tiergate.gateway.usage import parse_query, usage_report
+from tiergate.stores import ApiKey, StateSettings, open_stores, utc_day
+from tiergate.stores.journal import Journal
+from tiergate.stores.ledger import Ledger
 
 log = logging.getLogger("tiergate.gateway")
 
 KEY_RELOAD_S = 1.0
+KEY_ID = "tiergate.key_id"  # where authentication leaves the key's id in the ASGI scope
 
 
 class GatewayApp:
@@ -59,18 +60,29 @@ class GatewayApp:
         # Requests may name Claude models the book does not list: passed through, priced by a
         # stand-in row (PriceBook.stand_in); the config itself must name listed models.
         book = listed.with_stand_ins()
-        ledger = Ledger(config.ledger_url, flush_s=config.ledger_flush_s)
+        journal = Journal(config.journal_path, self._request_ids.run_id)
+        ledger = await asyncio.to_thread(
+            Ledger, config.ledger_url, flush_s=config.ledger_flush_s, journal=journal
+        )
+        await ledger.recover()  # what gateways killed before left behind, before any budget
         now = time.time()
-        limits = UpstreamLimits(config.limits, canonical=lambda name: book.get(name).name)
-        upstream = Upstream(config.upstream, limits)
+        settings = StateSettings(
+            config.state,
+            config.keys_path,
+            config.limits.default,
+            config.limits.per_model,
+            config.limits.queue_s,
+        )
+        # In-process budgets start from the ledger; Redis ones only where Redis lost the day.
+        spent_today = await asyncio.to_thread(ledger.spent_on, utc_day(now))
+        stores = open_stores(settings, spent_today, now, lambda name: book.get(name).name)
+        await stores.start()
+        upstream = Upstream(config.upstream, stores.limits)
         await upstream.start()
         services = Services(
             config=config,
             book=book,
-            keys=KeyStore(config.keys_path),
-            budgets=Budgets(await asyncio.to_thread(ledger.spent_on, utc_day(now)), now=now),
-            key_rpm=KeyRpm(),
-            limits=limits,
+            stores=stores,
             upstream=upstream,
             ledger=ledger,
             metrics=Metrics(),
@@ -98,12 +110,13 @@ class GatewayApp:
                 await classifier.aclose()
             await services.upstream.close()
             await services.ledger.close()  # writes every row still pending
+            await services.stores.close()
 
     async def _reload_keys(self) -> None:
         while True:
             await asyncio.sleep(KEY_RELOAD_S)
             try:
-                self.services.keys.reload_if_changed()
+                await self.services.keys.refresh()
             except Exception:
                 log.exception("could not reload the key store; keeping the keys loaded before")
 
@@ -134,8 +147,11 @@ class GatewayApp:
         services = self.services
         try:
             await self._dispatch(services, scope, receive, send, request_id)
-        except GatewayError as error:
+        except AnthropicError as error:
             services.metrics.rejected(error.status)
+            if error.status in COUNTED_REFUSALS:  # counted per key and day, not a row each
+                key_id = scope.get(KEY_ID, UNAUTHENTICATED)
+                services.ledger.refused(services.budgets.day_of(time.time()), key_id, error.status)
             body = error_body(error.error_type, error.message, request_id)
             await respond(send, error.status, body, request_id, error.headers)
         except ClientGone:
@@ -166,20 +182,34 @@ class GatewayApp:
         wanted, function = handler
         if method != wanted:
             raise GatewayError(405, f"{path} takes {wanted}, not {method}")
-        key = authenticate(services, scope)
+        key = await authenticate(services, scope)
         request = Request(request_id, key, time.time(), time.perf_counter())
         await function(services, request, scope, receive, send)
 
 
-def authenticate(services: Services, scope: Scope) -> ApiKey:
+COUNTED_REFUSALS = (401, 429)
+UNAUTHENTICATED = "-"
+
+
+async def authenticate(services: Services, scope: Scope) -> ApiKey:
     presented = presented_key(header(scope, b"authorization"), header(scope, b"x-api-key"))
     if not presented:
         raise GatewayError(401, "missing API key: send x-api-key or Authorization: Bearer")
     key = services.keys.authenticate(presented)
     if key is None:
         raise GatewayError(401, "invalid API key")
-    services.key_rpm.check(key)
+    scope[KEY_ID] = key.id
+    await services.key_rates.check(key)
     return key
+
+
+def presented_key(authorization: bytes | None, api_key: bytes | None) -> str | None:
+    """The key a client sent: ``Authorization: Bearer`` (SDK 2.x) or ``x-api-key`` (0.x)."""
+    if api_key:
+        return api_key.decode("latin-1")
+    if authorization and authorization[:7].lower() == b"bearer ":
+        return authorization[7:].decode("latin-1").strip()
+    return None
 
 
 async def handle_classify(

@@ -27,6 +27,7 @@ from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.services import Outcome, Request, Services, record
+from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL, load_route
 from tiergate.routing.runtime import open_router
@@ -71,7 +72,9 @@ class Classifier:
     async def decide(
         self, services: Services, request: Request, text: str, receive: Receive
     ) -> tuple[Decision | None, Outcome]:
-        reservation = services.budgets.reserve(request.key, self.max_cost_usd(text), request.at)
+        bound = self.max_cost_usd(text)
+        reservation = await services.budgets.reserve(request.key, bound, request.at)
+        intend(services, request, self.name, "", Held(reservation, bound))
         outcome = Outcome(self.name, "", [], "", 0, "rejected")
         try:
             decision = await guard(self.router.classify(text), receive)

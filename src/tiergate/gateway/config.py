@@ -47,6 +47,22 @@ class LimitsConfig:
     queue_s: float = 2.0
 
 
+BUDGET_POLICIES = ("clamp", "refuse")
+
+
+@dataclass(frozen=True)
+class BudgetConfig:
+    """What to do with a request whose ``max_tokens`` the budget left cannot cover.
+
+    ``clamp`` (default): lower ``max_tokens`` to what the budget affords, down to
+    ``min_tokens`` (or the request's own ``max_tokens`` if smaller); below that, refuse.
+    ``refuse``: refuse it whole. Either way spend never exceeds the budget.
+    """
+
+    policy: str = "clamp"
+    min_tokens: int = 64
+
+
 @dataclass(frozen=True)
 class Rule:
     """``when`` (one condition) sends the request to ``tier``."""
@@ -91,6 +107,16 @@ class GatewayConfig:
     strong_model: str = "claude-sonnet-4-6"
     prices: Path | None = None
     ledger_flush_s: float = 0.25
+    # Budgets, limits and keys: "memory" (this process; keys in the `keys:` file) or a Redis
+    # URL shared by several gateways (redis://host:6379/0).
+    state: str = "memory"
+    # The intent journal (see tiergate.stores.journal): a folder on this host.
+    journal_path: Path = Path("tiergate-journal")
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+
+    @property
+    def shared_state(self) -> bool:
+        return self.state != "memory"
 
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -119,7 +145,26 @@ def parse_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> 
         strong_model=str(raw.get("strong_model", "claude-sonnet-4-6")),
         prices=_path(base, raw["prices"]) if raw.get("prices") else None,
         ledger_flush_s=float(raw.get("ledger_flush_s", 0.25)),
+        state=_state(raw.get("state", "memory")),
+        journal_path=_path(base, raw.get("journal", "tiergate-journal")),
+        budget=_budget(raw.get("budget") or {}),
     )
+
+
+def _state(value: Any) -> str:
+    state = str(value)
+    if state != "memory" and not state.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"state: expected memory or a redis:// URL, got {state!r}")
+    return state
+
+
+def _budget(raw: Any) -> BudgetConfig:
+    if not isinstance(raw, dict):
+        raise ConfigError("budget: expected a mapping with policy and min_tokens")
+    policy = str(raw.get("policy", "clamp"))
+    if policy not in BUDGET_POLICIES:
+        raise ConfigError(f"budget.policy: expected clamp or refuse, got {policy!r}")
+    return BudgetConfig(policy, _positive_int(raw.get("min_tokens", 64), "budget.min_tokens"))
 
 
 def _upstream(raw: Mapping[str, Any], env: Mapping[str, str]) -> UpstreamConfig:

@@ -22,7 +22,8 @@ class RequestIds:
     drawing 96 random bits for every request."""
 
     def __init__(self) -> None:
-        self._prefix = "req_tg_" + os.urandom(6).hex()
+        self.run_id = os.urandom(6).hex()  # also names this run's journal files
+        self._prefix = "req_tg_" + self.run_id
         self._count = itertools.count(1)
 
     def next(self) -> str:

@@ -14,9 +14,11 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tiergate.api_errors import AnthropicError
 from tiergate.core.usage import Usage
+from tiergate.gateway import spend
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, header, read_body, respond
-from tiergate.gateway.costs import body_bound
+from tiergate.gateway.costs import request_bound
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.metering import StreamMeter
@@ -95,7 +97,15 @@ async def handle_messages(
         raise unknown_model(services, name)
     model = body["model"]
     models = services.upstream.models_for(model)
-    bound = body_bound([services.book.get(m) for m in models], raw, body["max_tokens"])
+    bound = request_bound([services.book.get(m) for m in models], raw, body)
+    # A refusal here leaves no row: it is counted (per key and day) by the app.
+    held = await spend.reserve(services, request, bound, body)
+    outcome = Outcome(route, tier, [model], "", 0, "rejected")
+    if held.clamped_to is not None:
+        body = {**body, "max_tokens": held.clamped_to}
+        raw = orjson.dumps(body)
+        outcome.headers.append((spend.CLAMPED_HEADER, str(held.clamped_to)))
+    spend.intend(services, request, route, model, held)
     outbound = Outbound(
         "/v1/messages",
         model,
@@ -105,21 +115,21 @@ async def handle_messages(
         input_estimate=len(raw) // BYTES_PER_TOKEN,
         max_tokens=body["max_tokens"],
     )
-    outcome = Outcome(route, tier, [model], "", 0, "rejected")
-    reservation = None
     try:
-        # From here on every request leaves a ledger row, refusals (budget, limits) included.
-        reservation = services.budgets.reserve(request.key, bound, request.at)
         if body.get("stream") is True:
             await _relay_stream(services, request, outbound, outcome, receive, send)
         else:
             await _forward(services, request, outbound, outcome, receive, send)
-    except GatewayError as error:
-        outcome.status, outcome.outcome = error.status, "rejected"
+    except AnthropicError as error:
+        outcome.status = error.status
+        outcome.outcome = "rejected" if error.status == 429 else "upstream_unavailable"
         raise
     finally:
-        services.budgets.settle(reservation, outcome.cost_usd)
-        record(services, request, outcome)
+        services.budgets.settle(held.reservation, outcome.cost_usd)
+        if outcome.outcome == "rejected":  # the limits refused it: it never went upstream
+            services.ledger.void(request.request_id)
+        else:
+            record(services, request, outcome)
 
 
 def _answer_headers(outcome: Outcome, asked: str, answered: str) -> list[tuple[str, str]]:
@@ -127,6 +137,7 @@ def _answer_headers(outcome: Outcome, asked: str, answered: str) -> list[tuple[s
         ("x-tiergate-route", outcome.route),
         ("x-tiergate-tier", outcome.tier),
         ("x-tiergate-escalated", "true" if outcome.escalated else "false"),
+        *outcome.headers,
     ]
     if answered != asked:
         headers.append(("x-tiergate-fallback", answered))
@@ -176,6 +187,7 @@ async def _forward(
         services.limits.settle(reply.grant, int(usage.output_tokens))
     headers = _answer_headers(outcome, outbound.model, reply.model)
     headers.append(("x-tiergate-cost-usd", f"{outcome.cost_usd:.8f}"))
+    record(services, request, outcome)  # journaled before the client can see the answer
     await respond(send, 200, reply.body, request.request_id, headers)
 
 

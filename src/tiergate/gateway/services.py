@@ -9,24 +9,19 @@ from typing import Any
 from tiergate.core.cost import price_usage
 from tiergate.core.prices import ModelPrice, PriceBook
 from tiergate.core.usage import Usage
-from tiergate.gateway.budgets import Budgets
 from tiergate.gateway.config import GatewayConfig, RulesRoute
 from tiergate.gateway.costs import usage_counts
-from tiergate.gateway.keys import ApiKey, KeyStore
-from tiergate.gateway.ledger import Ledger, LedgerRow
 from tiergate.gateway.metrics import Metrics
-from tiergate.gateway.ratelimit import KeyRpm, UpstreamLimits
 from tiergate.gateway.upstream import Upstream
+from tiergate.stores import ApiKey, BudgetStore, KeyRates, KeyStore, Stores, UpstreamLimits
+from tiergate.stores.ledger import Ledger, LedgerRow
 
 
 @dataclass
 class Services:
     config: GatewayConfig
     book: PriceBook
-    keys: KeyStore
-    budgets: Budgets
-    key_rpm: KeyRpm
-    limits: UpstreamLimits
+    stores: Stores
     upstream: Upstream
     ledger: Ledger
     metrics: Metrics
@@ -34,6 +29,22 @@ class Services:
     strong: ModelPrice
     # Classification routes: name -> tiergate.gateway.classify.Classifier, loaded at start-up.
     classifiers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keys(self) -> KeyStore:
+        return self.stores.keys
+
+    @property
+    def budgets(self) -> BudgetStore:
+        return self.stores.budgets
+
+    @property
+    def key_rates(self) -> KeyRates:
+        return self.stores.key_rates
+
+    @property
+    def limits(self) -> UpstreamLimits:
+        return self.stores.limits
 
 
 @dataclass(slots=True)
@@ -62,6 +73,8 @@ class Outcome:
     cost_usd: float = 0.0
     strong_only_usd: float = 0.0
     ttft_s: float | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)  # for the answer
+    recorded: bool = False
 
 
 def price(services: Services, model: str, usage: Usage) -> tuple[float, float]:
@@ -71,6 +84,10 @@ def price(services: Services, model: str, usage: Usage) -> tuple[float, float]:
 
 
 def record(services: Services, request: Request, outcome: Outcome) -> None:
+    """The request's one ledger row (journaled at once: call it before the answer is sent)."""
+    if outcome.recorded:
+        return
+    outcome.recorded = True
     seconds = time.perf_counter() - request.started
     counts = usage_counts(outcome.usage)
     services.ledger.add(

@@ -24,7 +24,7 @@ import orjson
 from multidict import CIMultiDictProxy
 
 from tiergate.gateway.config import UpstreamConfig
-from tiergate.gateway.ratelimit import Grant, UpstreamLimits
+from tiergate.stores.base import Grant, UpstreamLimits
 
 FORWARDED_HEADERS = (b"anthropic-version", b"anthropic-beta")
 FAULT_HEADER = b"x-tiergate-fault"

@@ -17,10 +17,9 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import Engine, func, select
 
-from tiergate.gateway.budgets import utc_day
 from tiergate.gateway.errors import GatewayError
-from tiergate.gateway.keys import ApiKey
-from tiergate.gateway.ledger import requests_table
+from tiergate.stores import ApiKey, utc_day
+from tiergate.stores.ledger import refusals_table, requests_table
 
 DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 DIMENSIONS = ("key_id", "route", "model", "day")
@@ -110,6 +109,7 @@ def usage_report(engine: Engine, query: UsageQuery, strong_model: str) -> dict[s
         "generated_at": time.time(),
         "strong_model": strong_model,
         "total": total.report(),
+        "refused": _refused(engine, query),
         **{
             f"by_{name.removesuffix('_id')}": {
                 value: totals.report() for value, totals in sorted(groups[name].items())
@@ -117,6 +117,20 @@ def usage_report(engine: Engine, query: UsageQuery, strong_model: str) -> dict[s
             for name in DIMENSIONS
         },
     }
+
+
+def _refused(engine: Engine, query: UsageQuery) -> dict[str, int]:
+    """Requests refused (budget, limits, keys), by HTTP status: counted, never rows."""
+    table = refusals_table
+    statement = (
+        select(table.c.status, func.sum(table.c.count))
+        .where(table.c.day >= query.since, table.c.day <= query.until)
+        .group_by(table.c.status)
+    )
+    if query.key_id is not None:
+        statement = statement.where(table.c.key_id == query.key_id)
+    with engine.connect() as connection:
+        return {str(status): int(count) for status, count in connection.execute(statement)}
 
 
 def _grouped(engine: Engine, query: UsageQuery) -> Iterable[Mapping[str, Any]]:

@@ -1,0 +1,99 @@
+"""The ledger on SQLite and on PostgreSQL (a real server): migrations, rows, refusals, journal."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, create_engine, text
+
+from tiergate.stores.journal import Intent, Journal
+from tiergate.stores.ledger import ROW_FIELDS, Ledger, LedgerRow, open_engine, requests_table
+
+pytest_plugins = ("gw_servers",)
+
+DAY = "2026-11-24"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    return str(request.getfixturevalue("fresh_postgres"))
+
+
+def row(request_id: str, cost: float = 0.001, key_id: str = "key_1") -> LedgerRow:
+    return LedgerRow(
+        request_id, 1.0, DAY, key_id, "direct", "direct", "m", "m", 200, "ok", False, False,
+        10, 1, 0, 0, 0, cost, cost * 3, 1.0, None,
+    )  # fmt: skip
+
+
+async def test_rows_are_written_once_and_refusals_are_counted(ledger_url: str) -> None:
+    ledger = Ledger(ledger_url, flush_s=3600)
+    ledger.add(row("req_1"))
+    ledger.add(row("req_2", key_id="key_2"))
+    for _ in range(1000):
+        ledger.refused(DAY, "key_1", 429)
+    ledger.refused(DAY, "-", 401)
+    await ledger.flush()
+    # A replayed row (the same request id) is not a second row.
+    await asyncio.to_thread(ledger._write, [row("req_1").values()], Counter())
+    ledger.refused(DAY, "key_1", 429)
+    await ledger.close()
+    reopened = Ledger(ledger_url)
+    assert [found["request_id"] for found in reopened.rows()] == ["req_1", "req_2"]
+    assert reopened.spent_on(DAY) == {"key_1": pytest.approx(0.001), "key_2": pytest.approx(0.001)}
+    assert reopened.refusal_counts() == {(DAY, "key_1", 429): 1001, (DAY, "-", 401): 1}
+    reopened.engine.dispose()
+
+
+def test_a_ledger_made_before_migrations_is_upgraded(ledger_url: str) -> None:
+    engine = create_engine(ledger_url)
+    old = MetaData()
+    table = requests_table.to_metadata(old)  # the schema as metadata.create_all made it
+    old.create_all(engine)
+    with engine.begin() as connection:
+        for request_id in ("old_1", "old_1", "old_2"):  # a duplicate, as a cancelled flush left
+            values = dict(zip(ROW_FIELDS, row(request_id).values(), strict=True))
+            connection.execute(table.insert(), values)
+    engine.dispose()
+    migrated = open_engine(ledger_url)
+    with migrated.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        ids = connection.execute(text("SELECT request_id FROM requests ORDER BY id")).scalars()
+        assert version == "0002" and list(ids) == ["old_1", "old_2"]
+    migrated.dispose()
+
+
+async def test_a_dead_gateways_journal_is_replayed_conservatively(
+    ledger_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "journal"
+    dead = Journal(folder, "deadrun")
+    answered = row("req_answered", cost=0.002)
+    dead.intend(Intent("req_answered", 1.0, DAY, "key_1", "direct", "m", 0.01))
+    dead.row("req_answered", answered.values())
+    dead.intend(Intent("req_in_flight", 1.0, DAY, "key_1", "direct", "m", 0.05))
+    dead.intend(Intent("req_refused", 1.0, DAY, "key_1", "direct", "m", 0.07))
+    dead.void("req_refused")
+    live = Journal(folder, "liverun")  # a neighbour still running: its lock is held
+    live.intend(Intent("req_live", 1.0, DAY, "key_1", "direct", "m", 0.5))
+    dead._map.close()  # what the kernel does when the process is killed
+    os.close(dead._descriptor)
+
+    ledger = Ledger(ledger_url, flush_s=3600, journal=Journal(folder, "newrun"))
+    assert await ledger.recover() == 2
+    assert await ledger.recover() == 0  # replayed once
+    found: dict[str, Any] = {r["request_id"]: r for r in ledger.rows()}
+    assert set(found) == {"req_answered", "req_in_flight"}
+    assert found["req_answered"]["cost_usd"] == pytest.approx(0.002)
+    assert found["req_in_flight"]["outcome"] == "unsettled"
+    assert found["req_in_flight"]["cost_usd"] == pytest.approx(0.05)  # its whole reservation
+    assert ledger.spent_on(DAY) == {"key_1": pytest.approx(0.052)}
+    assert live.path.exists()
+    await ledger.close()
