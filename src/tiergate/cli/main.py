@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "serve": "tiergate.cli.serve",
     "keys": "tiergate.cli.keys",
     "batch": "tiergate.cli.batch",
+    "router": "tiergate.cli.router",
 }
 
 Handler = Callable[[argparse.Namespace], int]
