@@ -96,6 +96,9 @@ def test_evaluation_reports_every_variant_beside_the_baselines(artifact: RouterA
     assert chosen.random is not None and chosen.random.to_strong == chosen.figures.to_strong
     # The router beats random routing at the same share of strong calls.
     assert chosen.figures.quality_vs_strong > chosen.random.quality_vs_strong
+    precall = report.row("precall")
+    assert precall.groups is not None and set(precall.groups) == {"easy", "hard"}
+    assert precall.groups["hard"].to_strong > precall.groups["easy"].to_strong
     as_json = report.json()
     assert as_json["saving"] == chosen.figures.saving
     assert as_json["quality_vs_strong"] == chosen.figures.quality_vs_strong

@@ -17,6 +17,7 @@ from tiergate.cli.formatting import percent
 
 if TYPE_CHECKING:
     from tiergate.precall import Record, Report, RouterArtifact, TrainOptions
+    from tiergate.precall.evaluate import Figures
 
 NONE = "none"
 
@@ -303,23 +304,20 @@ def render_report(report: Report, *, show_all: bool = False) -> str:
     for row in report.rows:
         if not show_all and row.second not in (None, second):
             continue
-        f = row.figures
-        train = ""
+        suffix = ""
         if row.train is not None:
-            train = f"   {percent(row.train.saving):>13} {percent(row.train.quality_lower):>6}"
-        mark = "  <- chosen" if row.key == report.chosen else ""
-        lines.append(
-            f"{row.label:<52} {percent(f.to_strong):>9} {f.cheap_calls:>11.2f} "
-            f"{percent(f.saving):>7} {percent(f.quality_vs_strong):>17} "
-            f"{percent(f.accuracy):>8}{train}{mark}"
-        )
+            suffix = f"   {percent(row.train.saving):>13} {percent(row.train.quality_lower):>6}"
+        if row.key == report.chosen:
+            suffix += "  <- chosen"
+        lines.append(_figures_line(row.label, row.figures, suffix))
         if row.key == report.chosen and row.random is not None:
-            r = row.random
-            lines.append(
-                f"{'random, same share to strong':<52} {percent(r.to_strong):>9} "
-                f"{r.cheap_calls:>11.2f} {percent(r.saving):>7} "
-                f"{percent(r.quality_vs_strong):>17} {percent(r.accuracy):>8}"
-            )
+            lines.append(_figures_line("random, same share to strong", row.random))
+    lines.append(
+        _figures_line("random, share reaching the target (yardstick)", report.random_at_target)
+    )
+    if chosen.groups:
+        lines += ["", "The chosen variant by group:"]
+        lines += [_figures_line(f"  {name}", figures) for name, figures in chosen.groups.items()]
     lines += [
         "",
         "to strong: share answered by the strong model (sent straight or escalated); "
@@ -328,6 +326,14 @@ def render_report(report: Report, *, show_all: bool = False) -> str:
         "the agreement cascade has no threshold and no certificate.",
     ]
     return "\n".join(lines)
+
+
+def _figures_line(label: str, figures: Figures, suffix: str = "") -> str:
+    return (
+        f"{label:<52} {percent(figures.to_strong):>9} {figures.cheap_calls:>11.2f} "
+        f"{percent(figures.saving):>7} {percent(figures.quality_vs_strong):>17} "
+        f"{percent(figures.accuracy):>8}{suffix}"
+    )
 
 
 def _best_second(report: Report) -> str | None:

@@ -5,7 +5,10 @@ total cost over strong-only's, ``quality_vs_strong`` the policy's total correctn
 strong-only's, ``to_strong`` the share of prompts the strong model answered (sent straight or
 escalated). Beside each fitted variant: the plain agreement cascade with the same second model
 (no threshold, escalate on every disagreement), and random routing that sends the same share
-of prompts to the strong model (its expected figures, not one draw). Thresholds come from the
+of prompts to the strong model (its expected figures, not one draw). The report also gives the
+share random routing would need to reach the quality target on these prompts, and its saving
+there, RouteLLM's usual baseline (read off the test outcomes, so a yardstick, not a policy that
+could be deployed). Thresholds come from the
 artifact, fixed on the training records; nothing here looks at the test outcomes before
 applying them.
 """
@@ -58,6 +61,7 @@ class Row:
     threshold: float | None = None
     train: Certificate | None = None
     random: Figures | None = None
+    groups: dict[str, Figures] | None = None
 
     def json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"key": self.key, "label": self.label, **self.figures.json()}
@@ -69,6 +73,8 @@ class Row:
             out["train"] = self.train.summary()
         if self.random is not None:
             out["random_same_share"] = self.random.json()
+        if self.groups:
+            out["groups"] = {name: figures.json() for name, figures in self.groups.items()}
         return out
 
 
@@ -83,6 +89,7 @@ class Report:
     test_prompts: int
     mean_cost: dict[str, float]
     rows: list[Row]
+    random_at_target: Figures
     sample_size: int | None = None
 
     def row(self, key: str) -> Row:
@@ -108,6 +115,7 @@ class Report:
                 m: {"usd": c, "vs_strong": c / strong_cost} for m, c in self.mean_cost.items()
             },
             "variants": [r.json() for r in self.rows],
+            "random_at_target": self.random_at_target.json(),
         }
 
 
@@ -137,8 +145,8 @@ def evaluate(router: LearnedRouter, records: Sequence[Record]) -> Report:
                     second=variant.second,
                 )
             )
-        scores = fit.model.scores(features, prompts)
-        figures = _figures(variant, outcomes, scores >= certificate.threshold)
+        cheap_side = fit.model.scores(features, prompts) >= certificate.threshold
+        figures = _figures(variant, outcomes, cheap_side)
         rows.append(
             Row(
                 variant.key,
@@ -151,6 +159,7 @@ def evaluate(router: LearnedRouter, records: Sequence[Record]) -> Report:
                 threshold=certificate.threshold,
                 train=certificate,
                 random=_random(base, outcomes, figures.to_strong),
+                groups=_by_group(variant, outcomes, cheap_side, records),
             )
         )
     models = [artifact.cheap, artifact.strong, *seconds]
@@ -164,6 +173,9 @@ def evaluate(router: LearnedRouter, records: Sequence[Record]) -> Report:
         test_prompts=len(records),
         mean_cost={m: float(outcomes.cost[m].mean()) for m in models},
         rows=rows,
+        random_at_target=_random(
+            base, outcomes, _random_share_for(base, outcomes, artifact.quality)
+        ),
         sample_size=artifact.fit().certificate.sample_size,
     )
 
@@ -181,6 +193,18 @@ def _figures(variant: Variant, outcomes: Outcomes, cheap_side: BoolArray) -> Fig
     )
 
 
+def _by_group(
+    variant: Variant, outcomes: Outcomes, cheap_side: BoolArray, records: Sequence[Record]
+) -> dict[str, Figures]:
+    """The same figures within each record group (none when the records name no groups)."""
+    groups = np.array([r.group or "" for r in records])
+    names = sorted(set(groups.tolist()) - {""})
+    return {
+        name: _figures(variant, outcomes.subset(groups == name), cheap_side[groups == name])
+        for name in names
+    }
+
+
 def _random(base: Variant, outcomes: Outcomes, to_strong: float) -> Figures:
     """Expected figures of sending each prompt to the strong model with chance ``to_strong``."""
     cheap_correct, strong_correct = outcomes.correct[base.cheap], outcomes.correct[base.strong]
@@ -194,6 +218,16 @@ def _random(base: Variant, outcomes: Outcomes, to_strong: float) -> Figures:
         to_strong=to_strong,
         cheap_calls=1.0 - to_strong,
     )
+
+
+def _random_share_for(base: Variant, outcomes: Outcomes, quality: float) -> float:
+    """The smallest share to strong at which random routing's expected quality meets ``quality``."""
+    cheap_total = float(outcomes.correct[base.cheap].sum())
+    strong_total = float(outcomes.correct[base.strong].sum())
+    if cheap_total >= quality * strong_total:
+        return 0.0
+    # Quality is linear in the share: (1 - f) cheap + f strong = quality * strong.
+    return min(1.0, (quality * strong_total - cheap_total) / (strong_total - cheap_total))
 
 
 def _ratio(correct: FloatArray, strong_correct: FloatArray) -> float:

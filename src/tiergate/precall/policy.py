@@ -47,6 +47,14 @@ class Outcomes:
         pairs = zip(self.answers[first], self.answers[second], strict=True)
         return np.array([answers_agree(a, b) for a, b in pairs], dtype=np.bool_)
 
+    def subset(self, keep: BoolArray) -> Outcomes:
+        """The prompts where ``keep`` is true, in order."""
+        return Outcomes(
+            {m: v[keep] for m, v in self.correct.items()},
+            {m: v[keep] for m, v in self.cost.items()},
+            {m: [a for a, k in zip(v, keep, strict=True) if k] for m, v in self.answers.items()},
+        )
+
     def has_answers(self, model: str) -> bool:
         return any(answer is not None for answer in self.answers[model])
 

@@ -42,8 +42,9 @@ Procedure (Learn-then-Test, Angelopoulos et al. 2021, with fixed-sequence testin
 
 What the guarantee covers: by default, the expected quality on new prompts drawn like the
 calibration ones, which is what a router serving unbounded traffic needs. A finite test set's
-own figure scatters around that expectation (about +-0.7 point for ~800 prompts), so it can dip
-below the target by that scatter even when the guarantee holds. ``sample_size=M`` certifies the
+own figure scatters around that expectation (a standard error of about 0.8 point for ~800
+RouterBench prompts), so it can dip below the target by that scatter even when the guarantee
+holds. ``sample_size=M`` certifies the
 figure measured on a fresh sample of ``M`` prompts instead: that figure differs from the
 calibration estimate by the calibration error plus the sample's own, independent, so the
 variance is ``sigma^2 (1/n + 1/M)``; resampling ``n M / (n + M)`` prompts per bootstrap draw
