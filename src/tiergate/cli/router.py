@@ -16,6 +16,7 @@ from tiergate.cli.errors import CliError, positive
 from tiergate.cli.formatting import percent
 
 if TYPE_CHECKING:
+    from tiergate.encoders.base import Encoder
     from tiergate.precall import Record, Report, RouterArtifact, TrainOptions
     from tiergate.precall.evaluate import Figures
 
@@ -126,7 +127,7 @@ def _count(text: str) -> int:
 def run_train(args: argparse.Namespace) -> int:
     if args.sample_size == "test":
         raise CliError("--sample-size test works with `router eval`; give a number here")
-    artifact = _train(args)
+    artifact = _train(args, _encoder(args))
     artifact.save(args.out)
     if args.json:
         print(json.dumps(_train_json(artifact, args.out), indent=2))
@@ -142,10 +143,11 @@ def run_eval(args: argparse.Namespace) -> int:
     test = _load(args, "test")
     if args.sample_size == "test":
         args.sample_size = len(test)
-    artifact = _train(args)
+    encoder = _encoder(args)
+    artifact = _train(args, encoder)
     if args.out is not None:
         artifact.save(args.out)
-    router = LearnedRouter(artifact, _encoder(args))
+    router = LearnedRouter(artifact, encoder.get())
     report = evaluate(router, test)
     if args.json:
         print(json.dumps(report.json(), indent=2))
@@ -154,16 +156,25 @@ def run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-_ENCODERS: dict[str, Any] = {}
+class _LazyEncoder:
+    """The encoder, loaded on first use: bad input fails before the model loads."""
+
+    def __init__(self, spec: str) -> None:
+        self._spec = spec
+        self._loaded: Encoder | None = None
+
+    def get(self) -> Encoder:
+        if self._loaded is None:
+            from tiergate.encoders import load_encoder
+
+            self._loaded = load_encoder(self._spec)
+        return self._loaded
 
 
-def _encoder(args: argparse.Namespace) -> Any:
-    from tiergate.encoders import DEFAULT_ENCODER, load_encoder
+def _encoder(args: argparse.Namespace) -> _LazyEncoder:
+    from tiergate.encoders import DEFAULT_ENCODER
 
-    spec = args.encoder or DEFAULT_ENCODER
-    if spec not in _ENCODERS:
-        _ENCODERS[spec] = load_encoder(spec)
-    return _ENCODERS[spec]
+    return _LazyEncoder(args.encoder or DEFAULT_ENCODER)
 
 
 def _load(args: argparse.Namespace, split: str) -> list[Record]:
@@ -197,7 +208,7 @@ def _options(args: argparse.Namespace) -> TrainOptions:
     )
 
 
-def _train(args: argparse.Namespace) -> RouterArtifact:
+def _train(args: argparse.Namespace, encoder: _LazyEncoder) -> RouterArtifact:
     from tiergate.encoders.static import cache_root
     from tiergate.precall import train_router
     from tiergate.precall.records import check_models
@@ -209,7 +220,7 @@ def _train(args: argparse.Namespace) -> RouterArtifact:
     check_models(records, [options.cheap, options.strong], "training records")
     cache = None if args.no_cache else cache_root() / "precall"
     _say(f"training on {len(records):,} records from {args.data} ...")
-    return train_router(records, _encoder(args), options, cache=cache)
+    return train_router(records, encoder.get(), options, cache=cache)
 
 
 def _say(message: str) -> None:
