@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("tiergate.cli.serve", "run the Anthropic-compatible gateway"),
     "keys": ("tiergate.cli.keys", "create, list and revoke gateway keys"),
     "batch": ("tiergate.cli.batch", "route a JSONL file, live or through Message Batches"),
+    "router": ("tiergate.cli.router", "train and evaluate a learned pre-call router"),
 }
 
 Handler = Callable[[argparse.Namespace], int]
