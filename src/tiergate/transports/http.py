@@ -1,0 +1,138 @@
+"""The Anthropic API over HTTP: aiohttp with keep-alive, one attempt per call.
+
+aiohttp rather than the SDK or httpx because the gateway's hot path forwards bytes: measured
+here, an aiohttp forwarder sustains about three times the SDK's request rate (docs/gateway.md).
+Retries and fallback are a wrapper (``retry.py``); this transport makes exactly one attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
+
+DEFAULT_VERSION = "2023-06-01"
+ERROR_EVENT = b"event: error"
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    base_url: str
+    api_key: str
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 600.0  # between two reads of the answer
+    connections: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)  # sent with every call
+
+
+class HttpTransport:
+    """Calls ``base_url`` with ``x-api-key``; the session opens on first use."""
+
+    def __init__(self, settings: HttpSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.connections, keepalive_timeout=30, enable_cleanup_closed=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self.settings.connect_timeout_s,
+                    sock_read=self.settings.read_timeout_s,
+                ),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    def _headers(self, call: ApiCall) -> dict[str, str]:
+        headers = {
+            "anthropic-version": DEFAULT_VERSION,
+            **self.settings.headers,
+            **call.headers,
+            "x-api-key": self.settings.api_key,
+        }
+        if call.body is not None or call.raw is not None:
+            headers["content-type"] = "application/json"
+        return headers
+
+    async def send(self, call: ApiCall) -> ApiReply:
+        session = self._open()
+        try:
+            async with session.request(
+                call.method,
+                self.settings.base_url + call.path,
+                data=call.content() if call.method != "GET" else None,
+                headers=self._headers(call),
+            ) as response:
+                body = await response.read()
+                return ApiReply(response.status, dict(response.headers), body, call.model)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+
+    async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
+        session = self._open()
+        response: aiohttp.ClientResponse | None = None
+        try:
+            response = await session.request(
+                call.method,
+                self.settings.base_url + call.path,
+                data=call.content(),
+                headers=self._headers(call),
+            )
+            if response.status >= 400:
+                body = await response.read()
+                return ApiReply(response.status, dict(response.headers), body, call.model)
+            first = await response.content.readany()
+            if ERROR_EVENT in first:
+                return stream_error_reply(first, call.model)
+            opened = HttpStream(response, first, call.model)
+            response = None  # the stream owns it now
+            return opened
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+        finally:
+            if response is not None:
+                response.close()
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class HttpStream:
+    def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes, model: str) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = dict(response.headers)
+        self.first_chunk = first_chunk
+        self.model = model
+        self.tried: list[str] = [model]
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, TimeoutError):
+            return  # the caller sees the stream end without message_stop
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+def stream_error_reply(chunk: bytes, model: str) -> ApiReply:
+    """An error event before any content: treated like the matching error status."""
+    status = 529 if b"overloaded_error" in chunk else 500
+    error = b'{"type":"error","error":{"type":"api_error","message":"stream failed"}}'
+    for line in chunk.split(b"\n"):
+        if line.startswith(b"data: ") and b'"error"' in line:
+            error = line[6:]
+    return ApiReply(status, {}, error, model, [model])
