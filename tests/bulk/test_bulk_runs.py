@@ -151,7 +151,10 @@ def test_batches_mode_resumes_and_gives_the_live_answers_at_half_the_price(
     assert summary["cost_usd"] == pytest.approx(summary["live_cost_usd"] / 2)
     assert summary["batch_saving_usd"] > 0
     batches = [record for record in read_jsonl(journal) if record["k"] == "batch"]
-    assert setup.app.batches_created - batches_before == len(batches) > 1
+    assert len(batches) > 1
+    # A kill between the API creating a batch and its id reaching the journal orphans that one
+    # batch (documented in bulk/batches.py): at most one per kill.
+    assert 0 <= setup.app.batches_created - batches_before - len(batches) <= 1
     sent = Counter((record["tier"], line) for record in batches for line in record["lines"])
     assert max(sent.values()) == 1  # the batch created before the kill was polled, not resent
     assert len(sent) == sum(len(row["calls"]) for row in read_jsonl(out))
