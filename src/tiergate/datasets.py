@@ -24,9 +24,10 @@ from __future__ import annotations
 import csv
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -40,6 +41,10 @@ class DatasetError(TiergateError, ValueError):
     """A data file that cannot be read as labelled examples; the message names file and line."""
 
     def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        if line is None and isinstance(path, str):  # "file:line", as the readers name a row
+            head, _, tail = path.rpartition(":")
+            if head and tail.isdigit():
+                path, line = head, int(tail)
         where = f"{path}:{line}" if line is not None else str(path)
         super().__init__(f"{where}: {problem}")
         self.path = Path(path)
@@ -49,12 +54,16 @@ class DatasetError(TiergateError, ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Example:
-    """One labelled text. ``provenance`` says who labelled it: "gold" or a tier's model name."""
+    """One labelled item. ``label`` is the gold answer in the task's terms (a label, an object of
+    fields, a list of tool calls; empty when unknown); ``provenance`` says who gave it: "gold"
+    or a tier's model name; ``request`` is the whole request for tasks that need more than the
+    text (tools, a conversation)."""
 
     text: str
-    label: str
+    label: Any
     provenance: str = GOLD
     id: str | None = None
+    request: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,32 +76,47 @@ class Split:
 UNLABELLED = "unlabelled"
 
 
-def load_dataset(path: str | Path, *, require_labels: bool = True) -> list[Example]:
-    """Read labelled examples from a JSONL or CSV file (see the module docstring).
+class RowReader(Protocol):
+    """How a task turns one data row into an example (``Task.example``)."""
 
-    With ``require_labels=False`` a row may lack its label: it comes back with ``label=""`` and
-    provenance ``"unlabelled"`` (calibration then uses the top tier's answer in its place).
+    def __call__(self, row: Mapping[str, Any], where: str, require_labels: bool) -> Example: ...
+
+
+def load_dataset(
+    path: str | Path, *, require_labels: bool = True, reader: RowReader | None = None
+) -> list[Example]:
+    """Read labelled examples from a JSONL, CSV or TXT file (see the module docstring).
+
+    ``reader`` turns a row into an example (a task's ``example``); by default a row is a text
+    and a label. With ``require_labels=False`` a row may lack its label: it comes back with
+    ``label=""`` and provenance ``"unlabelled"`` (calibration then uses the top tier's answer
+    in its place).
     """
     file_path = Path(path)
     if not file_path.is_file():
         raise DatasetError(file_path, None, "no such file")
     suffix = file_path.suffix.lower()
+    to_example = reader or example_from_row
     if suffix in (".jsonl", ".ndjson"):
-        examples = list(_read_jsonl(file_path, require_labels))
+        rows = _read_jsonl(file_path)
     elif suffix == ".csv":
-        examples = list(_read_csv(file_path, require_labels))
+        rows = _read_csv(file_path, require_labels)
     elif suffix == ".txt":
-        examples = list(_read_lines(file_path, require_labels))
+        rows = _read_lines(file_path, require_labels)
     else:
         raise DatasetError(
             file_path, None, f"unknown format {suffix!r}; use .jsonl, .csv or .txt (+ .labels)"
         )
+    examples = [to_example(row, where, require_labels) for row, where in rows]
     if not examples:
         raise DatasetError(file_path, None, "no examples")
     return examples
 
 
-def _read_jsonl(path: Path, require_labels: bool) -> Iterator[Example]:
+Rows = Iterator[tuple[Mapping[str, Any], str]]
+
+
+def _read_jsonl(path: Path) -> Rows:
     with path.open(encoding="utf-8") as handle:
         for line_number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -103,10 +127,10 @@ def _read_jsonl(path: Path, require_labels: bool) -> Iterator[Example]:
                 raise DatasetError(path, line_number, f"invalid JSON ({error.msg})") from None
             if not isinstance(row, dict):
                 raise DatasetError(path, line_number, "expected a JSON object")
-            yield _example_from_row(row, path, line_number, "label", require_labels)
+            yield row, f"{path}:{line_number}"
 
 
-def _read_csv(path: Path, require_labels: bool) -> Iterator[Example]:
+def _read_csv(path: Path, require_labels: bool) -> Rows:
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
@@ -118,12 +142,12 @@ def _read_csv(path: Path, require_labels: bool) -> Iterator[Example]:
         for row in reader:
             # line_num is the physical line just read, so quoted multi-line texts still point
             # at the end of their row rather than drifting.
-            yield _example_from_row(
-                row, path, reader.line_num, label_column or "label", require_labels
-            )
+            if label_column and label_column != "label":
+                row = {**row, "label": row.get(label_column)}
+            yield row, f"{path}:{reader.line_num}"
 
 
-def _read_lines(path: Path, require_labels: bool) -> Iterator[Example]:
+def _read_lines(path: Path, require_labels: bool) -> Rows:
     """Texts one per line; labels one per line in ``<name>.labels`` beside them."""
     labels_path = path.with_suffix(".labels")
     texts = path.read_text(encoding="utf-8").splitlines()
@@ -143,41 +167,38 @@ def _read_lines(path: Path, require_labels: bool) -> Iterator[Example]:
     for line_number, (text, label) in enumerate(zip(texts, labels, strict=True), start=1):
         if not text.strip() and not (label or "").strip():
             continue  # a blank line in both files
-        yield _example_from_row(
-            {"text": text, "label": label}, path, line_number, "label", require_labels
-        )
+        yield {"text": text, "label": label}, f"{path}:{line_number}"
 
 
-def _example_from_row(
-    row: Mapping[str, object],
-    path: Path,
-    line_number: int,
-    label_key: str,
-    require_labels: bool = True,
-) -> Example:
+def example_from_row(row: Mapping[str, Any], where: str, require_labels: bool = True) -> Example:
+    """A text and a label (``label``; CSV's ``category`` arrives as ``label``), with optional
+    ``provenance`` and ``id``."""
     text = row.get("text")
-    label = row.get(label_key)
+    label = row.get("label")
     if not isinstance(text, str) or not text.strip():
-        raise DatasetError(path, line_number, "row has no text")
+        raise DatasetError(where, None, "row has no text")
     if label is None or (isinstance(label, str) and not label.strip()):
         if not require_labels:
-            row_id = row.get("id")
-            return Example(text, "", UNLABELLED, None if row_id in (None, "") else str(row_id))
-        raise DatasetError(path, line_number, f"row has no {label_key}")
+            return Example(text, "", UNLABELLED, row_id(row))
+        raise DatasetError(where, None, "row has no label")
     if not isinstance(label, str | int):
-        raise DatasetError(path, line_number, f"{label_key} must be a string")
+        raise DatasetError(where, None, "label must be a string")
     provenance = row.get("provenance") or GOLD
-    row_id = row.get("id")
-    return Example(
-        text=text,
-        label=str(label).strip(),
-        provenance=str(provenance),
-        id=None if row_id in (None, "") else str(row_id),
-    )
+    return Example(text, str(label).strip(), str(provenance), row_id(row))
+
+
+def row_id(row: Mapping[str, Any]) -> str | None:
+    value = row.get("id")
+    return None if value in (None, "") else str(value)
 
 
 def stratified_split(
-    examples: Sequence[Example], *, calibration: float = 0.2, test: float = 0.0, seed: int = 0
+    examples: Sequence[Example],
+    *,
+    calibration: float = 0.2,
+    test: float = 0.0,
+    seed: int = 0,
+    stratum: Callable[[Any], str] = str,
 ) -> Split:
     """Split per label into train / calibration / test, the same way for the same seed.
 
@@ -188,7 +209,7 @@ def stratified_split(
         raise ValueError("calibration and test fractions must be >= 0 and sum to less than 1")
     by_label: dict[str, list[int]] = defaultdict(list)
     for index, example in enumerate(examples):
-        by_label[example.label].append(index)
+        by_label[stratum(example.label)].append(index)
     rng = np.random.default_rng(seed)
     train_idx: list[int] = []
     calibration_idx: list[int] = []

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import orjson
 
 from tiergate.core.prices import load_price_book
@@ -26,6 +25,7 @@ from tiergate.emulator.scenario_build import scenario_from_examples
 from tiergate.routing.calibrate import calibrate_route
 from tiergate.routing.route import load_route
 from tiergate.routing.runtime import local_dir, route_data
+from tiergate.transports import anthropic_transport
 
 BANKING77 = Path(__file__).parents[2] / "examples" / "banking77" / "data" / "banking77_train.csv"
 LABELS = (
@@ -92,9 +92,9 @@ async def train_and_calibrate(route_file: Path, scenario_examples: list[Example]
     LocalModel.train(data.train, encoder=route.encoder or "static:").save(local_dir(route))
     config = EmulatorConfig(seed=0, scenario=scenario_from_examples(scenario_examples))
     async with EmulatorServer(config) as emulator:
-        client = anthropic.AsyncAnthropic(api_key=KEY, base_url=emulator.base_url)
-        await calibrate_route(route, load_price_book(), client)
-        await client.close()
+        transport = anthropic_transport(emulator.base_url, KEY)
+        await calibrate_route(route, load_price_book(), transport)
+        await transport.aclose()
 
 
 def write_input(path: Path, examples: list[Example], extra: dict[int, str] | None = None) -> None:

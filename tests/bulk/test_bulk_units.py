@@ -30,7 +30,7 @@ def test_rows_keep_their_line_numbers_and_bad_lines_become_errors(tmp_path: Path
         "{broken\n"
         '{"id": "b", "text": ""}\n'
         '{"id": true, "text": "x"}\n'
-        '{"id": 7, "text": "ok", "label": 3}\n'
+        '{"id": 7, "text": "ok", "request": 3}\n'
     )
     items = list(read_rows(source))
     assert items[0] == Row(1, "a", "lost my card", "lost_card")

@@ -8,6 +8,7 @@ import pytest
 from tiergate.cli.claude_access import claude_access
 from tiergate.datasets import Example
 from tiergate.routing.route import Route, load_route
+from tiergate.transports.base import MESSAGES, ApiCall
 
 ARGS = argparse.Namespace(emulate=False, base_url=None, seed=0, latency="zero")
 
@@ -33,26 +34,37 @@ async def test_the_emulator_scenario_holds_the_examples_given(
 
     async with claude_access(ARGS, route, known) as access:
         assert access.kind == "emulated" and "EMULATED" in access.banner()
-        message = await access.client.messages.create(
-            model="claude-haiku-4-5",
-            max_tokens=200,
-            messages=[{"role": "user", "content": "<ticket>where is my new card</ticket>"}],
-            output_config={
-                "format": {
-                    "type": "json_schema",
-                    "schema": {
-                        "type": "object",
-                        "properties": {
-                            "label": {"type": "string", "enum": ["card_arrival", "refund"]},
-                            "confidence": {"type": "number"},
-                        },
-                        "required": ["label", "confidence"],
+        reply = await access.transport.send(
+            ApiCall(
+                MESSAGES,
+                {
+                    "model": "claude-haiku-4-5",
+                    "max_tokens": 200,
+                    "messages": [
+                        {"role": "user", "content": "<ticket>where is my new card</ticket>"}
+                    ],
+                    "output_config": {
+                        "format": {
+                            "type": "json_schema",
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "label": {
+                                        "type": "string",
+                                        "enum": ["card_arrival", "refund"],
+                                    },
+                                    "confidence": {"type": "number"},
+                                },
+                                "required": ["label", "confidence"],
+                            },
+                        }
                     },
-                }
-            },
+                },
+            )
         )
+        message = reply.json()
     assert asked == [True]
-    assert message.content[0].type == "text"
+    assert reply.ok and message["content"][0]["type"] == "text"
 
 
 async def test_a_base_url_never_builds_a_scenario(

@@ -34,23 +34,21 @@ def emulator(route_examples: tuple[Path, list[Example]]) -> Iterator[EmulatorSer
 @pytest.fixture(scope="session")
 def trained_route(route_examples: tuple[Path, list[Example]], emulator: EmulatorServer) -> Path:
     """The small route, trained and calibrated through the library (as the CLI does)."""
-    import anthropic
-
     from tiergate.classifier import LocalModel
     from tiergate.core.prices import load_price_book
     from tiergate.routing.calibrate import calibrate_route
     from tiergate.routing.route import load_route
     from tiergate.routing.runtime import local_dir, route_data
+    from tiergate.transports import anthropic_transport
 
     path = route_examples[0]
     route = load_route(path)
     LocalModel.train(route_data(route).train).save(local_dir(route))
 
     async def calibrate() -> None:
-        async with anthropic.AsyncAnthropic(
-            api_key="sk-test-not-real", base_url=emulator.base_url
-        ) as client:
-            await calibrate_route(route, load_price_book(), client)
+        transport = anthropic_transport(emulator.base_url, "sk-test-not-real")
+        await calibrate_route(route, load_price_book(), transport)
+        await transport.aclose()
 
     asyncio.run(calibrate())
     return path

@@ -90,7 +90,7 @@ async def test_an_unusable_answer_is_never_returned(route: Route) -> None:
     router = make_router(route, "t", 0.5, bad, claude(SONNET, "refund", 0.99, 0.003))
     decision = await router.classify("t")
     assert (decision.label, decision.tier) == ("refund", SONNET)
-    assert decision.trace[1].problem is not None and decision.trace[1].label is None
+    assert decision.trace[1].problem is not None and decision.trace[1].payload is None
 
 
 async def test_when_nobody_is_sure_the_top_answer_is_flagged(route: Route) -> None:

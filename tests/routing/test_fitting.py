@@ -9,6 +9,7 @@ import pytest
 from tiergate.datasets import Example
 from tiergate.routing.fitting import OwnRows, fit_policies, replay, silver_labels
 from tiergate.routing.route import Route, load_route
+from tiergate.tasks.base import Item
 from tiergate.tiers.base import TierAnswer
 
 LABELS = ["a", "b", "c", "d"]
@@ -54,7 +55,7 @@ async def test_accepted_error_stays_in_budget_on_fresh_data(route: Route, mode: 
     assert fits[1].reached == fits[0].reached - fits[0].accepted
     assert 0 < fits[0].accepted < fits[0].reached
     fresh, fresh_runs = synthetic(6000, seed=2)
-    texts = [example.text for example in fresh]
+    texts = [Item(example.text) for example in fresh]
     decisions = await replay(route, policies, fresh_runs, texts, list(range(len(fresh))))
     pairs = list(zip(decisions, fresh, strict=True))
     accepted = [(d, e) for d, e in pairs if d.accepted]
@@ -75,7 +76,7 @@ async def test_accepted_error_stays_in_budget_on_fresh_data(route: Route, mode: 
 async def test_joint_mode_certifies_more_than_per_tier_on_the_same_data(route: Route) -> None:
     examples, runs = synthetic(3000, seed=7)
     rows = list(range(len(examples)))
-    texts = [example.text for example in examples]
+    texts = [Item(example.text) for example in examples]
     shares = {}
     for mode in ("joint", "per_tier"):
         variant = replace(route, thresholds=mode)
@@ -89,7 +90,7 @@ async def test_a_tighter_budget_accepts_less(route: Route) -> None:
     examples, runs = synthetic(4000, seed=5)
     loose = fit_policies(route, examples, runs).policies
     tight = fit_policies(replace(route, error_budget=0.01), examples, runs).policies
-    texts = [example.text for example in examples]
+    texts = [Item(example.text) for example in examples]
     rows = list(range(len(examples)))
     loose_share = np.mean([d.accepted for d in await replay(route, loose, runs, texts, rows)])
     tight_share = np.mean([d.accepted for d in await replay(route, tight, runs, texts, rows)])
@@ -136,7 +137,7 @@ async def test_own_rows_certify_the_local_tier_where_held_out_data_alone_cannot(
     fitted = fit_policies(route, examples, runs, own_rows(6000, seed=12))
     assert fitted.fits[0].accepted_share > 0.3
     fresh, fresh_runs = synthetic(6000, seed=13)
-    texts = [example.text for example in fresh]
+    texts = [Item(example.text) for example in fresh]
     decisions = await replay(route, fitted.policies, fresh_runs, texts, list(range(len(fresh))))
     accepted = [(d, e) for d, e in zip(decisions, fresh, strict=True) if d.accepted]
     assert len(accepted) > 1800
@@ -152,7 +153,7 @@ async def test_a_free_ladder_accepts_more_as_the_budget_loosens(tmp_path: Path) 
     route = load_route(tmp_path)
     examples, runs = synthetic(2000, seed=21)
     own = own_rows(8000, seed=22)
-    texts = [example.text for example in examples]
+    texts = [Item(example.text) for example in examples]
     rows = list(range(len(examples)))
     shares = []
     for budget in (0.01, 0.02, 0.05, 0.1):
@@ -192,6 +193,6 @@ async def test_a_cheaper_sub_ladder_is_chosen_when_a_tier_adds_cost_but_nothing_
     fitted = fit_policies(route, examples, runs, own_rows(6000, seed=33))
     assert fitted.policies[HAIKU].skipped
     assert fitted.ladder_tiers == ("local", "claude-sonnet-4-6")
-    texts = [example.text for example in examples]
+    texts = [Item(example.text) for example in examples]
     decisions = await replay(route, fitted.policies, runs, texts, list(range(len(examples))))
     assert all(step.tier != HAIKU for d in decisions for step in d.trace)

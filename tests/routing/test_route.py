@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from tiergate.routing.route import RouteError, load_route
+from tiergate.tasks.classify import ClassifyTask
 
 ROUTE = """
 name: tiny
@@ -24,8 +25,10 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_a_route_loads_with_defaults(tmp_path: Path) -> None:
     route = load_route(write(tmp_path, ROUTE))
-    assert route.label_names == ["card_arrival", "lost_card"]
-    assert route.labels[1].description == "the card is lost"
+    task = route.task
+    assert isinstance(task, ClassifyTask)
+    assert task.label_names == ["card_arrival", "lost_card"]
+    assert task.labels[1].description == "the card is lost"
     assert route.claude_tiers == ("claude-haiku-4-5",)
     assert route.train_data == tmp_path / "train.csv"
     assert (route.calibration_share, route.confidence, route.when_unsure) == (0.3, 0.95, "flag")
@@ -50,7 +53,7 @@ def test_restricting_the_ladder_keeps_its_order(tmp_path: Path) -> None:
         (("error_budget: 0.02", "error_budget: 1.5"), "error_budget"),
         (("error_budget: 0.02", "when_unsure: maybe"), "when_unsure"),
         (("  - card_arrival\n", "  - lost_card\n"), "duplicate labels"),
-        (("name: tiny", "task: extract"), "not supported"),
+        (("name: tiny", "task: translate"), "not a kind of task tiergate knows"),
         (("calibration_share: 0.3", "calibration_share: 2"), "calibration_share"),
     ],
 )
@@ -62,16 +65,21 @@ def test_bad_routes_name_the_problem(tmp_path: Path, change: tuple[str, str], me
 def test_the_shipped_example_routes_load() -> None:
     root = Path(__file__).parents[2] / "examples"
     banking = load_route(root / "banking77")
+    assert isinstance(banking.task, ClassifyTask)
     assert (
-        len(banking.labels) == 77 and banking.train_data is not None and banking.train_data.exists()
+        len(banking.task.labels) == 77
+        and banking.train_data is not None
+        and banking.train_data.exists()
     )
     clinc = load_route(root / "clinc150")
-    assert len(clinc.labels) == 151 and "out_of_scope" in clinc.label_names
+    assert isinstance(clinc.task, ClassifyTask)
+    assert len(clinc.task.labels) == 151 and "out_of_scope" in clinc.task.label_names
     assert clinc.calibration_data is not None and clinc.calibration_data.exists()
 
 
 def test_an_out_of_scope_label_must_be_a_label(tmp_path: Path) -> None:
     route = load_route(write(tmp_path, ROUTE + "out_of_scope_label: lost_card\n"))
-    assert route.out_of_scope_label == "lost_card"
+    assert isinstance(route.task, ClassifyTask)
+    assert route.task.out_of_scope_label == "lost_card"
     with pytest.raises(RouteError, match="out_of_scope_label"):
         load_route(write(tmp_path, ROUTE + "out_of_scope_label: pizza\n"))

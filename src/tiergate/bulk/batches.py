@@ -18,10 +18,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
 
-import anthropic
-
+from tiergate.bulk.batch_api import batch_results, batch_status, create_batch
 from tiergate.bulk.context import BulkContext, block_of, opens_chunk
 from tiergate.bulk.journal import BatchRecord
 from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
@@ -29,7 +27,8 @@ from tiergate.bulk.rows import Row, RowError
 from tiergate.bulk.tier import PENDING, pending
 from tiergate.bulk.writer import OrderedWriter, Result
 from tiergate.routing.engine import Decision
-from tiergate.tiers.base import LocalView, Ticket
+from tiergate.tasks.base import Context
+from tiergate.tiers.base import LocalView
 
 
 @dataclass(frozen=True)
@@ -60,8 +59,8 @@ async def run_batches(
 ) -> None:
     """Route ``items`` a segment at a time; rows up to line ``done_through`` are only there to
     be viewed with the rest of their block."""
-    if context.claude and context.client is None:
-        raise ValueError("batches mode with Claude tiers needs a client")
+    if context.claude and context.transport is None:
+        raise ValueError("batches mode with paid tiers needs a transport")
     for segment in _segments(items, settings.segment_rows):
         await _segment(context, segment, writer, settings, counts, done_through)
 
@@ -126,7 +125,7 @@ async def _walk(
     walked: list[tuple[Row, Decision]] = []
     for chunk in chunks:
         router = context.router(chunk, missing, views)
-        decisions = await router.classify_many([row.text for row in chunk])
+        decisions = await router.decide_many([row.item for row in chunk])
         walked.extend(zip(chunk, decisions, strict=True))
     return walked
 
@@ -178,12 +177,14 @@ async def _create(
 ) -> None:
     tier = context.claude[tier_name]
     requests = [
-        {"custom_id": f"L{row.line}", "params": tier.request(Ticket(row.text, views.get(row.line)))}
+        {
+            "custom_id": f"L{row.line}",
+            "params": tier.request(row.item, Context(views.get(row.line))),
+        }
         for row in rows
     ]
-    client = cast(anthropic.AsyncAnthropic, context.client)
-    batch = await client.messages.batches.create(requests=cast(Any, requests))
-    context.journal.record_batch(tier_name, batch.id, tuple(row.line for row in rows))
+    batch_id = await create_batch(context.require_transport(), requests)
+    context.journal.record_batch(tier_name, batch_id, tuple(row.line for row in rows))
     context.journal.sync()  # the id is what stops a resumed run from paying twice
     counts.batches_created += 1
     counts.requests_sent += len(rows)
@@ -192,28 +193,26 @@ async def _create(
 async def _collect(
     context: BulkContext, batch: BatchRecord, settings: BatchSettings, counts: WaveCounts
 ) -> None:
-    client = cast(anthropic.AsyncAnthropic, context.client)
+    transport = context.require_transport()
     delay = settings.poll_first_s
-    while True:
-        status = await client.messages.batches.retrieve(batch.id)
-        if status.processing_status == "ended":
-            break
+    while await batch_status(transport, batch.id) != "ended":
         await asyncio.sleep(delay)
         delay = min(delay * 1.5, settings.poll_max_s)
     journal = context.journal
     seen: set[int] = set()
-    async for entry in await client.messages.batches.results(batch.id):
-        line = int(entry.custom_id.removeprefix("L"))
+    for entry in await batch_results(transport, batch.id):
+        line = int(str(entry["custom_id"]).removeprefix("L"))
         seen.add(line)
         if journal.answer(line, batch.tier) is not None:
             continue  # recorded before a kill: read once, never twice
-        result = entry.result
-        if result.type == "succeeded":
-            journal.record_answer(line, batch.tier, result.message.model_dump(), 0.0)
+        result = entry.get("result") or {}
+        kind = result.get("type")
+        if kind == "succeeded":
+            journal.record_answer(line, batch.tier, result["message"], 0.0)
         else:
-            problem = f"batch result {result.type}"
-            if result.type == "errored":
-                problem += f": {result.error.error.type}"
+            problem = f"batch result {kind}"
+            if kind == "errored":
+                problem += f": {(result.get('error') or {}).get('error', {}).get('type')}"
             journal.record_answer(line, batch.tier, None, 0.0, problem)
         counts.results_recorded += 1
     for line in set(batch.lines) - seen:

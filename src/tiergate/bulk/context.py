@@ -1,4 +1,4 @@
-"""What every part of a bulk run shares: the route's pieces, the journal, the client, the gate."""
+"""What every part of a bulk run shares: route pieces, the journal, the transport, the gate."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import asyncio
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-
-import anthropic
 
 from tiergate.bulk.gate import UpstreamGate
 from tiergate.bulk.journal import Journal
@@ -17,9 +15,10 @@ from tiergate.core.prices import PriceBook
 from tiergate.routing.engine import LocalViewer, Router
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import Route
+from tiergate.tiers.anthropic import AnthropicTier
 from tiergate.tiers.base import LocalView
-from tiergate.tiers.claude import ClaudeTier
 from tiergate.tiers.replay import ReplayViewer
+from tiergate.transports.base import Transport
 
 # The local model's output moves in the last bits with the batch it is computed in (padding,
 # kernel shapes), and a Claude request carries the local neighbours. So rows are always viewed
@@ -49,11 +48,16 @@ class BulkContext:
     book: PriceBook
     policies: dict[str, TierPolicy]
     local: LocalViewer | None
-    claude: dict[str, ClaudeTier]
+    claude: dict[str, AnthropicTier]
     journal: Journal
-    client: anthropic.AsyncAnthropic | None
+    transport: Transport | None
     gate: UpstreamGate
     batch_prices: bool
+
+    def require_transport(self) -> Transport:
+        if self.transport is None:
+            raise ValueError("this run has paid tiers but no transport")
+        return self.transport
 
     async def views(self, chunk: Sequence[Row]) -> dict[int, LocalView]:
         """The local model's view of each row of a chunk, by line, from one batch."""

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from contextlib import AsyncExitStack
 
-from tiergate.bulk.clients import client_ring
 from tiergate.bulk.context import BulkContext, opens_chunk
 from tiergate.bulk.outcome import error_row, outcome_row, upstream_failure
 from tiergate.bulk.rows import Row, RowError
@@ -27,19 +25,15 @@ async def run_live(
 ) -> None:
     """Route ``items``; rows up to line ``done_through`` are only there to be viewed with the
     rest of their block (they are in the output already)."""
-    if context.claude and context.client is None:
-        raise ValueError("live mode with Claude tiers needs a client")
-    async with AsyncExitStack() as stack:
-        missing: dict[str, Missing] = {}
-        if context.client is not None:
-            clients = await stack.enter_async_context(
-                client_ring(context.client, context.gate.concurrency)
-            )
-            missing = {
-                name: ask_live(tier, clients, context.gate, context.journal)
-                for name, tier in context.claude.items()
-            }
-        await _stream(context, items, writer, missing, done_through)
+    if context.claude and context.transport is None:
+        raise ValueError("live mode with paid tiers needs a transport")
+    missing: dict[str, Missing] = {}
+    if context.transport is not None:
+        missing = {
+            name: ask_live(tier, context.transport, context.gate, context.journal)
+            for name, tier in context.claude.items()
+        }
+    await _stream(context, items, writer, missing, done_through)
 
 
 async def _stream(
@@ -89,7 +83,7 @@ async def _route_chunk(
     try:
         views = await context.views(chunk)
         router = context.router(rows, missing, views)
-        decisions = await router.classify_many([row.text for row in rows])
+        decisions = await router.decide_many([row.item for row in rows])
     except Exception as error:  # one broken chunk must not stop the file
         reason = f"routing failed: {type(error).__name__}: {error}"
         for row in rows:

@@ -27,7 +27,7 @@ def outcome_row(row: Row, decision: Decision, book: PriceBook, *, batch: bool) -
     body: dict[str, Any] = {
         "id": row.id,
         "line": row.line,
-        "label": decision.label,
+        "answer": decision.payload,
         "tier": decision.tier,
         "confidence": decision.confidence,
         "accepted": decision.accepted,
@@ -37,6 +37,8 @@ def outcome_row(row: Row, decision: Decision, book: PriceBook, *, batch: bool) -
         "live_cost_usd": sum(call["live_usd"] for call in calls.values()),
         "calls": calls,
     }
+    if decision.payload is None or isinstance(decision.payload, str):
+        body["label"] = decision.payload  # a classification's answer, by its usual name
     problems = {step.tier: step.problem for step in decision.trace if step.problem}
     if problems:
         body["problems"] = problems

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
+
+from tiergate.tasks.base import Item
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +17,12 @@ class Row:
     line: int  # 1-based line in the input file: the row's place in the output order
     id: str
     text: str
-    label: str | None = None
+    label: Any = None  # a gold answer, if the row has one (the emulator's scenario uses it)
+    request: Mapping[str, Any] | None = None  # the whole request, for tasks that need it
+
+    @property
+    def item(self) -> Item:
+        return Item(self.text, self.id, self.request)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +46,10 @@ def parse_row(line_number: int, raw: bytes) -> Row | RowError:
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         return RowError(line_number, row_id, "text is missing, empty or not a string")
-    label = body.get("label")
-    if label is not None and not isinstance(label, str):
-        return RowError(line_number, row_id, f"label must be a string, got {label!r}")
-    return Row(line_number, row_id, text, label)
+    request = body.get("request")
+    if request is not None and not isinstance(request, dict):
+        return RowError(line_number, row_id, f"request must be an object, got {request!r}")
+    return Row(line_number, row_id, text, body.get("label"), request)
 
 
 def read_rows(path: Path, *, after_line: int = 0) -> Iterator[Row | RowError]:

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import anthropic
-
 from tiergate.bulk.batches import BatchSettings, WaveCounts, run_batches
 from tiergate.bulk.context import BLOCK_LINES, BulkContext, SerialViewer, first_line_of_block
 from tiergate.bulk.durable import AppendFile, read_records
@@ -26,7 +24,8 @@ from tiergate.core.prices import PriceBook
 from tiergate.limits import RateLimits
 from tiergate.routing.route import Route
 from tiergate.routing.runtime import POLICY_FILE, open_router
-from tiergate.tiers.claude import ClaudeTier
+from tiergate.tiers.anthropic import AnthropicTier
+from tiergate.transports.base import Transport
 
 MODES = ("live", "batches")
 
@@ -51,7 +50,7 @@ class BulkResult:
 
 
 async def run_bulk(
-    options: BulkOptions, book: PriceBook, client: anthropic.AsyncAnthropic | None
+    options: BulkOptions, book: PriceBook, transport: Transport | None
 ) -> BulkResult:
     if options.mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {options.mode!r}")
@@ -59,11 +58,11 @@ async def run_bulk(
     files = RunFiles(options.output, options.errors)
     manifest = manifest_for(options.source, route.artifacts / POLICY_FILE, route.name, options.mode)
     resume = claim(files, manifest)
-    base = open_router(route, book, client if route.claude_tiers else None)
-    claude: dict[str, ClaudeTier] = {}
+    base = open_router(route, book, transport if route.claude_tiers else None)
+    claude: dict[str, AnthropicTier] = {}
     for name, tier in base.tiers.items():
-        if not isinstance(tier, ClaudeTier):
-            raise TypeError(f"tier {name} is not a Claude tier")
+        if not isinstance(tier, AnthropicTier):
+            raise TypeError(f"tier {name} is not served by the Anthropic API (bulk runs need it)")
         claude[name] = tier
     journal = Journal(files.journal, after_line=resume)
     gate = UpstreamGate(options.limits, options.concurrency)
@@ -74,7 +73,7 @@ async def run_bulk(
         local=SerialViewer(base.local) if base.local is not None else None,
         claude=claude,
         journal=journal,
-        client=client,
+        transport=transport,
         gate=gate,
         batch_prices=options.mode == "batches",
     )

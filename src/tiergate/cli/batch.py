@@ -135,4 +135,4 @@ async def _run(args: argparse.Namespace) -> BulkResult:
 
     async with claude_access(args, route, known) as access:
         say(access.banner())
-        return await run_bulk(options, book, access.client)
+        return await run_bulk(options, book, access.transport)

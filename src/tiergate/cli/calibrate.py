@@ -65,7 +65,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.datasets import Example, load_dataset
     from tiergate.routing.calibrate import CalibrateOptions, calibrate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import RUNS_FILE, claude_tiers, route_data
+    from tiergate.routing.runtime import RUNS_FILE, paid_tiers, route_data
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
@@ -93,13 +93,13 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         say(access.banner())
         if access.real:
             texts = [e.text for e in data.calibration][: args.limit]
-            tiers = claude_tiers(route, book, access.client, data.train)
+            tiers = paid_tiers(route, book, access.transport, pool=data.train)
             estimate = estimate_calls_usd(tiers, texts, {name: len(texts) for name in tiers})
             say(
                 f"calibration calls every Claude tier on {len(texts):,} tickets: "
                 f"about ${estimate:.2f}"
             )
-        report = await calibrate_route(route, book, access.client, options, say=say)
+        report = await calibrate_route(route, book, access.transport, options, say=say)
     report["emulated"] = access.kind == "emulated"
     return report
 

@@ -1,4 +1,4 @@
-"""How the routing commands reach Claude: the real API, a base URL, or the built-in emulator.
+"""How the routing commands reach Claude (a transport): the real API, a base URL, or the emulator.
 
 - ``--base-url URL`` (or ``ANTHROPIC_BASE_URL``): that server, with ``ANTHROPIC_API_KEY`` or a
   placeholder key;
@@ -14,27 +14,28 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import anthropic
-
 from tiergate.cli.access_args import latency_scale
 from tiergate.core.cost import price_usage
+from tiergate.core.tokens import estimate_tokens
 from tiergate.core.usage import Usage
 from tiergate.datasets import Example
 from tiergate.routing.route import Route
-from tiergate.tiers.base import Ticket
-from tiergate.tiers.claude import estimate_tokens
+from tiergate.tasks.base import Context, Item
+from tiergate.transports.base import Transport
+from tiergate.transports.retry import anthropic_transport
 
 EMULATED_KEY = "sk-emulated-not-a-real-key"
+ANTHROPIC_API = "https://api.anthropic.com"
 
 
 @dataclass(frozen=True)
 class ClaudeAccess:
-    client: anthropic.AsyncAnthropic
+    transport: Transport
     kind: str  # "real", "base_url" or "emulated"
     where: str
 
@@ -60,7 +61,7 @@ async def claude_access(
     route: Route,
     examples: Iterable[Example] | Callable[[], Iterable[Example]],
 ) -> AsyncIterator[ClaudeAccess]:
-    """Yields a client for the route's Claude tiers; starts and stops the emulator if needed.
+    """Yields a transport for the route's paid tiers; starts and stops the emulator if needed.
 
     ``examples`` (or a function returning them, called only if the emulator is used) are the
     labelled texts the emulator's scenario knows: every text the command will send must be
@@ -69,18 +70,18 @@ async def claude_access(
     key = os.environ.get("ANTHROPIC_API_KEY")
     base_url = args.base_url or os.environ.get("ANTHROPIC_BASE_URL")
     if base_url and not args.emulate:
-        client = anthropic.AsyncAnthropic(api_key=key or EMULATED_KEY, base_url=base_url)
+        transport = anthropic_transport(base_url, key or EMULATED_KEY)
         try:
-            yield ClaudeAccess(client, "base_url", base_url)
+            yield ClaudeAccess(transport, "base_url", base_url)
         finally:
-            await client.close()
+            await transport.aclose()
         return
     if key and not args.emulate:
-        client = anthropic.AsyncAnthropic(api_key=key)
+        transport = anthropic_transport(ANTHROPIC_API, key)
         try:
-            yield ClaudeAccess(client, "real", "api.anthropic.com")
+            yield ClaudeAccess(transport, "real", "api.anthropic.com")
         finally:
-            await client.close()
+            await transport.aclose()
         return
     from tiergate.emulator.config import EmulatorConfig
     from tiergate.emulator.scenario_build import scenario_from_examples
@@ -93,18 +94,16 @@ async def claude_access(
     )
     emulator = EmulatorServer(config)
     emulator.start()
-    client = anthropic.AsyncAnthropic(
-        api_key=EMULATED_KEY, base_url=emulator.base_url, max_retries=4
-    )
+    transport = anthropic_transport(emulator.base_url, EMULATED_KEY, max_retries=4)
     try:
-        yield ClaudeAccess(client, "emulated", emulator.base_url)
+        yield ClaudeAccess(transport, "emulated", emulator.base_url)
     finally:
-        await client.close()
+        await transport.aclose()
         emulator.stop()
 
 
 def estimate_calls_usd(
-    tiers: dict[str, Any], tickets: list[str], calls_per_tier: dict[str, int]
+    tiers: Mapping[str, Any], tickets: list[str], calls_per_tier: dict[str, int]
 ) -> float:
     """Rough cost of calling each tier on its share of tickets, from the prompts' length."""
     total = 0.0
@@ -114,7 +113,7 @@ def estimate_calls_usd(
         if not calls or not sample:
             continue
         prompt = sum(
-            estimate_tokens(json.dumps(tier.request(Ticket(text)))) for text in sample
+            estimate_tokens(json.dumps(tier.request(Item(text), Context()))) for text in sample
         ) / len(sample)
         per_call = price_usage(Usage(input_tokens=prompt, output_tokens=60), tier.model).total_usd
         total += per_call * calls

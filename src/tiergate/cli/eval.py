@@ -45,7 +45,7 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.datasets import Example, load_dataset
     from tiergate.routing.evaluate import EvaluateOptions, evaluate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import claude_tiers, route_data
+    from tiergate.routing.runtime import paid_tiers, route_data
 
     full = load_route(args.route)
     tiers = args.tiers.split(",") if args.tiers else None
@@ -68,10 +68,10 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         say(access.banner())
         if access.real:
             texts = [e.text for e in load_dataset(path)][: args.limit]
-            calls = claude_tiers(route, book, access.client, route_data(full).train)
+            calls = paid_tiers(route, book, access.transport, pool=route_data(full).train)
             worst = estimate_calls_usd(calls, texts, {name: len(texts) for name in calls})
             say(f"at most about ${worst:.2f} if every ticket climbed every Claude tier")
-        result = await evaluate_route(full, book, access.client, options, say=say)
+        result = await evaluate_route(full, book, access.transport, options, say=say)
     result["emulated"] = access.kind == "emulated"
     return result
 

@@ -78,7 +78,7 @@ async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
     recorded.pop("local", None)
     async with claude_access(args, route, data.train + data.calibration + stream) as access:
         say(access.banner())
-        router = open_router(route, book, access.client)
+        router = open_router(route, book, access.transport)
         results = await learn(
             router,
             stream,

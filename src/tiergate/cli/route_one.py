@@ -13,6 +13,7 @@ from tiergate.cli.formatting import say
 
 if TYPE_CHECKING:
     from tiergate.routing.engine import Decision
+    from tiergate.tasks.base import Task
 
 
 def register(subparsers: Any) -> None:
@@ -30,15 +31,15 @@ def run(args: argparse.Namespace) -> int:
         from tiergate.cli.errors import CliError
 
         raise CliError("the ticket text is empty")
-    decision = asyncio.run(_route(args))
+    decision, task = asyncio.run(_route(args))
     if args.json:
         print(json.dumps(decision.to_dict(), indent=2))
     else:
-        print(render(decision))
+        print(render(decision, task))
     return 0
 
 
-async def _route(args: argparse.Namespace) -> Decision:
+async def _route(args: argparse.Namespace) -> tuple[Decision, Task]:
     from tiergate.cli.claude_access import claude_access
     from tiergate.core.prices import load_price_book
     from tiergate.routing.route import load_route
@@ -46,23 +47,23 @@ async def _route(args: argparse.Namespace) -> Decision:
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
+    if not route.claude_tiers:
+        return await open_router(route, book, None).decide(args.text), route.task
     data = route_data(route)
     async with claude_access(args, route, data.train + data.calibration) as access:
-        if route.claude_tiers:
-            say(access.banner())
-        router = open_router(route, book, access.client if route.claude_tiers else None)
-        return await router.classify(args.text)
+        say(access.banner())
+        router = open_router(route, book, access.transport)
+        return await router.decide(args.text), route.task
 
 
-def render(decision: Decision) -> str:
+def render(decision: Decision, task: Task) -> str:
+    answer = task.describe(decision.payload)
     if decision.accepted:
-        head = (
-            f"{decision.label}  (answered by {decision.tier}, P(correct) {decision.confidence:.3f})"
-        )
+        head = f"{answer}  (answered by {decision.tier}, P(correct) {decision.confidence:.3f})"
     elif decision.handed_to_human:
         head = "handed to a human: no tier was confident enough"
     else:
-        head = f"{decision.label}  (FLAGGED: {decision.tier} answered but below its threshold)"
+        head = f"{answer}  (FLAGGED: {decision.tier} answered but below its threshold)"
     lines = [head, f"cost ${decision.cost_usd:.6f}, {decision.latency_s * 1000:.0f} ms", "trace:"]
     for step in decision.trace:
         if step.problem:
@@ -73,7 +74,8 @@ def render(decision: Decision) -> str:
             f", stated {step.stated_confidence:.2f}" if step.stated_confidence is not None else ""
         )
         lines.append(
-            f"  {step.tier:<20} {step.label:<32} P(correct) {step.confidence:.3f} vs threshold "
-            f"{step.threshold:.3f}{stated}: {verdict} (${step.cost_usd:.6f})"
+            f"  {step.tier:<20} {task.describe(step.payload):<32} P(correct) "
+            f"{step.confidence:.3f} vs threshold {step.threshold:.3f}{stated}: {verdict} "
+            f"(${step.cost_usd:.6f})"
         )
     return "\n".join(lines)

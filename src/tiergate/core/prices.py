@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field
 
 from tiergate.errors import TiergateError
+from tiergate.validation import validated
 
 PRICES_ENV = "TIERGATE_PRICES"
 MILLION = 1_000_000
@@ -89,6 +91,11 @@ class ModelPrice:
     long_prompt: LongPromptPrice | None = None
     # Accepts ``role: "system"`` turns inside ``messages`` without a beta header.
     mid_conversation_system: bool = False
+    # Who serves it (tiergate.tiers.factory.PROVIDERS): "anthropic", or another provider's API
+    # at ``base_url`` with the key in the environment variable ``api_key_env``.
+    provider: str = "anthropic"
+    base_url: str | None = None
+    api_key_env: str | None = None
 
 
 @dataclass(frozen=True)
@@ -171,44 +178,81 @@ def _renamed(row: ModelPrice, name: str, why: str) -> ModelPrice:
     return dataclasses.replace(row, name=name, aliases=(), source=source)
 
 
-def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any]) -> ModelPrice:
-    merged = {**defaults, **raw}
-    try:
-        latency = merged["latency"]
-        long_prompt = merged.get("long_prompt")
-        return ModelPrice(
-            name=name,
-            input=float(merged["input"]),
-            output=float(merged["output"]),
-            cache_write_5m=float(merged["cache_write_5m"]),
-            cache_write_1h=float(merged["cache_write_1h"]),
-            cache_read=float(merged["cache_read"]),
-            batch_discount=float(merged["batch_discount"]),
-            context_window=int(merged["context_window"]),
-            min_cacheable_tokens=int(merged["min_cacheable_tokens"]),
-            forced_tool_choice=bool(merged["forced_tool_choice"]),
-            structured_output=bool(merged.get("structured_output", True)),
-            latency=LatencyProfile(float(latency["ttft_s"]), float(latency["output_tokens_per_s"])),
-            source=str(merged["source"]),
-            as_of=str(merged["as_of"]),
-            family=str(merged.get("family", "")),
-            status=str(merged.get("status", "")),
-            aliases=tuple(str(alias) for alias in merged.get("aliases", ())),
-            mid_conversation_system=bool(merged.get("mid_conversation_system", False)),
-            long_prompt=(
-                LongPromptPrice(
-                    int(long_prompt["above_prompt_tokens"]),
-                    float(long_prompt["input"]),
-                    float(long_prompt["output"]),
-                )
-                if long_prompt
-                else None
-            ),
-        )
-    except KeyError as missing:
-        raise PriceBookError(f"model {name!r}: missing field {missing.args[0]!r}") from None
-    except (TypeError, ValueError) as bad:
-        raise PriceBookError(f"model {name!r}: {bad}") from None
+class _Latency(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    ttft_s: float = Field(ge=0)
+    output_tokens_per_s: float = Field(ge=0)
+
+
+class _LongPrompt(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    above_prompt_tokens: int = Field(gt=0)
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class _Row(BaseModel):
+    """One model's row as the file gives it (after ``defaults`` and user layers are merged)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write_5m: float = Field(ge=0)
+    cache_write_1h: float = Field(ge=0)
+    cache_read: float = Field(ge=0)
+    batch_discount: float = Field(ge=0, le=1)
+    context_window: int = Field(gt=0)
+    min_cacheable_tokens: int = Field(ge=0)
+    forced_tool_choice: bool
+    structured_output: bool = True
+    latency: _Latency
+    source: str = Field(min_length=1)
+    as_of: str = Field(min_length=1)
+    family: str = ""
+    status: str = ""
+    retires: str | None = None  # a retirement date, where one is announced
+    aliases: list[str] = Field(default_factory=list)
+    long_prompt: _LongPrompt | None = None
+    mid_conversation_system: bool = False
+    provider: str = "anthropic"
+    base_url: str | None = None
+    api_key_env: str | None = None
+
+
+def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], origin: str) -> ModelPrice:
+    row = validated(_Row, {**defaults, **raw}, f"{origin}: models.{name}", PriceBookError)
+    long_prompt = row.long_prompt
+    return ModelPrice(
+        name=name,
+        input=row.input,
+        output=row.output,
+        cache_write_5m=row.cache_write_5m,
+        cache_write_1h=row.cache_write_1h,
+        cache_read=row.cache_read,
+        batch_discount=row.batch_discount,
+        context_window=row.context_window,
+        min_cacheable_tokens=row.min_cacheable_tokens,
+        forced_tool_choice=row.forced_tool_choice,
+        structured_output=row.structured_output,
+        latency=LatencyProfile(row.latency.ttft_s, row.latency.output_tokens_per_s),
+        source=row.source,
+        as_of=row.as_of,
+        family=row.family,
+        status=row.status,
+        aliases=tuple(row.aliases),
+        mid_conversation_system=row.mid_conversation_system,
+        provider=row.provider,
+        base_url=row.base_url,
+        api_key_env=row.api_key_env,
+        long_prompt=(
+            LongPromptPrice(long_prompt.above_prompt_tokens, long_prompt.input, long_prompt.output)
+            if long_prompt
+            else None
+        ),
+    )
 
 
 def _read(path: Path | None) -> dict[str, Any]:
@@ -243,6 +287,7 @@ def load_price_book(override: str | Path | None = None, *, use_env: bool = True)
 def _merge(layers: Iterable[tuple[str, dict[str, Any]]]) -> PriceBook:
     defaults: dict[str, Any] = {}
     raw_models: dict[str, dict[str, Any]] = {}
+    origins: dict[str, str] = {}
     local: dict[str, Any] = {}
     sources: list[str] = []
     for origin, layer in layers:
@@ -253,8 +298,9 @@ def _merge(layers: Iterable[tuple[str, dict[str, Any]]]) -> PriceBook:
                 raise PriceBookError(f"{origin}: model {name!r} must be a mapping")
             # Field by field, so a user can override one price and keep the rest of the row.
             raw_models[str(name)] = {**raw_models.get(str(name), {}), **row}
+            origins[str(name)] = origin
         local.update(layer.get("local") or {})
-    models = {name: _row(name, row, defaults) for name, row in raw_models.items()}
+    models = {name: _row(name, row, defaults, origins[name]) for name, row in raw_models.items()}
     latency = local.get("latency", {"ttft_s": 0.01, "output_tokens_per_s": 0})
     return PriceBook(
         models=models,

@@ -266,13 +266,14 @@ def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, Rules
 def _open_classifiers(
     routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
 ) -> dict[str, Any]:
-    import anthropic
-
     from tiergate.gateway.classify import Classifier
+    from tiergate.transports.retry import anthropic_transport
 
-    client = anthropic.AsyncAnthropic(
-        api_key=config.upstream.api_key or "sk-none",
-        base_url=config.upstream.base_url,
-        max_retries=config.upstream.max_retries,
+    upstream = config.upstream
+    transport = anthropic_transport(
+        upstream.base_url,
+        upstream.api_key or "sk-none",
+        max_retries=upstream.max_retries,
+        fallbacks=upstream.fallbacks,
     )
-    return {route.name: Classifier.open(route, book, client) for route in routes}
+    return {route.name: Classifier.open(route, book, transport) for route in routes}

@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import orjson
 
 from tiergate.core.prices import PriceBook
@@ -31,8 +30,9 @@ from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL, load_route
 from tiergate.routing.runtime import open_router
-from tiergate.tiers.base import Ticket
-from tiergate.tiers.claude import ClaudeTier
+from tiergate.tasks.base import Context, Item
+from tiergate.tiers.anthropic import AnthropicTier
+from tiergate.transports.base import Transport
 
 # Few-shot neighbours are chosen inside the engine, after the reservation: allow this many
 # bytes for each one shown to a Claude tier.
@@ -46,11 +46,9 @@ class Classifier:
         self._strong_mean_usd = strong_mean_usd
 
     @classmethod
-    def open(
-        cls, config: ClassifyRoute, book: PriceBook, client: anthropic.AsyncAnthropic
-    ) -> Classifier:
+    def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
         route = load_route(config.route_file)
-        router = open_router(route, book, client, concurrency=config.concurrency)
+        router = open_router(route, book, transport, concurrency=config.concurrency)
         return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
 
     async def aclose(self) -> None:
@@ -61,8 +59,8 @@ class Classifier:
         total = 0.0
         few_shot = self.router.route.few_shot
         for tier in self.router.tiers.values():
-            if isinstance(tier, ClaudeTier):
-                body = tier.request(Ticket(text))
+            if isinstance(tier, AnthropicTier):
+                body = tier.request(Item(text), Context())
                 size = len(orjson.dumps(body)) + few_shot * NEIGHBOUR_BYTES
                 total += max_cost_usd(
                     [tier.model], size, int(body["max_tokens"]), cached=True, tools="tools" in body
@@ -132,7 +130,14 @@ class Classifier:
             "type": "message",
             "role": "assistant",
             "model": outcome.model,
-            "content": [{"type": "text", "text": decision.label or ""}],
+            "content": [
+                {
+                    "type": "text",
+                    "text": ""
+                    if decision.payload is None
+                    else self.router.task.render(decision.payload),
+                }
+            ],
             "stop_reason": "end_turn",
             "stop_sequence": None,
             "usage": {

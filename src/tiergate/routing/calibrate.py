@@ -12,11 +12,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import anthropic
-
 from tiergate.classifier.artifact import data_hash
 from tiergate.core.prices import PriceBook
-from tiergate.datasets import Example, load_dataset
+from tiergate.datasets import Example
 from tiergate.errors import TiergateError
 from tiergate.routing.evaluate import Baselines, summarize
 from tiergate.routing.fitting import Fitted, OwnRows, collect, fit_policies, replay, silver_labels
@@ -27,15 +25,19 @@ from tiergate.routing.runtime import (
     RecordedRuns,
     check_held_out,
     check_labels,
-    claude_tiers,
     load_local,
     load_runs,
     own_rows,
+    paid_tiers,
+    read_examples,
     route_data,
     save_policies,
     save_runs,
+    uses_local_model,
 )
+from tiergate.tasks.base import Item, Task
 from tiergate.tiers.base import TierAnswer
+from tiergate.transports.base import Transport
 
 BUDGETS = (0.005, 0.01, 0.02, 0.05, 0.1)
 Say = Callable[[str], None]
@@ -72,14 +74,14 @@ def _quiet(message: str) -> None:
 async def calibrate_route(
     route: Route,
     book: PriceBook,
-    client: anthropic.AsyncAnthropic | None,
+    transport: Transport | None,
     options: CalibrateOptions = CalibrateOptions(),
     *,
     say: Say = _quiet,
 ) -> dict[str, Any]:
     """Fit the route's policies, save them, and return the report (see ``docs/calibration.md``).
 
-    ``client`` reaches the Claude tiers; it is needed only when answers must be collected.
+    ``transport`` reaches the paid tiers; it is needed only when answers must be collected.
     """
     if options.budget is not None:
         if not 0.0 < options.budget < 1.0:
@@ -87,15 +89,20 @@ async def calibrate_route(
         route = replace(route, error_budget=options.budget)
     data = route_data(route)
     examples = (
-        load_dataset(options.data, require_labels=False) if options.data else data.calibration
+        read_examples(route, options.data, require_labels=False)
+        if options.data
+        else data.calibration
     )
-    check_labels(route, [e for e in examples if e.label], str(options.data or "calibration data"))
+    check_labels(
+        route,
+        [e for e in examples if route.task.known_gold(e.label)],
+        str(options.data or "calibration data"),
+    )
     if options.limit is not None:
         examples = examples[: options.limit]
     if not examples:
         raise CalibrationError("no calibration tickets")
-    needs_local = LOCAL in route.tiers or (route.few_shot > 0 and bool(route.claude_tiers))
-    local = load_local(route) if needs_local else None
+    local = load_local(route) if uses_local_model(route) else None
     if local is not None:
         check_held_out(route, local, examples)
     reusable = _reusable(route, examples, local) if _may_reuse(options) else None
@@ -103,28 +110,24 @@ async def calibrate_route(
         say(f"refitting from the answers recorded in {route.artifacts / RUNS_FILE} (no new calls)")
         examples, runs, own = reusable.examples, reusable.runs, reusable.own
     else:
-        if route.claude_tiers and client is None:
+        if route.claude_tiers and transport is None:
             raise CalibrationError(
                 "the recorded answers do not fit this calibration (other tickets, tiers or local "
                 f"model): run `tiergate calibrate {route.path}` to collect them again"
                 if _may_reuse(options)
                 else "the route has Claude tiers but no client was given"
             )
-        texts = [example.text for example in examples]
-        tiers = (
-            claude_tiers(route, book, client, local.model.examples if local else data.train)
-            if client is not None
-            else {}
-        )
-        say(f"collecting answers of {', '.join(route.tiers)} on {len(texts):,} held-out tickets")
-        runs = await collect(route, texts, tiers, local)
+        items = [Item(e.text, e.id, e.request) for e in examples]
+        tiers = paid_tiers(route, book, transport, local) if transport is not None else {}
+        say(f"collecting answers of {', '.join(route.tiers)} on {len(items):,} held-out tickets")
+        runs = await collect(route, items, tiers, local)
         own = None
         if local is not None and LOCAL in route.tiers:
             say("scoring the local tier out of fold on its own training data")
             own = own_rows(local)
         save_runs(route, examples, runs, own, model_hash=_model_hash(local))
     silver = 0
-    if any(not example.label for example in examples):
+    if any(not route.task.known_gold(example.label) for example in examples):
         examples, runs, silver = silver_labels(route, examples, runs)
         say(
             f"{silver:,} calibration tickets had no label: {route.tiers[-1]}'s answers stand in "
@@ -189,9 +192,11 @@ def _baselines(route: Route, runs: dict[str, list[TierAnswer]]) -> Baselines:
     return Baselines(cheap, means.get(cheap or ""), strong, means.get(strong or ""))
 
 
-def _accuracy(answers: Sequence[TierAnswer], examples: Sequence[Example]) -> float:
+def _accuracy(task: Task, answers: Sequence[TierAnswer], examples: Sequence[Example]) -> float:
     right = sum(
-        1 for a, e in zip(answers, examples, strict=True) if a.usable and a.label == e.label
+        1
+        for a, e in zip(answers, examples, strict=True)
+        if a.usable and task.correct(a.payload, e.label)
     )
     return right / len(examples) if examples else 0.0
 
@@ -204,9 +209,9 @@ async def _report(
     fitted: Fitted,
     silver: int,
 ) -> dict[str, Any]:
-    texts = [example.text for example in examples]
+    items = [Item(e.text, e.id, e.request) for e in examples]
     rows = list(range(len(examples)))
-    decisions = await replay(route, fitted.policies, runs, texts, rows)
+    decisions = await replay(route, fitted.policies, runs, items, rows)
     baselines = _baselines(route, runs)
     summary = summarize(route, decisions, [e.label for e in examples], baselines)
     tier_rows = [
@@ -249,8 +254,9 @@ async def _report(
     for tier in route.tiers:
         certified = fitted.alone.get(tier)
         single[tier] = {
-            "accuracy_if_everything_accepted": _accuracy(runs[tier], examples),
-            "meets_budget_alone": _accuracy(runs[tier], examples) >= 1.0 - route.error_budget,
+            "accuracy_if_everything_accepted": _accuracy(route.task, runs[tier], examples),
+            "meets_budget_alone": _accuracy(route.task, runs[tier], examples)
+            >= 1.0 - route.error_budget,
             "certified_share_alone": certified.accepted_share if certified else 0.0,
             "certified_accuracy_alone": (
                 1.0 - certified.errors / certified.accepted
@@ -293,14 +299,14 @@ async def _sweep(
     fitted: Fitted,
 ) -> list[BudgetPoint]:
     points = []
-    texts = [example.text for example in examples]
+    items = [Item(e.text, e.id, e.request) for e in examples]
     rows = list(range(len(examples)))
     gold = [example.label for example in examples]
     baselines = _baselines(route, runs)
     for budget in sorted({*BUDGETS, route.error_budget}):
         variant = replace(route, error_budget=budget)
         refitted = fit_policies(variant, examples, runs, own, walks=fitted.walks)
-        decisions = await replay(variant, refitted.policies, runs, texts, rows)
+        decisions = await replay(variant, refitted.policies, runs, items, rows)
         summary = summarize(variant, decisions, gold, baselines)
         points.append(
             BudgetPoint(

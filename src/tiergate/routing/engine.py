@@ -1,10 +1,11 @@
-"""The engine: walks each ticket up the ladder as the policies say, and keeps a trace.
+"""The engine: walks each item up the ladder as the policies say, and keeps a trace.
 
-The one place where tiers meet policy. For every tier in the route's ladder, in order: ask it,
-turn its features into a calibrated P(correct), accept when that reaches the tier's threshold
-for the answered label, else climb. An unusable answer (wrong label, malformed, refused, API
-error) is never accepted. When no tier accepts, the route's ``when_unsure`` decides: ``flag``
-returns the highest usable answer marked as unsure, ``human`` hands the ticket to a human queue.
+The one place where tiers meet policy, for any task. For every tier in the chosen ladder, in
+order: ask it, turn its features into a calibrated P(correct), accept when that reaches the
+tier's threshold for the answer's key (``Task.threshold_key``: per label, per field set, or one),
+else climb. An unusable answer (one the task cannot use, malformed, refused, an API error) is
+never accepted. When no tier accepts, the route's ``when_unsure`` decides: ``flag`` returns the
+highest usable answer marked as unsure, ``human`` hands the item to a human queue.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Protocol
 from tiergate.errors import TiergateError
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
-from tiergate.tiers.base import LocalView, Ticket, Tier, TierAnswer
+from tiergate.tasks.base import Context, Item, Payload, Task
+from tiergate.tiers.base import LocalView, Tier, TierAnswer
 
 
 class LocalViewer(Protocol):
@@ -30,7 +32,7 @@ class LocalViewer(Protocol):
 @dataclass(frozen=True, slots=True)
 class Step:
     tier: str
-    label: str | None
+    payload: Payload | None
     confidence: float | None  # calibrated P(correct); None when the answer was unusable
     threshold: float | None
     accepted: bool
@@ -43,8 +45,8 @@ class Step:
 
 @dataclass(frozen=True)
 class Decision:
-    text: str
-    label: str | None
+    item: Item
+    payload: Payload | None
     tier: str | None  # the tier whose answer is returned
     confidence: float | None
     accepted: bool  # a tier's calibrated confidence reached its threshold
@@ -54,12 +56,21 @@ class Decision:
     latency_s: float = 0.0
 
     @property
+    def text(self) -> str:
+        return self.item.text
+
+    @property
+    def label(self) -> Payload | None:
+        """The answer under its classification name."""
+        return self.payload
+
+    @property
     def cost_usd(self) -> float:
         return sum(step.cost_usd for step in self.trace)
 
     @property
     def flagged(self) -> bool:
-        return not self.accepted and self.label is not None
+        return not self.accepted and self.payload is not None
 
     @property
     def escalated(self) -> bool:
@@ -67,8 +78,8 @@ class Decision:
         return len(self.trace) > 1 or not self.accepted
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "label": self.label,
+        body: dict[str, object] = {
+            "answer": self.payload,
             "tier": self.tier,
             "confidence": self.confidence,
             "accepted": self.accepted,
@@ -80,7 +91,7 @@ class Decision:
             "trace": [
                 {
                     "tier": step.tier,
-                    "label": step.label,
+                    "answer": step.payload,
                     "confidence": step.confidence,
                     "threshold": step.threshold,
                     "accepted": step.accepted,
@@ -93,6 +104,9 @@ class Decision:
                 for step in self.trace
             ],
         }
+        if self.payload is None or isinstance(self.payload, str):
+            body["label"] = self.payload  # a classification's answer, by its usual name
+        return body
 
 
 class NotCalibratedError(TiergateError, RuntimeError):
@@ -100,7 +114,7 @@ class NotCalibratedError(TiergateError, RuntimeError):
 
 
 class Router:
-    """Classifies tickets along a route's ladder."""
+    """Answers items along a route's ladder, for the route's task."""
 
     def __init__(
         self,
@@ -125,53 +139,65 @@ class Router:
         self.local = local
         self._semaphore = asyncio.Semaphore(concurrency)
 
+    @property
+    def task(self) -> Task:
+        return self.route.task
+
+    async def decide(self, item: Item | str) -> Decision:
+        return (await self.decide_many([item]))[0]
+
     async def classify(self, text: str) -> Decision:
-        return (await self.classify_many([text]))[0]
+        """One text through the ladder (the classification spelling of :meth:`decide`)."""
+        return await self.decide(text)
 
     async def classify_many(self, texts: Sequence[str]) -> list[Decision]:
-        """Classify many tickets: the local model sees them in one batch, Claude concurrently."""
+        return await self.decide_many(texts)
+
+    async def decide_many(self, items: Sequence[Item | str]) -> list[Decision]:
+        """Many items: the local model sees them in one batch, the paid tiers concurrently."""
         started = time.perf_counter()
+        walked = [item if isinstance(item, Item) else Item(item) for item in items]
         # Encoding is CPU work: off the event loop, so other requests keep moving meanwhile.
         views: list[LocalView | None] = (
-            list(await asyncio.to_thread(self.local.view, texts))
+            list(await asyncio.to_thread(self.local.view, [item.text for item in walked]))
             if self.local is not None
-            else [None] * len(texts)
+            else [None] * len(walked)
         )
-        local_seconds = (time.perf_counter() - started) / max(len(texts), 1)
+        local_seconds = (time.perf_counter() - started) / max(len(walked), 1)
         return list(
             await asyncio.gather(
                 *(
-                    self._walk(Ticket(text, view), local_seconds)
-                    for text, view in zip(texts, views, strict=True)
+                    self._walk(item, Context(view), local_seconds)
+                    for item, view in zip(walked, views, strict=True)
                 )
             )
         )
 
-    async def _walk(self, ticket: Ticket, local_seconds: float) -> Decision:
+    async def _walk(self, item: Item, context: Context, local_seconds: float) -> Decision:
         trace: list[Step] = []
         answers: list[TierAnswer] = []
-        latency = local_seconds if ticket.local is not None else 0.0
+        latency = local_seconds if context.local is not None else 0.0
         for name in self.route.tiers:
             if self.policies[name].skipped:
                 continue
             if name == LOCAL and LOCAL not in self.tiers:
-                answer = local_answer(ticket)
+                answer = local_answer(context)
                 answer = TierAnswer(
-                    LOCAL, answer.label, answer.features, latency_s=local_seconds, model=LOCAL
+                    LOCAL, answer.payload, answer.features, latency_s=local_seconds, model=LOCAL
                 )
             elif name == LOCAL:
-                answer = await self.tiers[name].answer(ticket)
+                answer = await self.tiers[name].answer(item, context)
             else:
                 async with self._semaphore:
-                    answer = await self.tiers[name].answer(ticket)
+                    answer = await self.tiers[name].answer(item, context)
                 latency += answer.latency_s
             answers.append(answer)
             step = self._judge(answer)
             trace.append(step)
             if step.accepted:
                 return Decision(
-                    ticket.text,
-                    step.label,
+                    item,
+                    step.payload,
                     name,
                     step.confidence,
                     True,
@@ -179,10 +205,10 @@ class Router:
                     answers,
                     latency_s=latency,
                 )
-        return self._unsure(ticket, trace, answers, latency)
+        return self._unsure(item, trace, answers, latency)
 
     def _judge(self, answer: TierAnswer) -> Step:
-        if not answer.usable or answer.label is None:
+        if not answer.usable or answer.payload is None:
             return Step(
                 answer.tier,
                 None,
@@ -195,10 +221,10 @@ class Router:
             )
         policy = self.policies[answer.tier]
         confidence = policy.score(answer.features)
-        threshold = policy.threshold_for(answer.label)
+        threshold = policy.threshold_for(self.task.threshold_key(answer.payload))
         return Step(
             answer.tier,
-            answer.label,
+            answer.payload,
             confidence,
             threshold,
             confidence >= threshold,
@@ -209,14 +235,14 @@ class Router:
         )
 
     def _unsure(
-        self, ticket: Ticket, trace: list[Step], answers: list[TierAnswer], latency: float
+        self, item: Item, trace: list[Step], answers: list[TierAnswer], latency: float
     ) -> Decision:
         if self.route.when_unsure == "flag":
             for step in reversed(trace):
-                if step.label is not None:
+                if step.payload is not None:
                     return Decision(
-                        ticket.text,
-                        step.label,
+                        item,
+                        step.payload,
                         step.tier,
                         step.confidence,
                         False,
@@ -226,7 +252,7 @@ class Router:
                     )
         # Asked to, or with no usable answer to flag: a person decides.
         return Decision(
-            ticket.text,
+            item,
             None,
             None,
             None,
@@ -242,9 +268,9 @@ class Router:
             await tier.aclose()
 
 
-def local_answer(ticket: Ticket) -> TierAnswer:
+def local_answer(context: Context) -> TierAnswer:
     """The local model's answer, from the view the engine already computed."""
-    view = ticket.local
+    view = context.local
     if view is None:
         return TierAnswer(LOCAL, None, {}, problem="no local model", model=LOCAL)
     prediction = view.prediction

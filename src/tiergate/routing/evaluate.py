@@ -8,14 +8,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import numpy as np
 
 from tiergate.calibration import clopper_pearson_upper
 from tiergate.core.prices import PriceBook
 from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL, Route
-from tiergate.tiers.base import LocalView, Ticket
+from tiergate.tasks.base import Context, Item, Payload
+from tiergate.tiers.base import LocalView
+from tiergate.transports.base import Transport
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,20 @@ def _interval(successes: int, trials: int, delta: float) -> tuple[float, float] 
 def summarize(
     route: Route,
     decisions: Sequence[Decision],
-    gold: Sequence[str],
+    gold: Sequence[Payload],
     baselines: Baselines,
     *,
     delta: float = 0.05,
 ) -> dict[str, Any]:
     count = len(decisions)
-    right = np.array([d.label == g for d, g in zip(decisions, gold, strict=True)])
+    task = route.task
+    right = np.array(
+        [
+            d.payload is not None and task.correct(d.payload, g)
+            for d, g in zip(decisions, gold, strict=True)
+        ],
+        dtype=bool,
+    )
     accepted = np.array([d.accepted for d in decisions])
     tiers: dict[str, Any] = {}
     for name in route.tiers:
@@ -100,42 +108,13 @@ def summarize(
         per_call = getattr(baselines, f"{kind}_per_call_usd")
         body[f"{kind}_only_model"] = model
         body[f"{kind}_only_cost_usd"] = per_call * count if per_call is not None else None
-    if route.out_of_scope_label is not None:
-        body["out_of_scope"] = _out_of_scope(route.out_of_scope_label, decisions, gold)
+    body["task"] = task.kind
+    body.update(task.report([d.payload for d in decisions], gold, [d.accepted for d in decisions]))
     strong = body["strong_only_cost_usd"]
     body["savings_vs_strong"] = 1.0 - cost / strong if strong else None
     cheap = body["cheap_only_cost_usd"]
     body["savings_vs_cheap"] = 1.0 - cost / cheap if cheap else None
     return body
-
-
-def _out_of_scope(label: str, decisions: Sequence[Decision], gold: Sequence[str]) -> dict[str, Any]:
-    """In-scope and out-of-scope tickets apart: an out-of-scope ticket accepted with an in-scope
-    label is the error that matters most (a cheap tier confidently routing what fits nowhere)."""
-    outside = [d for d, g in zip(decisions, gold, strict=True) if g == label]
-    inside = [(d, g) for d, g in zip(decisions, gold, strict=True) if g != label]
-    accepted_inside = [(d, g) for d, g in inside if d.accepted]
-    return {
-        "label": label,
-        "out_of_scope_tickets": len(outside),
-        "wrongly_accepted_share": (
-            sum(1 for d in outside if d.accepted and d.label != label) / len(outside)
-            if outside
-            else None
-        ),
-        "accepted_as_out_of_scope_share": (
-            sum(1 for d in outside if d.accepted and d.label == label) / len(outside)
-            if outside
-            else None
-        ),
-        "in_scope_tickets": len(inside),
-        "in_scope_accepted_share": len(accepted_inside) / len(inside) if inside else None,
-        "in_scope_accepted_accuracy": (
-            sum(d.label == g for d, g in accepted_inside) / len(accepted_inside)
-            if accepted_inside
-            else None
-        ),
-    }
 
 
 @dataclass(frozen=True)
@@ -153,7 +132,7 @@ CHUNK = 500
 async def evaluate_route(
     route: Route,
     book: PriceBook,
-    client: anthropic.AsyncAnthropic | None,
+    transport: Transport | None,
     options: EvaluateOptions = EvaluateOptions(),
     *,
     say: Callable[[str], None] = lambda message: None,
@@ -165,15 +144,15 @@ async def evaluate_route(
     if options.tiers:
         route = route.restricted(list(options.tiers))
     path, examples = labelled_examples(route, options.data, options.limit)
-    texts = [example.text for example in examples]
+    items = [Item(example.text, example.id, example.request) for example in examples]
     router = open_router(
-        route, book, client if route.claude_tiers else None, concurrency=options.concurrency
+        route, book, transport if route.claude_tiers else None, concurrency=options.concurrency
     )
     decisions: list[Decision] = []
-    for start in range(0, len(texts), CHUNK):
-        decisions += await router.classify_many(texts[start : start + CHUNK])
-        say(f"  {len(decisions):,}/{len(texts):,} routed")
-    baselines = await _sampled_baselines(full, book, client, router, decisions, texts)
+    for start in range(0, len(items), CHUNK):
+        decisions += await router.decide_many(items[start : start + CHUNK])
+        say(f"  {len(decisions):,}/{len(items):,} routed")
+    baselines = await _sampled_baselines(full, book, transport, router, decisions, items)
     result = summarize(router.route, decisions, [e.label for e in examples], baselines)
     result["data"] = str(path)
     result["ladder"] = [t for t in router.route.tiers if not router.policies[t].skipped]
@@ -191,13 +170,13 @@ async def evaluate_route(
 async def _sampled_baselines(
     full: Route,
     book: PriceBook,
-    client: anthropic.AsyncAnthropic | None,
+    transport: Transport | None,
     router: Router,
     decisions: Sequence[Decision],
-    texts: Sequence[str],
+    items: Sequence[Item],
 ) -> Baselines:
     """Per-call cost of the cheap and strong models: observed in the run, else on a sample."""
-    from tiergate.routing.runtime import LocalModelViewer, claude_tiers
+    from tiergate.routing.runtime import paid_tiers
 
     observed = per_call_costs(decisions)
     claude = full.claude_tiers
@@ -205,18 +184,19 @@ async def _sampled_baselines(
         return Baselines(None, None, None, None)
     cheap, strong = claude[0], claude[-1]
     missing = [name for name in dict.fromkeys((cheap, strong)) if name not in observed]
-    if missing and client is not None:
-        sample = list(texts[:BASELINE_SAMPLE])
+    if missing and transport is not None:
+        sample = list(items[:BASELINE_SAMPLE])
         views: list[LocalView | None] = (
-            list(router.local.view(sample)) if router.local is not None else [None] * len(sample)
+            list(router.local.view([item.text for item in sample]))
+            if router.local is not None
+            else [None] * len(sample)
         )
-        pool = router.local.model.examples if isinstance(router.local, LocalModelViewer) else []
-        tiers = claude_tiers(full, book, client, pool)
+        tiers = paid_tiers(full, book, transport, router.local)
         for name in missing:
             answers = await asyncio.gather(
                 *(
-                    tiers[name].answer(Ticket(text, view))
-                    for text, view in zip(sample, views, strict=True)
+                    tiers[name].answer(item, Context(view))
+                    for item, view in zip(sample, views, strict=True)
                 )
             )
             costs = [answer.cost_usd for answer in answers if answer.cost_usd > 0]

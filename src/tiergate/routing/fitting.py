@@ -52,7 +52,8 @@ from tiergate.datasets import Example
 from tiergate.routing.engine import Decision, LocalViewer, local_answer
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
-from tiergate.tiers.base import LocalView, Ticket, Tier, TierAnswer
+from tiergate.tasks.base import Context, Item, Task
+from tiergate.tiers.base import LocalView, Tier, TierAnswer
 
 CALIBRATOR_FOLDS = 5
 # Unless the route says what a ticket no tier accepts costs (unaccepted_cost_usd), it is counted
@@ -65,7 +66,7 @@ UNACCEPTED_TOP_CALLS = 10
 class OwnRows:
     """The local tier's out-of-fold predictions on its own training data."""
 
-    labels: list[str]  # predicted
+    labels: list[str]  # predicted (the threshold keys of a per-tier fit)
     correct: NDArray[np.bool_]
     features: dict[str, NDArray[np.float64]]
 
@@ -115,29 +116,35 @@ class Fitted:
 
 async def collect(
     route: Route,
-    tickets: Sequence[str],
+    items: Sequence[Item],
     tiers: Mapping[str, Tier],
     local: LocalViewer | None,
     *,
     concurrency: int = 32,
 ) -> dict[str, list[TierAnswer]]:
-    """Every tier of the ladder answers every ticket once."""
+    """Every tier of the ladder answers every item once."""
     views: list[LocalView | None] = (
-        list(local.view(tickets)) if local is not None else [None] * len(tickets)
+        list(local.view([item.text for item in items]))
+        if local is not None
+        else [None] * len(items)
     )
+    contexts = [Context(view) for view in views]
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def ask(tier: Tier, ticket: Ticket) -> TierAnswer:
+    async def ask(tier: Tier, item: Item, context: Context) -> TierAnswer:
         async with semaphore:
-            return await tier.answer(ticket)
+            return await tier.answer(item, context)
 
     runs: dict[str, list[TierAnswer]] = {}
     for name in route.tiers:
-        batch = [Ticket(text, view) for text, view in zip(tickets, views, strict=True)]
         if name == LOCAL:
-            runs[name] = [local_answer(ticket) for ticket in batch]
+            runs[name] = [local_answer(context) for context in contexts]
         else:
-            runs[name] = list(await asyncio.gather(*(ask(tiers[name], t) for t in batch)))
+            runs[name] = list(
+                await asyncio.gather(
+                    *(ask(tiers[name], i, c) for i, c in zip(items, contexts, strict=True))
+                )
+            )
     return runs
 
 
@@ -156,7 +163,7 @@ def fit_policies(
     again at ``route.error_budget`` without walking again (budget sweeps).
     """
     gold = [example.label for example in examples]
-    tiers = [_calibrate(name, runs[name], gold, route.seed) for name in route.tiers]
+    tiers = [_calibrate(route.task, runs[name], gold, route.seed) for name in route.tiers]
     own_scores: _OwnScores | None = None
     if own is not None and route.tiers[0] == LOCAL and len(own):
         own_scores = _own_scores(own, route.seed)
@@ -202,7 +209,7 @@ class _Calibrated:
     calibrator: Calibrator
     scores: NDArray[np.float64]  # cross-fitted P(correct) per ticket; -inf where unusable
     correct: NDArray[np.bool_]
-    labels: list[str]
+    labels: list[str]  # each answer's threshold key (task.threshold_key)
     costs: NDArray[np.float64]
     features: dict[str, NDArray[np.float64]]
 
@@ -247,11 +254,11 @@ def cross_fit_scores(
 
 
 def _calibrate(
-    name: str, answers: Sequence[TierAnswer], gold: Sequence[str], seed: int
+    task: Task, answers: Sequence[TierAnswer], gold: Sequence[object], seed: int
 ) -> _Calibrated:
     usable = np.array([answer.usable for answer in answers], dtype=bool)
     correct = np.array(
-        [a.usable and a.label == label for a, label in zip(answers, gold, strict=True)],
+        [a.usable and task.correct(a.payload, g) for a, g in zip(answers, gold, strict=True)],
         dtype=bool,
     )
     names = sorted({key for answer in answers if answer.usable for key in answer.features})
@@ -263,7 +270,7 @@ def _calibrate(
         calibrator,
         scores,
         correct,
-        [answer.label or "" for answer in answers],
+        [task.threshold_key(a.payload) if a.usable else "" for a in answers],
         np.array([answer.cost_usd for answer in answers], dtype=np.float64),
         features,
     )
@@ -394,7 +401,7 @@ async def replay(
     route: Route,
     policies: Mapping[str, TierPolicy],
     runs: Mapping[str, Sequence[TierAnswer]],
-    texts: Sequence[str],
+    items: Sequence[Item],
     rows: Sequence[int],
 ) -> list[Decision]:
     """The engine's decisions for ``rows`` of the recorded runs, under ``policies``: free."""
@@ -402,16 +409,16 @@ async def replay(
     from tiergate.tiers.replay import ReplayTier
 
     tiers: dict[str, Tier] = {
-        name: ReplayTier(name, {texts[i]: runs[name][i] for i in rows}) for name in route.tiers
+        name: ReplayTier(name, {items[i].text: runs[name][i] for i in rows}) for name in route.tiers
     }
     router = Router(route, tiers, policies, None)
-    return await router.classify_many([texts[i] for i in rows])
+    return await router.decide_many([items[i] for i in rows])
 
 
 def silver_labels(
     route: Route, examples: Sequence[Example], runs: Mapping[str, Sequence[TierAnswer]]
 ) -> tuple[list[Example], dict[str, list[TierAnswer]], int]:
-    """Where a calibration ticket has no gold label, the top tier's answer stands in for it.
+    """Where a calibration item has no gold answer, the top tier's answer stands in for it.
 
     Tickets the top tier could not answer usably are dropped (nothing to measure against). The
     guarantee then bounds disagreement with the top tier rather than error. Returns the examples,
@@ -422,13 +429,19 @@ def silver_labels(
     filled: list[Example] = []
     silver = 0
     for index, example in enumerate(examples):
-        if example.label:
+        if route.task.known_gold(example.label):
             keep.append(index)
             filled.append(example)
-        elif top[index].usable and top[index].label:
+        elif top[index].usable:
             keep.append(index)
             filled.append(
-                Example(example.text, top[index].label or "", f"silver:{route.tiers[-1]}")
+                Example(
+                    example.text,
+                    top[index].payload,
+                    f"silver:{route.tiers[-1]}",
+                    example.id,
+                    example.request,
+                )
             )
             silver += 1
     return filled, {tier: [answers[i] for i in keep] for tier, answers in runs.items()}, silver

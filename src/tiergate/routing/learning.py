@@ -19,7 +19,8 @@ from tiergate.routing.engine import Router, local_answer
 from tiergate.routing.fitting import fit_policies
 from tiergate.routing.route import LOCAL
 from tiergate.routing.runtime import LocalModelViewer, own_rows
-from tiergate.tiers.base import Ticket, TierAnswer
+from tiergate.tasks.base import Context
+from tiergate.tiers.base import TierAnswer
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +45,7 @@ def refit_policies(
     views = router.local.view([example.text for example in calibration])
     runs = dict(recorded)
     runs[LOCAL] = [
-        local_answer(Ticket(example.text, view))
-        for example, view in zip(calibration, views, strict=True)
+        local_answer(Context(view)) for example, view in zip(calibration, views, strict=True)
     ]
     own = own_rows(router.local) if isinstance(router.local, LocalModelViewer) else None
     fitted = fit_policies(router.route, calibration, runs, own)
@@ -72,21 +72,23 @@ async def learn(
             tier: sum(1 for d in decisions if d.accepted and d.tier == tier) / len(part)
             for tier in router.route.tiers
         }
-        has_gold = all(example.label for example in part)
+        task = router.task
+        has_gold = all(task.known_gold(example.label) for example in part)
         accuracy = (
-            sum(d.label == e.label for d, e in zip(decisions, part, strict=True)) / len(part)
+            sum(task.correct(d.payload, e.label) for d, e in zip(decisions, part, strict=True))
+            / len(part)
             if has_gold
             else None
         )
         taught = [
-            (d.text, d.label, d.tier)
+            (d.text, str(d.payload), d.tier)
             for d in decisions
             if d.accepted and d.tier not in (None, LOCAL)
         ]
         if taught:
             model.add_examples(
                 [text for text, _, _ in taught],
-                [label or "" for _, label, _ in taught],
+                [label for _, label, _ in taught],
                 [tier or "" for _, _, tier in taught],
             )
             model.retrain()

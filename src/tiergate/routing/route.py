@@ -1,36 +1,41 @@
-"""A route: a small YAML file naming the task, the labels, the ladder and the error budget.
+"""A route: a small YAML file naming the task, the ladder and the error budget.
 
     name: banking77
-    task: classify
+    task: classify                 # a kind from tiergate.tasks.TASKS
     description: Online-banking customer messages, one queue per intent.
-    labels: labels.yaml          # a file, or an inline list of names or {name, description}
     tiers: [local, claude-haiku-4-5, claude-sonnet-4-6]
-    error_budget: 0.01           # at most 1% of accepted answers wrong
-    confidence: 0.95             # the guarantee holds with this probability (1 - delta)
-    when_unsure: flag            # the top tier is unsure: return its answer flagged, or `human`
-    thresholds: joint            # one certified threshold for the whole ladder, or `per_tier`
-    out_of_scope_label: out_of_scope   # optional: "fits nothing"; eval reports it apart
+    error_budget: 0.01             # at most 1% of accepted answers wrong
+    confidence: 0.95               # the guarantee holds with this probability (1 - delta)
+    when_unsure: flag              # the top tier is unsure: return its answer flagged, or `human`
+    thresholds: joint              # one certified ladder, or `per_tier`
+    unaccepted_cost_usd: 0.05      # optional: what a ticket no tier accepts costs you
     data:
-      train: data/train.csv      # JSONL or CSV (text,label or text,category)
+      train: data/train.csv        # JSONL, CSV, or TXT with a .labels file beside it
       test: data/test.csv
-      calibration_share: 0.2     # held out from train to fit calibrators and thresholds, or
+      calibration_share: 0.2       # held out from train to fit calibrators and thresholds, or
       # calibration: data/cal.csv  # a file of its own (never the test data)
-    few_shot: 8                  # nearest labelled examples shown to the Claude tiers
-    artifacts: artifacts         # where `tiergate train` and `calibrate` write
+    few_shot: 8                    # nearest labelled examples shown to the Claude tiers
+    artifacts: artifacts           # where `tiergate train` and `calibrate` write
+    local: {encoder: all-MiniLM-L6-v2}
+    # ... and the task's own settings (classify: labels, out_of_scope_label; see tasks/)
 
-Relative paths are relative to the route file.
+Relative paths are relative to the route file. The file is validated on load: a mistake gives
+one message naming the file, the field and what was expected.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tiergate.errors import TiergateError
-from tiergate.tiers.prompt import Label
+from tiergate.tasks.base import Task
+from tiergate.validation import validated
 
 LOCAL = "local"
 WhenUnsure = Literal["flag", "human"]
@@ -41,38 +46,77 @@ class RouteError(TiergateError, ValueError):
     """A route file that cannot be used; the message names the file and the field."""
 
 
+class DataSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    train: str | None = None
+    test: str | None = None
+    calibration: str | None = None
+    calibration_share: float = Field(default=0.2, gt=0.0, lt=1.0)
+
+
+class RouteSettings(BaseModel):
+    """The settings every route has; a task adds its own (``Task.settings``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str | None = None
+    task: str = "classify"
+    description: str = ""
+    tiers: list[str] = Field(min_length=1)
+    error_budget: float = Field(default=0.01, gt=0.0, lt=1.0)
+    confidence: float = Field(default=0.95, gt=0.0, lt=1.0)
+    when_unsure: WhenUnsure = "flag"
+    thresholds: ThresholdMode = "joint"
+    unaccepted_cost_usd: float | None = Field(default=None, ge=0.0)
+    data: DataSettings = Field(default_factory=lambda: DataSettings())
+    few_shot: int = Field(default=8, ge=0)
+    artifacts: str = "artifacts"
+    seed: int = 0
+    local: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("tiers")
+    @classmethod
+    def _local_first(cls, tiers: list[str]) -> list[str]:
+        if LOCAL in tiers and tiers.index(LOCAL) != 0:
+            raise ValueError("the local tier must come first in the ladder")
+        if len(set(tiers)) != len(tiers):
+            raise ValueError("a tier appears twice in the ladder")
+        return tiers
+
+
 @dataclass(frozen=True)
 class Route:
     path: Path
     name: str
-    task: str
+    task: Task
     description: str
-    labels: tuple[Label, ...]
     tiers: tuple[str, ...]
     error_budget: float
     confidence: float
     when_unsure: WhenUnsure
     thresholds: ThresholdMode
-    out_of_scope_label: str | None
     train_data: Path | None
     test_data: Path | None
     calibration_data: Path | None
     calibration_share: float
     few_shot: int
     artifacts: Path
-    encoder: str | None
     seed: int
+    local: Mapping[str, Any] = field(default_factory=dict)
     # What a ticket no tier accepts costs (a person's look, a wrong answer's risk), for choosing
     # among certified ladders; None: ten calls of the top tier (routing/fitting.py).
     unaccepted_cost_usd: float | None = None
 
     @property
-    def label_names(self) -> list[str]:
-        return [label.name for label in self.labels]
+    def claude_tiers(self) -> tuple[str, ...]:
+        """The paid tiers (any provider's model from the price book), in ladder order."""
+        return tuple(tier for tier in self.tiers if tier != LOCAL)
 
     @property
-    def claude_tiers(self) -> tuple[str, ...]:
-        return tuple(tier for tier in self.tiers if tier != LOCAL)
+    def encoder(self) -> str | None:
+        value = self.local.get("encoder")
+        return value if isinstance(value, str) else None
 
     @property
     def delta(self) -> float:
@@ -84,34 +128,6 @@ class Route:
         if unknown:
             raise RouteError(f"{self.path}: tiers not in this route's ladder: {', '.join(unknown)}")
         return replace(self, tiers=tuple(tier for tier in self.tiers if tier in tiers))
-
-
-def _labels(raw: Any, base: Path, path: Path) -> tuple[Label, ...]:
-    if isinstance(raw, str):
-        file = base / raw
-        try:
-            raw = yaml.safe_load(file.read_text("utf-8"))
-        except OSError as error:
-            raise RouteError(f"{path}: cannot read labels file {file}: {error.strerror}") from None
-        if isinstance(raw, dict):
-            raw = raw.get("labels", raw)
-    labels: list[Label] = []
-    if isinstance(raw, dict):
-        raw = [{"name": name, "description": text or ""} for name, text in raw.items()]
-    if not isinstance(raw, list) or not raw:
-        raise RouteError(f"{path}: labels must be a non-empty list, a mapping, or a file of either")
-    for item in raw:
-        if isinstance(item, str):
-            labels.append(Label(item))
-        elif isinstance(item, dict) and isinstance(item.get("name"), str):
-            labels.append(Label(item["name"], str(item.get("description") or "")))
-        else:
-            raise RouteError(f"{path}: a label must be a name or {{name, description}}: {item!r}")
-    names = [label.name for label in labels]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise RouteError(f"{path}: duplicate labels: {', '.join(duplicates)}")
-    return tuple(labels)
 
 
 def load_route(path: str | Path) -> Route:
@@ -126,68 +142,44 @@ def load_route(path: str | Path) -> Route:
         raise RouteError(f"route {path} is not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise RouteError(f"route {path} must be a mapping")
+    return route_from_mapping(raw, path)
+
+
+def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
+    from tiergate.tasks import TASKS, task_class
+
+    settings = validated(RouteSettings, raw, path, RouteError)
+    if settings.task not in TASKS:
+        raise RouteError(
+            f"{path}: task: {settings.task!r} is not a kind of task tiergate knows "
+            f"({', '.join(sorted(TASKS))})"
+        )
+    common = set(RouteSettings.model_fields)
+    task = task_class(settings.task).from_route(
+        {key: value for key, value in raw.items() if key not in common},
+        path,
+        description=settings.description,
+        few_shot=settings.few_shot,
+    )
     base = path.parent
-
-    def number(key: str, default: float, low: float, high: float) -> float:
-        value = raw.get(key, default)
-        if not isinstance(value, int | float) or not low < float(value) < high:
-            raise RouteError(
-                f"{path}: {key} must be a number between {low} and {high}, got {value!r}"
-            )
-        return float(value)
-
-    task = raw.get("task", "classify")
-    if task != "classify":
-        raise RouteError(f"{path}: task {task!r} is not supported (only classify)")
-    tiers = raw.get("tiers")
-    if not isinstance(tiers, list) or not tiers or not all(isinstance(t, str) for t in tiers):
-        raise RouteError(f"{path}: tiers must be a non-empty list of tier names")
-    if LOCAL in tiers and tiers.index(LOCAL) != 0:
-        raise RouteError(f"{path}: the local tier must come first in the ladder")
-    when_unsure = raw.get("when_unsure", "flag")
-    if when_unsure not in ("flag", "human"):
-        raise RouteError(f"{path}: when_unsure must be flag or human, got {when_unsure!r}")
-    thresholds = raw.get("thresholds", "joint")
-    if thresholds not in ("joint", "per_tier"):
-        raise RouteError(f"{path}: thresholds must be joint or per_tier, got {thresholds!r}")
-    labels = _labels(raw.get("labels"), base, path)
-    out_of_scope = raw.get("out_of_scope_label")
-    if out_of_scope is not None and out_of_scope not in {label.name for label in labels}:
-        raise RouteError(f"{path}: out_of_scope_label {out_of_scope!r} is not one of the labels")
-    data = raw.get("data") or {}
-    if not isinstance(data, dict):
-        raise RouteError(f"{path}: data must be a mapping with train, test and calibration files")
-    share = data.get("calibration_share", 0.2)
-    if not isinstance(share, int | float) or not 0.0 < float(share) < 1.0:
-        raise RouteError(f"{path}: data.calibration_share must be between 0 and 1, got {share!r}")
-    few_shot = raw.get("few_shot", 8)
-    if not isinstance(few_shot, int) or few_shot < 0:
-        raise RouteError(f"{path}: few_shot must be a whole number >= 0")
-    local = raw.get("local") or {}
-    unaccepted = raw.get("unaccepted_cost_usd")
-    if unaccepted is not None and (
-        not isinstance(unaccepted, int | float) or isinstance(unaccepted, bool) or unaccepted < 0
-    ):
-        raise RouteError(f"{path}: unaccepted_cost_usd must be a number >= 0, got {unaccepted!r}")
+    data = settings.data
     return Route(
         path=path,
-        name=str(raw.get("name") or path.parent.name),
+        name=settings.name or path.parent.name,
         task=task,
-        description=str(raw.get("description") or ""),
-        labels=labels,
-        tiers=tuple(tiers),
-        error_budget=number("error_budget", 0.01, 0.0, 1.0),
-        confidence=number("confidence", 0.95, 0.0, 1.0),
-        when_unsure=when_unsure,
-        thresholds=thresholds,
-        out_of_scope_label=out_of_scope,
-        train_data=base / data["train"] if data.get("train") else None,
-        test_data=base / data["test"] if data.get("test") else None,
-        calibration_data=base / data["calibration"] if data.get("calibration") else None,
-        calibration_share=float(share),
-        few_shot=few_shot,
-        artifacts=base / str(raw.get("artifacts", "artifacts")),
-        encoder=local.get("encoder"),
-        seed=int(raw.get("seed", 0)),
-        unaccepted_cost_usd=None if unaccepted is None else float(unaccepted),
+        description=settings.description,
+        tiers=tuple(settings.tiers),
+        error_budget=settings.error_budget,
+        confidence=settings.confidence,
+        when_unsure=settings.when_unsure,
+        thresholds=settings.thresholds,
+        train_data=base / data.train if data.train else None,
+        test_data=base / data.test if data.test else None,
+        calibration_data=base / data.calibration if data.calibration else None,
+        calibration_share=data.calibration_share,
+        few_shot=settings.few_shot,
+        artifacts=base / settings.artifacts,
+        seed=settings.seed,
+        local=dict(settings.local),
+        unaccepted_cost_usd=settings.unaccepted_cost_usd,
     )

@@ -15,18 +15,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import numpy as np
 
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example, load_dataset, stratified_split
 from tiergate.errors import TiergateError
-from tiergate.routing.engine import Router
+from tiergate.routing.engine import LocalViewer, Router
 from tiergate.routing.fitting import OwnRows
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tiers.base import LocalView, Tier, TierAnswer
-from tiergate.tiers.claude import ClaudeTier
+from tiergate.tiers.factory import build_tiers
+from tiergate.transports.base import Transport
 
 LOCAL_DIR = "local"
 POLICY_FILE = "calibration.json"
@@ -48,14 +48,21 @@ class RouteData:
     calibration: list[Example]
 
 
+def read_examples(route: Route, path: Path, *, require_labels: bool = True) -> list[Example]:
+    """A data file read the way the route's task reads rows."""
+    return load_dataset(path, require_labels=require_labels, reader=route.task.example)
+
+
 def route_data(route: Route) -> RouteData:
     """Training and calibration examples: a calibration file, or a share held out from train."""
     if route.train_data is None:
         raise RuntimeSetupError(f"{route.path}: data.train is not set")
-    train = load_dataset(route.train_data)
+    train = read_examples(route, route.train_data)
     if route.calibration_data is not None:
-        return RouteData(train, load_dataset(route.calibration_data))
-    split = stratified_split(train, calibration=route.calibration_share, seed=route.seed)
+        return RouteData(train, read_examples(route, route.calibration_data))
+    split = stratified_split(
+        train, calibration=route.calibration_share, seed=route.seed, stratum=route.task.stratum
+    )
     return RouteData(split.train, split.calibration)
 
 
@@ -66,17 +73,14 @@ def labelled_examples(
     chosen = path or route.test_data
     if chosen is None:
         raise RuntimeSetupError(f"{route.path} has no data.test: pass --data FILE")
-    examples = load_dataset(chosen)
+    examples = read_examples(route, chosen)
     check_labels(route, examples, str(chosen))
     return chosen, examples[:limit] if limit is not None else examples
 
 
 def check_labels(route: Route, examples: Sequence[Example], source: str) -> None:
-    known = set(route.label_names)
-    unknown = sorted({example.label for example in examples} - known)
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (" ..." if len(unknown) > 5 else "")
-        raise RuntimeSetupError(f"{source}: labels not in the route's label set: {shown}")
+    """Refuse gold answers the route's task cannot take (a label outside the set, say)."""
+    route.task.check_gold(examples, source)
 
 
 class LocalModelViewer:
@@ -141,40 +145,23 @@ def load_local(route: Route) -> LocalModelViewer:
     return LocalModelViewer(LocalModel.load(directory))
 
 
-def static_examples(examples: Sequence[Example], per_label: int = 6) -> list[tuple[str, str]]:
-    """Fixed labelled examples, round robin over labels: the cache-padding pool."""
-    by_label: dict[str, list[str]] = {}
-    for example in examples:
-        bucket = by_label.setdefault(example.label, [])
-        if len(bucket) < per_label:
-            bucket.append(example.text)
-    chosen: list[tuple[str, str]] = []
-    for round_number in range(per_label):
-        for label in sorted(by_label):
-            texts = by_label[label]
-            if round_number < len(texts):
-                chosen.append((texts[round_number], label))
-    return chosen
-
-
-def claude_tiers(
+def paid_tiers(
     route: Route,
     book: PriceBook,
-    client: anthropic.AsyncAnthropic,
-    pool: Sequence[Example],
+    transport: Transport,
+    local: LocalViewer | None = None,
+    pool: Sequence[Example] | None = None,
 ) -> dict[str, Tier]:
-    padding = static_examples(pool)
-    return {
-        name: ClaudeTier(
-            book.get(name),
-            route.labels,
-            client,
-            task_description=route.description,
-            static_examples=padding,
-            few_shot=route.few_shot,
+    """The route's paid tiers, built by their providers (``tiers/factory.py``), with the task
+    prepared on the labelled pool (the local model's examples, else the training data)."""
+    if pool is None:
+        pool = (
+            local.model.examples
+            if isinstance(local, LocalModelViewer)
+            else (route_data(route).train if route.train_data else [])
         )
-        for name in route.claude_tiers
-    }
+    task = route.task.prepared(pool)
+    return dict(build_tiers(route.claude_tiers, book, task, transport))
 
 
 def save_policies(
@@ -243,20 +230,24 @@ def load_policies(route: Route) -> dict[str, TierPolicy]:
     return load_calibration(route).policies
 
 
+def uses_local_model(route: Route) -> bool:
+    """The local model answers (a local tier) or informs the paid tiers (few-shot neighbours)."""
+    return LOCAL in route.tiers or (route.few_shot > 0 and (route.artifacts / LOCAL_DIR).exists())
+
+
 def open_router(
     route: Route,
     book: PriceBook,
-    client: anthropic.AsyncAnthropic | None,
+    transport: Transport | None,
     *,
     concurrency: int = 32,
 ) -> Router:
-    local = load_local(route) if LOCAL in route.tiers or route.few_shot else None
+    local = load_local(route) if uses_local_model(route) else None
     tiers: dict[str, Tier] = {}
     if route.claude_tiers:
-        if client is None:
-            raise RuntimeSetupError("the route's ladder has Claude tiers but no client was given")
-        pool = local.model.examples if local is not None else route_data(route).train
-        tiers = claude_tiers(route, book, client, pool)
+        if transport is None:
+            raise RuntimeSetupError("the route's ladder has paid tiers but no transport was given")
+        tiers = paid_tiers(route, book, transport, local)
     calibration = load_calibration(route)
     # A budget given to `calibrate --budget` holds until the next calibration.
     route = replace(route, error_budget=calibration.error_budget)
@@ -276,11 +267,13 @@ def save_runs(
     body: dict[str, Any] = {
         "format": RUNS_FORMAT,
         "local_model": model_hash,  # the local model these answers saw (features depend on it)
-        "examples": [{"text": e.text, "label": e.label} for e in examples],
+        "examples": [
+            {"text": e.text, "label": e.label, "id": e.id, "request": e.request} for e in examples
+        ],
         "runs": {
             tier: [
                 {
-                    "label": a.label,
+                    "payload": a.payload,
                     "features": a.features,
                     "cost_usd": a.cost_usd,
                     "problem": a.problem,
@@ -321,12 +314,15 @@ def load_runs(route: Route) -> RecordedRuns:
     body = json.loads(path.read_text())
     if body.get("format") not in (POLICY_FORMAT, RUNS_FORMAT):
         raise RuntimeSetupError(f"{path}: unknown format {body.get('format')!r}")
-    examples = [Example(row["text"], row["label"]) for row in body["examples"]]
+    examples = [
+        Example(row["text"], row["label"], id=row.get("id"), request=row.get("request"))
+        for row in body["examples"]
+    ]
     runs = {
         tier: [
             TierAnswer(
                 tier,
-                row["label"],
+                row["payload"] if "payload" in row else row["label"],
                 row["features"],
                 cost_usd=row["cost_usd"],
                 problem=row["problem"],

@@ -1,9 +1,10 @@
-"""The tier interface: a ticket in, a labelled answer with its cost and confidence features out.
+"""The tier interface: an item in, an answer with its cost and confidence features out.
 
 A tier never decides whether its answer is good enough; the engine does, with a calibrator and
 a threshold fitted per tier (see ``tiergate.routing``). A tier that fails to give a usable answer
-(a label outside the label set, malformed structured output, a refusal, an API error after the
-SDK's retries) returns an answer with ``label=None`` and a ``problem``: the engine escalates it.
+(an answer the task cannot use, malformed structured output, a refusal, an API error after the
+transport's retries) returns an answer with ``payload=None`` and a ``problem``: the engine
+escalates it. What a request and an answer look like is the task's business (``tasks/``).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Protocol
 
 from tiergate.classifier.prediction import LocalPrediction, Neighbour
 from tiergate.core.usage import Usage
+from tiergate.tasks.base import Context, Item, Payload
 
 
 @dataclass(frozen=True, slots=True)
 class LocalView:
-    """The local model's prediction for a ticket, with the label index to read it by name.
+    """The local model's prediction for an item, with the label index to read it by name.
 
-    The Claude tiers use it for few-shot examples (``neighbours``) and agreement features.
+    The paid tiers use it for few-shot examples (``neighbours``) and agreement features.
     """
 
     prediction: LocalPrediction
@@ -39,17 +41,10 @@ class LocalView:
         return 0.0 if index is None else float(self.prediction.probabilities[index])
 
 
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    text: str
-    local: LocalView | None = None
-    id: str | None = None
-
-
 @dataclass(frozen=True)
 class TierAnswer:
     tier: str
-    label: str | None
+    payload: Payload | None
     features: dict[str, float]
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
@@ -61,28 +56,18 @@ class TierAnswer:
 
     @property
     def usable(self) -> bool:
-        return self.label is not None and self.problem is None
+        return self.payload is not None and self.problem is None
+
+    @property
+    def label(self) -> Payload | None:
+        """The payload under its classification name."""
+        return self.payload
 
 
 class Tier(Protocol):
     @property
     def name(self) -> str: ...
 
-    async def answer(self, ticket: Ticket) -> TierAnswer: ...
+    async def answer(self, item: Item, context: Context) -> TierAnswer: ...
 
     async def aclose(self) -> None: ...
-
-
-def agreement_features(label: str, local: LocalView | None) -> dict[str, float]:
-    """Features that say how well a label agrees with the local model's view of the ticket."""
-    if local is None:
-        return {}
-    votes = [neighbour.label for neighbour in local.neighbours]
-    share = votes.count(label) / len(votes) if votes else 0.0
-    return {
-        "local_probability": local.probability_of(label),
-        "agrees_with_local": 1.0 if label == local.label else 0.0,
-        "neighbour_vote": share,
-        "local_margin": local.prediction.margin,
-        "nearest_similarity": local.prediction.nearest_similarity,
-    }

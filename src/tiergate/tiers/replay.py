@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from tiergate.tiers.base import LocalView, Ticket, TierAnswer
+from tiergate.tasks.base import Context, Item
+from tiergate.tiers.base import LocalView, TierAnswer
 
 
 class ReplayTier:
-    """Answers each ticket with what a tier answered before (looked up by text)."""
+    """Answers each item with what a tier answered before (looked up by text)."""
 
     def __init__(self, name: str, answers: Mapping[str, TierAnswer]) -> None:
         self._name = name
@@ -18,8 +19,8 @@ class ReplayTier:
     def name(self) -> str:
         return self._name
 
-    async def answer(self, ticket: Ticket) -> TierAnswer:
-        recorded = self._answers.get(ticket.text)
+    async def answer(self, item: Item, context: Context) -> TierAnswer:
+        recorded = self._answers.get(item.text)
         if recorded is None:
             return TierAnswer(self._name, None, {}, problem="no recorded answer", model=self._name)
         return recorded

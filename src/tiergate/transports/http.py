@@ -14,7 +14,8 @@ import aiohttp
 
 from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
 
-DEFAULT_VERSION = "2023-06-01"
+# The version the official SDK (anthropic 2.x) sends; a call may name its own.
+DEFAULT_VERSION = "2026-10-21"
 ERROR_EVENT = b"event: error"
 
 
@@ -26,6 +27,8 @@ class HttpSettings:
     read_timeout_s: float = 600.0  # between two reads of the answer
     connections: int = 200
     headers: Mapping[str, str] = field(default_factory=dict)  # sent with every call
+    # How the key travels: Anthropic's ``x-api-key``, or ``bearer`` (OpenAI-compatible APIs).
+    auth: str = "x-api-key"
 
 
 class HttpTransport:
@@ -53,12 +56,11 @@ class HttpTransport:
         return self._session
 
     def _headers(self, call: ApiCall) -> dict[str, str]:
-        headers = {
-            "anthropic-version": DEFAULT_VERSION,
-            **self.settings.headers,
-            **call.headers,
-            "x-api-key": self.settings.api_key,
-        }
+        headers = {"anthropic-version": DEFAULT_VERSION, **self.settings.headers, **call.headers}
+        if self.settings.auth == "bearer":
+            headers["authorization"] = f"Bearer {self.settings.api_key}"
+        else:
+            headers["x-api-key"] = self.settings.api_key
         if call.body is not None or call.raw is not None:
             headers["content-type"] = "application/json"
         return headers

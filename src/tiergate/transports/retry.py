@@ -124,3 +124,19 @@ def header_wait(headers: Mapping[str, str]) -> float | None:
             if 0 <= seconds <= 60:
                 return seconds
     return None
+
+
+def anthropic_transport(
+    base_url: str,
+    api_key: str,
+    *,
+    max_retries: int = 2,
+    fallbacks: Mapping[str, str] | None = None,
+) -> Retrying:
+    """The Anthropic API at ``base_url``: one HTTP attempt per try, retried as the SDK would."""
+    from tiergate.transports.http import HttpSettings, HttpTransport
+
+    return Retrying(
+        HttpTransport(HttpSettings(base_url.rstrip("/"), api_key)),
+        RetryPolicy(max_retries=max_retries, fallbacks=dict(fallbacks or {})),
+    )
