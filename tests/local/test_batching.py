@@ -133,3 +133,26 @@ def test_float32_onnx_results_are_identical_batched_or_alone(
             batched = np.vstack(list(pool.map(lambda t: batcher.encode([t]), texts)))
         assert batcher.stats.batches < len(texts)
     assert np.abs(batched - alone).max() <= 1e-6
+
+
+def test_a_model_served_through_the_batcher_answers_as_without_it(
+    static_encoder: StaticEncoder, train_examples: list[Example], test_examples: list[Example]
+) -> None:
+    from tiergate.classifier import LocalModel
+
+    model = LocalModel.train(train_examples, static_encoder)
+    texts = [e.text for e in test_examples]
+    direct = [(p.label, p.probability) for p in model.predict(texts)]
+    with MicroBatcher(model.encoder, max_batch=32, max_wait=0.01) as batcher:
+        served = model.with_encoder(batcher)
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            answers = list(pool.map(lambda text: served.predict([text])[0], texts))
+        assert batcher.stats.batches < len(texts)
+    assert [p.label for p in answers] == [label for label, _ in direct]
+    # The encoder's rows are identical; the classifier's float64 product of one row against
+    # many rows may round differently in the last bit.
+    assert [p.probability for p in answers] == pytest.approx(
+        [probability for _, probability in direct], rel=1e-12
+    )
+    with pytest.raises(ValueError, match="8-d"):
+        model.with_encoder(StaticEncoder(np.zeros((10, 8), np.float32), None, "tiny"))

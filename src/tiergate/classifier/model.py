@@ -168,6 +168,33 @@ class LocalModel:
         linear = fit_linear(vectors, label_ids, len(labels), c)
         return cls(resolved, example_list, vectors, labels, linear, k=k, c=c)
 
+    def with_encoder(self, encoder: Encoder) -> LocalModel:
+        """The same model answering through another encoder of the same vectors.
+
+        For serving: ``model.with_encoder(MicroBatcher(model.encoder))`` batches the encoder
+        calls of concurrent ``predict`` calls. The classifier, the neighbour pool and the
+        stored cross-fit are shared, not copied.
+        """
+        if encoder.dimension != self._encoder.dimension:
+            raise ValueError(
+                f"encoder {encoder.name} gives {encoder.dimension}-d vectors, the model "
+                f"was trained on {self._encoder.dimension}-d ones"
+            )
+        twin = LocalModel(
+            encoder,
+            self._examples,
+            self._vectors,
+            self._labels,
+            self._linear,
+            k=self._k,
+            c=self._c,
+            created=self._created,
+            stored_cross_fit=self._stored_cross_fit,
+            training=self._training,
+        )
+        twin._trained_on = self._trained_on
+        return twin
+
     def add_examples(
         self,
         texts: Sequence[str],

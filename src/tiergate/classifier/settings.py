@@ -6,7 +6,8 @@
       quantize: int8              # int8 | none (onnx only)
       max_seq_length: 128         # tokens kept per text when serving
       finetune: false             # or {epochs, max_pairs, max_seq_length, batch_size,
-                                  #     learning_rate, folds}: contrastive fine-tuning
+                                  #     learning_rate, folds, top_layers}: contrastive
+                                  #     fine-tuning (true: the defaults)
 
 Every setting has a default (``LocalSettings()``); a wrong one fails naming its field.
 """
@@ -46,6 +47,7 @@ class FinetuneSettings:
     batch_size: int = 32
     learning_rate: float = 3e-5
     folds: int = 2
+    top_layers: int = 3  # transformer layers trained (from the top); 0: all of them
 
     def __post_init__(self) -> None:
         _whole("local.finetune.epochs", self.epochs, 1)
@@ -53,6 +55,7 @@ class FinetuneSettings:
         _whole("local.finetune.max_seq_length", self.max_seq_length, 4)
         _whole("local.finetune.batch_size", self.batch_size, 2)
         _whole("local.finetune.folds", self.folds, 2)
+        _whole("local.finetune.top_layers", self.top_layers, 0)
         rate = self.learning_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate < 1:
             raise LocalSettingsError(

@@ -41,17 +41,24 @@ def build_local_model(
     *,
     seed: int = 0,
     progress: Progress | None = None,
+    cross_fit: bool = True,
 ) -> LocalModel:
-    """Train the local model ``settings`` describe; encoder files go to ``directory/encoder``."""
+    """Train the local model ``settings`` describe; encoder files go to ``directory/encoder``.
+
+    ``cross_fit=False`` skips the fine-tuned cross-fit, for callers that calibrate on data
+    held out from ``examples`` (the model's ``cross_fit`` then must not be used for
+    calibration: it would fall back to scores the fine-tuned encoder is not honest about).
+    """
     if not examples:
         raise ValueError("cannot train on no examples")
     say = progress or (lambda _message: None)
     example_list = list(examples)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    cross_fit: CrossFit | None = None
+    scores: CrossFit | None = None
     if settings.finetune is not None:
-        cross_fit = _finetuned_cross_fit(example_list, settings, seed, say, timings)
+        if cross_fit:
+            scores = _finetuned_cross_fit(example_list, settings, seed, say, timings)
         tick = time.perf_counter()
         say(f"fine-tuning the served encoder on all {len(example_list):,} examples")
         transformer = _finetune(example_list, settings, seed, say)
@@ -71,14 +78,14 @@ def build_local_model(
         "seed": seed,
         "seconds": {name: round(value, 1) for name, value in timings.items()},
     }
-    if cross_fit is not None and settings.finetune is not None:
+    if scores is not None and settings.finetune is not None:
         training["cross_fit"] = {
             "folds": settings.finetune.folds,
             "seed": seed,
             "finetuned_per_fold": True,
             "examples": len(example_list),
         }
-        model.attach_cross_fit(cross_fit, training)
+        model.attach_cross_fit(scores, training)
     else:
         model.attach_training(training)
     return model
@@ -117,6 +124,7 @@ def _finetune(
         max_seq_length=options.max_seq_length,
         batch_size=options.batch_size,
         learning_rate=options.learning_rate,
+        top_layers=options.top_layers,
         seed=seed,
         progress=say,
     )
@@ -176,11 +184,21 @@ def _finetuned_cross_fit(
             f"examples, scoring the other {len(held_rows):,}"
         )
         transformer = _finetune(fold_train, settings, seed + number, say)
-        with tempfile.TemporaryDirectory() as scratch:
-            encoder = _materialise(
-                transformer, settings, Path(scratch) / ENCODER_DIR, finetuned=True
+        if settings.runtime == "torch":
+            from tiergate.encoders.sentence_transformer import SentenceTransformerEncoder
+
+            transformer.max_seq_length = settings.max_seq_length
+            encoder: Encoder = SentenceTransformerEncoder.from_transformer(
+                transformer, f"{settings.encoder} fine-tuned without fold {number}"
             )
             vectors = encoder.encode(texts)
+        else:
+            # Exported and quantised as the served encoder will be, so the scores match it.
+            with tempfile.TemporaryDirectory() as scratch:
+                encoder = _materialise(
+                    transformer, settings, Path(scratch) / ENCODER_DIR, finetuned=True
+                )
+                vectors = encoder.encode(texts)
         fold_model = LocalModel.train(fold_train, encoder, vectors=vectors[train_rows])
         batch = fold_model.score_vectors(vectors[held_rows])
         predicted = [fold_model.labels[i] for i in batch.label_ids.tolist()]

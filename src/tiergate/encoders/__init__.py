@@ -13,11 +13,13 @@
 - anything else: a sentence-transformers model name or local path (offline: must be cached).
 
 Why MiniLM is the default: the error budget is the product, and what it is worth depends on
-how many answers can be certified inside it. MiniLM is the encoder whose coverage at a 1%
-budget has been measured (``bench/local_budgets.py``: 77.8% of BANKING77 at 99.1%). Its few
-milliseconds per request are small next to a Claude call. ``static:all-MiniLM-L6-v2`` (a
-distilled token-vector table, encoding in microseconds) is the faster option for
-latency-bound traffic; ``bench/local_tier.py`` compares the two on speed and accuracy.
+how many answers can be certified inside it; MiniLM is the encoder whose coverage at a 1%
+budget has been measured (``bench/local_budgets.py``, ``docs/local_tier.md``). A route's
+``local:`` block (``tiergate.classifier.settings``) decides how it runs: by default exported to
+ONNX and quantised to int8 at train time, served by ONNX Runtime without torch, and optionally
+fine-tuned on the route's data first. ``static:all-MiniLM-L6-v2`` (a distilled token-vector
+table, encoding in microseconds) is the fastest fallback for latency-bound traffic, at a
+lower accuracy; ``bench/local_tier.py`` compares them all on speed and accuracy.
 """
 
 from __future__ import annotations
