@@ -52,7 +52,7 @@ def test_fine_tuned_model_carries_an_honest_cross_fit_and_reloads_anywhere(
     metadata = json.loads((directory / "metadata.json").read_text())
     assert metadata["encoder"] == "./encoder"
     assert metadata["training"]["cross_fit"]["finetuned_per_fold"] is True
-    assert metadata["training"]["settings"]["finetune"]["max_pairs"] == 32
+    assert metadata["training"]["settings"]["finetune"]["max_pairs"] == TINY_FINETUNE.max_pairs
 
     texts = [e.text for e in test_examples]
     before = [p.label for p in model.predict(texts)]
@@ -75,6 +75,15 @@ def test_fine_tuned_model_carries_an_honest_cross_fit_and_reloads_anywhere(
     assert len(extended.gold) == len(train_examples) + 1
     assert extended.gold[-1] == "lost_or_stolen_card"
     np.testing.assert_array_equal(extended.correct[:-1], stored.correct)
+
+
+def test_a_fine_tuned_model_without_its_cross_fit_refuses_to_cross_fit(
+    train_examples: list[Example], tmp_path: Path
+) -> None:
+    settings = LocalSettings(runtime="torch", finetune=TINY_FINETUNE)
+    model = build_local_model(train_examples[:60], settings, tmp_path / "m", cross_fit=False)
+    with pytest.raises(ValueError, match="not be out of sample"):
+        model.cross_fit()
 
 
 def test_onnx_model_exports_its_encoder_into_the_artifact(

@@ -343,6 +343,12 @@ class LocalModel:
         """
         stored = self._stored_cross_fit
         if stored is None:
+            if (self._training.get("settings") or {}).get("finetune"):
+                raise ValueError(
+                    "this model's encoder was fine-tuned on its examples without a cross-fit "
+                    "(build_local_model(cross_fit=False)): out-of-fold scores would not be out "
+                    "of sample; calibrate it on held-out data instead"
+                )
             return self._classifier_cross_fit(np.arange(len(self._examples)), folds, seed)
         covered = len(stored.gold)
         if covered == len(self._examples):

@@ -46,8 +46,8 @@ def build_local_model(
     """Train the local model ``settings`` describe; encoder files go to ``directory/encoder``.
 
     ``cross_fit=False`` skips the fine-tuned cross-fit, for callers that calibrate on data
-    held out from ``examples`` (the model's ``cross_fit`` then must not be used for
-    calibration: it would fall back to scores the fine-tuned encoder is not honest about).
+    held out from ``examples``; the model's ``cross_fit`` then refuses to run (classifier-only
+    out-of-fold scores through a fine-tuned encoder would not be out of sample).
     """
     if not examples:
         raise ValueError("cannot train on no examples")
