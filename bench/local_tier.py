@@ -3,7 +3,9 @@
 One row per candidate, all measured in this run on BANKING77 (train -> test):
 
 - p50/p99 ms: one request (encode + classify + neighbours for one text), 200 requests;
-- texts/s @64: ``predict`` on batches of 64 test texts, as they come (unsorted);
+- texts/s @64: ``predict`` on batches of 64 test texts, as they come (unsorted); encoder
+  only /s: the encoder alone on the same batches (what the classifier and neighbours add is
+  the difference);
 - conc. texts/s and CPU ms/text: 16 client threads each sending one text at a time (1,024
   texts), directly or through the micro-batcher (``encoders.batching``); CPU time is the
   process's, so a runtime that spreads over both cores pays for it here;
@@ -95,6 +97,7 @@ class Row:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     texts_per_s: float = 0.0
+    encode_per_s: float = 0.0
     concurrent_per_s: float = 0.0
     cpu_ms_per_text: float = 0.0
     train_s: float | None = None
@@ -151,6 +154,11 @@ def speed(model: LocalModel, texts: list[str], requests: int, row: Row) -> None:
     for start in range(0, len(texts), BATCH):
         model.predict(texts[start : start + BATCH])
     row.texts_per_s = len(texts) / (time.perf_counter() - tick)
+    encoder = model.encoder.encoder if isinstance(model.encoder, MicroBatcher) else model.encoder
+    tick = time.perf_counter()
+    for start in range(0, len(texts), BATCH):
+        encoder.encode(texts[start : start + BATCH])
+    row.encode_per_s = len(texts) / (time.perf_counter() - tick)
     row.concurrent_per_s, row.cpu_ms_per_text = concurrent(model, texts[:CONCURRENT_TEXTS])
 
 
@@ -204,6 +212,7 @@ def print_table(rows: Sequence[Row]) -> None:
         "p99 ms",
         "texts/s @64",
         "x base",
+        "encoder only /s",
         "conc. texts/s",
         "CPU ms/text",
         "train s",
@@ -222,6 +231,7 @@ def print_table(rows: Sequence[Row]) -> None:
                 f"{row.p99_ms:.2f}",
                 f"{row.texts_per_s:,.0f}",
                 f"{row.texts_per_s / base.texts_per_s:.1f}x",
+                f"{row.encode_per_s:,.0f}",
                 f"{row.concurrent_per_s:,.0f}",
                 f"{row.cpu_ms_per_text:.2f}",
                 "-" if row.train_s is None else f"{row.train_s:.0f}",

@@ -123,6 +123,7 @@ class LocalModel:
         self._encoder = encoder
         self._examples = examples
         self._vectors = vectors
+        self._columns: NDArray[np.float32] | None = None  # vectors.T, contiguous, built lazily
         self._labels = labels
         self._label_index = {label: i for i, label in enumerate(labels)}
         self._example_label_ids = np.array(
@@ -302,7 +303,16 @@ class LocalModel:
 
     def score_vectors(self, vectors: NDArray[np.float32], *, k: int | None = None) -> ScoredBatch:
         """Score already-encoded texts (for benchmarks that reuse embeddings)."""
-        return _score(self._linear, self._vectors, self._example_label_ids, vectors, k or self._k)
+        if self._columns is None or self._columns.shape[1] != self._vectors.shape[0]:
+            self._columns = np.ascontiguousarray(self._vectors.T)
+        return _score(
+            self._linear,
+            self._vectors,
+            self._example_label_ids,
+            vectors,
+            k or self._k,
+            columns=self._columns,
+        )
 
     def attach_cross_fit(self, cross_fit: CrossFit, training: Mapping[str, Any]) -> None:
         """Record out-of-fold scores computed when the encoder was built (fine-tuning).
@@ -467,9 +477,11 @@ def _score(
     index_label_ids: NDArray[np.intp],
     queries: NDArray[np.float32],
     k: int,
+    *,
+    columns: NDArray[np.float32] | None = None,
 ) -> ScoredBatch:
     probabilities = linear.probabilities(queries)
-    found = nearest(index_vectors, queries, k)
+    found = nearest(index_vectors, queries, k, columns=columns)
     label_ids, features = confidence_features(
         probabilities, index_label_ids[found.indices], found.similarities
     )
