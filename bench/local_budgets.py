@@ -15,9 +15,18 @@ Calibration data:
   train+val and calibrates out-of-fold; ``--clinc-oos-class`` trains with ``oos_train`` as a
   label of its own that always escalates (then only ``oos_val`` calibrates).
 
+Local settings (the route's ``local:`` block): ``--runtime onnx --quantize int8`` exports the
+encoder as ``tiergate train`` does; ``--finetune-pairs N`` fine-tunes it first. With
+fine-tuning, BANKING77's cross-fit is the honest one of ``LocalModel.cross_fit``: each fold is
+scored by an encoder fine-tuned without it (``--finetune-folds``); CLINC150 (holdout)
+calibrates on splits the fine-tuning never saw. ``--artifacts DIR`` keeps the built models and
+reuses them on the next run with the same settings.
+
 Run::
 
     .venv/bin/python bench/local_budgets.py [--encoder all-MiniLM-L6-v2] [--cache /tmp/emb]
+    .venv/bin/python bench/local_budgets.py --runtime onnx --finetune-pairs 2000 \
+        --artifacts /tmp/local-artifacts
 """
 
 from __future__ import annotations
@@ -27,9 +36,10 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +52,8 @@ from tiergate.calibration import (
     fit_thresholds_per_label,
 )
 from tiergate.classifier import LOCAL_FEATURES, LocalModel
+from tiergate.classifier.settings import FinetuneSettings, LocalSettings
+from tiergate.classifier.training import build_local_model
 from tiergate.datasets import Example, load_dataset, stratified_split
 from tiergate.encoders import DEFAULT_ENCODER, Encoder, load_encoder
 
@@ -91,6 +103,68 @@ def cached_encode(
         return vectors
 
     return encode
+
+
+@dataclass(frozen=True)
+class Builder:
+    """Trains a local model: on fixed vectors (plain encoder) or from route-style settings."""
+
+    encoder: Encoder | None
+    cached: Callable[[Sequence[str]], NDArray[np.float32]] | None
+    settings: LocalSettings | None = None
+    artifacts: Path | None = None
+    built: dict[str, LocalModel] = field(default_factory=dict)  # this run's models, by key
+
+    @property
+    def encoder_name(self) -> str | None:
+        return None if self.encoder is None else self.encoder.name
+
+    def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
+        assert self.cached is not None, "a settings-built model encodes with its own encoder"
+        return self.cached(texts)
+
+    def train(
+        self,
+        name: str,
+        examples: list[Example],
+        vectors: Callable[[], NDArray[np.float32]],
+        *,
+        cross_fit: bool = True,
+    ) -> LocalModel:
+        # Models built with different settings never share a key (nor a directory on disk).
+        identity = (
+            [name, self.settings.to_json(), len(examples)]
+            if self.settings is not None
+            else [name, self.encoder_name, len(examples)]
+        )
+        key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
+        if key in self.built:
+            return self.built[key]
+        if self.settings is None:
+            assert self.encoder is not None
+            model = LocalModel.train(examples, self.encoder, vectors=vectors())
+            self.built[key] = model
+            return model
+        directory = (self.artifacts or Path(tempfile.mkdtemp())) / f"{name}-{key}"
+        if (directory / "metadata.json").is_file():
+            print(f"{name}: reusing {directory}", file=sys.stderr)
+            model = LocalModel.load(directory)
+            self.built[key] = model
+            return model
+        model = build_local_model(
+            examples,
+            self.settings,
+            directory,
+            seed=0,
+            progress=lambda m: print(m, file=sys.stderr),
+            cross_fit=cross_fit,
+        )
+        model.save(directory)
+        self.built[key] = model
+        return model
+
+    def vectors(self, model: LocalModel, texts: Sequence[str]) -> NDArray[np.float32]:
+        return self.encode(texts) if self.settings is None else model.encoder.encode(texts)
 
 
 def score(model: LocalModel, vectors: NDArray[np.float32], gold: Sequence[str]) -> Scored:
@@ -157,43 +231,39 @@ def budget_rows(
     return rows
 
 
-def banking77(
-    encoder: Encoder,
-    encode: Callable[[Sequence[str]], NDArray[np.float32]],
-    mode: str,
-    delta: float,
-) -> list[dict[str, object]]:
+def banking77(builder: Builder, mode: str, delta: float) -> list[dict[str, object]]:
     train = load_dataset(DATA / "banking77" / "banking77_train.csv")
     test = load_dataset(DATA / "banking77" / "banking77_test.csv")
     started = time.perf_counter()
     if mode == "holdout":
         split = stratified_split(train, calibration=0.2, seed=0)
-        model = LocalModel.train(
-            split.train, encoder, vectors=encode([e.text for e in split.train])
+        model = builder.train(
+            "banking77-holdout",
+            split.train,
+            lambda: builder.encode([e.text for e in split.train]),
+            cross_fit=False,
         )
         calibration = score(
-            model, encode([e.text for e in split.calibration]), [e.label for e in split.calibration]
+            model,
+            builder.vectors(model, [e.text for e in split.calibration]),
+            [e.label for e in split.calibration],
         )
     else:
-        model = LocalModel.train(train, encoder, vectors=encode([e.text for e in train]))
+        model = builder.train("banking77", train, lambda: builder.encode([e.text for e in train]))
         fold = model.cross_fit(folds=5, seed=0)
         calibration = Scored(fold.labels, fold.gold, fold.features)
     print(
         f"banking77: trained and calibrated in {time.perf_counter() - started:.1f}s",
         file=sys.stderr,
     )
-    test_scored = score(model, encode([e.text for e in test]), [e.label for e in test])
+    test_scored = score(
+        model, builder.vectors(model, [e.text for e in test]), [e.label for e in test]
+    )
     print(f"banking77: test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
     return budget_rows(f"banking77 ({mode})", calibration, test_scored, None, delta)
 
 
-def clinc150(
-    encoder: Encoder,
-    encode: Callable[[Sequence[str]], NDArray[np.float32]],
-    mode: str,
-    oos_class: bool,
-    delta: float,
-) -> list[dict[str, object]]:
+def clinc150(builder: Builder, mode: str, oos_class: bool, delta: float) -> list[dict[str, object]]:
     """CLINC150: out-of-scope messages carry the gold label "oos" and are always errors.
 
     With ``oos_class`` the training data includes out-of-scope examples as a label of its own,
@@ -204,13 +274,17 @@ def clinc150(
     def examples(*keys: str) -> list[Example]:
         return [Example(text, label) for key in keys for text, label in raw[key]]
 
+    model: LocalModel | None = None
+
     def vectors(*keys: str) -> NDArray[np.float32]:
         # Split by split, so each split's embeddings are cached once whatever the combination.
-        return np.vstack([encode([text for text, _ in raw[key]]) for key in keys])
+        if builder.settings is not None and model is not None:
+            return model.encoder.encode([text for key in keys for text, _ in raw[key]])
+        return np.vstack([builder.encode([text for text, _ in raw[key]]) for key in keys])
 
     if mode == "crossfit":
         keys = ("train", "val", "oos_train", "oos_val") if oos_class else ("train", "val")
-        model = LocalModel.train(examples(*keys), encoder, vectors=vectors(*keys))
+        model = builder.train("clinc150-crossfit", examples(*keys), lambda: vectors(*keys))
         fold = model.cross_fit(folds=5, seed=0)
         calibration = Scored(fold.labels, fold.gold, fold.features)
         if not oos_class:
@@ -227,7 +301,12 @@ def clinc150(
     else:
         train_keys = ("train", "oos_train") if oos_class else ("train",)
         held_keys = ("val", "oos_val") if oos_class else ("val", "oos_val", "oos_train")
-        model = LocalModel.train(examples(*train_keys), encoder, vectors=vectors(*train_keys))
+        model = builder.train(
+            f"clinc150-{'+'.join(train_keys)}",
+            examples(*train_keys),
+            lambda: vectors(*train_keys),
+            cross_fit=False,
+        )
         held = examples(*held_keys)
         calibration = score(model, vectors(*held_keys), [e.label for e in held])
     test_scored = score(model, vectors("test"), [e.label for e in examples("test")])
@@ -277,17 +356,50 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--datasets", default="banking77,clinc150")
     parser.add_argument("--cache", type=Path, default=None, help="directory to cache embeddings")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows as JSON")
+    parser.add_argument(
+        "--runtime",
+        choices=("onnx", "torch"),
+        default=None,
+        help="build the model as `tiergate train` does with this runtime (default: plain encoder)",
+    )
+    parser.add_argument("--quantize", choices=("int8", "none"), default="int8")
+    parser.add_argument("--finetune-pairs", type=int, default=0, help="0: no fine-tuning")
+    parser.add_argument("--finetune-folds", type=int, default=2)
+    parser.add_argument("--finetune-seq", type=int, default=32)
+    parser.add_argument("--finetune-layers", type=int, default=3)
+    parser.add_argument("--artifacts", type=Path, default=None, help="keep built models here")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    encoder = load_encoder(args.encoder)
-    encode = cached_encode(encoder, args.cache)
+    settings = None
+    if args.runtime is not None or args.finetune_pairs:
+        finetune = (
+            FinetuneSettings(
+                max_pairs=args.finetune_pairs,
+                folds=args.finetune_folds,
+                max_seq_length=args.finetune_seq,
+                top_layers=args.finetune_layers,
+            )
+            if args.finetune_pairs
+            else None
+        )
+        settings = LocalSettings(
+            encoder=args.encoder,
+            runtime=args.runtime or "onnx",
+            quantize=args.quantize,
+            finetune=finetune,
+        )
+        builder = Builder(None, None, settings, args.artifacts)
+    else:
+        encoder = load_encoder(args.encoder)
+        builder = Builder(encoder, cached_encode(encoder, args.cache))
     rows: list[dict[str, object]] = []
     wanted = set(args.datasets.split(","))
     if "banking77" in wanted:
-        rows += banking77(encoder, encode, args.banking_calibration, args.delta)
+        rows += banking77(builder, args.banking_calibration, args.delta)
     if "clinc150" in wanted:
-        rows += clinc150(encoder, encode, args.clinc_calibration, args.clinc_oos_class, args.delta)
-    print(f"local tier alone; encoder {encoder.name}; delta {args.delta}")
+        rows += clinc150(builder, args.clinc_calibration, args.clinc_oos_class, args.delta)
+    described = json.dumps(settings.to_json()) if settings else str(builder.encoder_name)
+    print(f"local tier alone; encoder {described}; delta {args.delta}")
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

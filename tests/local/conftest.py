@@ -34,3 +34,19 @@ def test_examples() -> list[Example]:
 def trained(encoder: Encoder, train_examples: list[Example]) -> LocalModel:
     """A model shared by read-only tests; tests that mutate a model train their own."""
     return LocalModel.train(train_examples, encoder)
+
+
+@pytest.fixture(scope="session")
+def onnx_dirs(encoder: Encoder, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The bundled MiniLM exported once as float32 and once as int8 (a few seconds each)."""
+    from tiergate.encoders import SentenceTransformerEncoder
+    from tiergate.encoders.export import export_onnx
+
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    root = tmp_path_factory.mktemp("onnx")
+    return {
+        quantize: export_onnx(
+            encoder.transformer, root / quantize, source="all-MiniLM-L6-v2", quantize=quantize
+        )
+        for quantize in ("none", "int8")
+    }

@@ -56,3 +56,18 @@ def test_static_encoder_handles_only_empty_texts(static_encoder: StaticEncoder) 
 def test_l2_normalise_keeps_zero_rows() -> None:
     out = l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_loading_the_bundled_encoder_prints_no_library_progress_bars() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "from tiergate.encoders import SentenceTransformerEncoder\n"
+        "print(SentenceTransformerEncoder().encode(['lost card']).shape)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "(1, 384)"
+    assert result.stderr == "", result.stderr

@@ -7,6 +7,10 @@ Layout of an artifact directory::
     bias.npy          (labels,)
     vectors.npy       (examples, dimension) float32 embeddings of the training examples
     examples.jsonl    the training examples with provenance (gold or the tier that answered)
+    encoder/          (optional) the encoder built at train time: ONNX export or fine-tuned
+                      weights; metadata names it by a path relative to the artifact
+    crossfit.npz      (optional) out-of-fold scores computed at train time, when they cannot
+                      be recomputed cheaply (a fine-tuned encoder); string arrays, no pickles
 
 Nothing is pickled, so loading an artifact cannot run code. A reader refuses any other
 ``format_version`` rather than guessing at it.
@@ -27,9 +31,12 @@ from numpy.typing import NDArray
 from tiergate.datasets import Example
 from tiergate.errors import TiergateError
 
-FORMAT_VERSION = 1
+# Version 2 added encoder/ and crossfit.npz; version 1 artifacts still load.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 METADATA_FILE = "metadata.json"
 EXAMPLES_FILE = "examples.jsonl"
+CROSS_FIT_FILE = "crossfit.npz"
 
 
 class ArtifactError(TiergateError, ValueError):
@@ -43,6 +50,7 @@ class ArtifactContents:
     bias: NDArray[np.float64]
     vectors: NDArray[np.float32]
     examples: list[Example]
+    cross_fit: Mapping[str, NDArray[Any]] | None = None
 
 
 def data_hash(examples: Iterable[Example]) -> str:
@@ -59,6 +67,12 @@ def write_artifact(directory: Path, contents: ArtifactContents) -> None:
     np.save(directory / "weights.npy", contents.weights)
     np.save(directory / "bias.npy", contents.bias)
     np.save(directory / "vectors.npy", contents.vectors)
+    cross_fit_path = directory / CROSS_FIT_FILE
+    if contents.cross_fit is not None:
+        arrays: dict[str, Any] = dict(contents.cross_fit)
+        np.savez(cross_fit_path, allow_pickle=False, **arrays)
+    elif cross_fit_path.exists():
+        cross_fit_path.unlink()  # a stale one would describe another model
     with (directory / EXAMPLES_FILE).open("w", encoding="utf-8") as handle:
         for example in contents.examples:
             row = {"text": example.text, "label": example.label, "provenance": example.provenance}
@@ -79,10 +93,11 @@ def read_artifact(directory: Path) -> ArtifactContents:
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{metadata_path}: unreadable metadata ({error.msg})") from None
     version = metadata.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise ArtifactError(
             f"{directory}: artifact format version {version!r} is not supported "
-            f"(this tiergate reads version {FORMAT_VERSION}); retrain with `tiergate train`"
+            f"(this tiergate reads versions {', '.join(map(str, READABLE_VERSIONS))}); "
+            "retrain with `tiergate train`"
         )
     examples = []
     with (directory / EXAMPLES_FILE).open(encoding="utf-8") as handle:
@@ -97,9 +112,17 @@ def read_artifact(directory: Path) -> ArtifactContents:
         bias=np.load(directory / "bias.npy"),
         vectors=np.load(directory / "vectors.npy"),
         examples=examples,
+        cross_fit=_read_cross_fit(directory / CROSS_FIT_FILE),
     )
     if contents.vectors.shape[0] != len(examples):
         raise ArtifactError(
             f"{directory}: {len(examples)} examples but vectors for a different count"
         )
     return contents
+
+
+def _read_cross_fit(path: Path) -> dict[str, NDArray[Any]] | None:
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as stored:
+        return {name: stored[name] for name in stored.files}

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +36,7 @@ from tiergate.classifier.neighbours import nearest
 from tiergate.classifier.prediction import LocalPrediction, Neighbour
 from tiergate.datasets import GOLD, Example
 from tiergate.encoders import DEFAULT_ENCODER, Encoder, load_encoder
+from tiergate.encoders.portable import portable_spec
 
 DEFAULT_K = 10
 
@@ -59,6 +61,49 @@ class CrossFit:
     correct: NDArray[np.bool_]
     features: dict[str, NDArray[np.float64]]
 
+    def to_arrays(self) -> dict[str, NDArray[Any]]:
+        """Plain arrays for ``crossfit.npz`` (strings as unicode arrays: loads without pickle)."""
+        arrays: dict[str, NDArray[Any]] = {
+            "labels": np.array(self.labels, dtype=str),
+            "gold": np.array(self.gold, dtype=str),
+            "correct": self.correct.astype(bool),
+        }
+        arrays.update({f"feature:{name}": column for name, column in self.features.items()})
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, NDArray[Any]]) -> CrossFit:
+        return cls(
+            labels=[str(label) for label in arrays["labels"].tolist()],
+            gold=[str(label) for label in arrays["gold"].tolist()],
+            correct=np.asarray(arrays["correct"], dtype=bool),
+            features={
+                name.removeprefix("feature:"): np.asarray(column, dtype=np.float64)
+                for name, column in arrays.items()
+                if name.startswith("feature:")
+            },
+        )
+
+    def rows(self, rows: NDArray[np.intp]) -> CrossFit:
+        return CrossFit(
+            labels=[self.labels[i] for i in rows.tolist()],
+            gold=[self.gold[i] for i in rows.tolist()],
+            correct=self.correct[rows],
+            features={name: column[rows] for name, column in self.features.items()},
+        )
+
+    @staticmethod
+    def concatenate(parts: Sequence[CrossFit]) -> CrossFit:
+        return CrossFit(
+            labels=[label for part in parts for label in part.labels],
+            gold=[label for part in parts for label in part.gold],
+            correct=np.concatenate([part.correct for part in parts]),
+            features={
+                name: np.concatenate([part.features[name] for part in parts])
+                for name in parts[0].features
+            },
+        )
+
 
 class LocalModel:
     def __init__(
@@ -72,10 +117,13 @@ class LocalModel:
         k: int = DEFAULT_K,
         c: float = DEFAULT_C,
         created: float | None = None,
+        stored_cross_fit: CrossFit | None = None,
+        training: Mapping[str, Any] | None = None,
     ) -> None:
         self._encoder = encoder
         self._examples = examples
         self._vectors = vectors
+        self._columns: NDArray[np.float32] | None = None  # vectors.T, contiguous, built lazily
         self._labels = labels
         self._label_index = {label: i for i, label in enumerate(labels)}
         self._example_label_ids = np.array(
@@ -86,6 +134,10 @@ class LocalModel:
         self._c = c
         self._created = time.time() if created is None else created
         self._trained_on = len(examples)
+        # Out-of-fold scores of the first examples, computed when the model was built because
+        # recomputing them would mean fine-tuning the encoder again (see cross_fit).
+        self._stored_cross_fit = stored_cross_fit
+        self._training = dict(training or {})
 
     # -- building -------------------------------------------------------------------------
 
@@ -116,6 +168,33 @@ class LocalModel:
         label_ids = np.array([index[e.label] for e in example_list], dtype=np.intp)
         linear = fit_linear(vectors, label_ids, len(labels), c)
         return cls(resolved, example_list, vectors, labels, linear, k=k, c=c)
+
+    def with_encoder(self, encoder: Encoder) -> LocalModel:
+        """The same model answering through another encoder of the same vectors.
+
+        For serving: ``model.with_encoder(MicroBatcher(model.encoder))`` batches the encoder
+        calls of concurrent ``predict`` calls. The classifier, the neighbour pool and the
+        stored cross-fit are shared, not copied.
+        """
+        if encoder.dimension != self._encoder.dimension:
+            raise ValueError(
+                f"encoder {encoder.name} gives {encoder.dimension}-d vectors, the model "
+                f"was trained on {self._encoder.dimension}-d ones"
+            )
+        twin = LocalModel(
+            encoder,
+            self._examples,
+            self._vectors,
+            self._labels,
+            self._linear,
+            k=self._k,
+            c=self._c,
+            created=self._created,
+            stored_cross_fit=self._stored_cross_fit,
+            training=self._training,
+        )
+        twin._trained_on = self._trained_on
+        return twin
 
     def add_examples(
         self,
@@ -224,14 +303,71 @@ class LocalModel:
 
     def score_vectors(self, vectors: NDArray[np.float32], *, k: int | None = None) -> ScoredBatch:
         """Score already-encoded texts (for benchmarks that reuse embeddings)."""
-        return _score(self._linear, self._vectors, self._example_label_ids, vectors, k or self._k)
+        if self._columns is None or self._columns.shape[1] != self._vectors.shape[0]:
+            self._columns = np.ascontiguousarray(self._vectors.T)
+        return _score(
+            self._linear,
+            self._vectors,
+            self._example_label_ids,
+            vectors,
+            k or self._k,
+            columns=self._columns,
+        )
+
+    def attach_cross_fit(self, cross_fit: CrossFit, training: Mapping[str, Any]) -> None:
+        """Record out-of-fold scores computed when the encoder was built (fine-tuning).
+
+        ``cross_fit`` must cover the model's examples in order; ``training`` describes how it
+        was computed (it is saved in the artifact's metadata).
+        """
+        if len(cross_fit.gold) != len(self._examples):
+            raise ValueError("the cross-fit must cover every example the model holds")
+        self._stored_cross_fit = cross_fit
+        self._training = dict(training)
+
+    def attach_training(self, training: Mapping[str, Any]) -> None:
+        """Record how the model was built (saved in the artifact's metadata)."""
+        self._training = dict(training)
+
+    @property
+    def training(self) -> dict[str, Any]:
+        """How the model and its encoder were built (settings, fine-tuning, times)."""
+        return dict(self._training)
 
     def cross_fit(self, *, folds: int = 5, seed: int = 0) -> CrossFit:
         """Out-of-fold features for every example: each fold scored by a model not trained on it.
 
         Folds are stratified by label. The result calibrates a model trained on all the data,
         whose errors are, if anything, rarer than those of the fold models.
+
+        Why it stays honest with a fine-tuned encoder: fine-tuning teaches the encoder the
+        training labels, so the served encoder's vectors of a training example are not out of
+        sample even for a classifier that never saw the example. Such a model carries scores
+        computed when it was built (``attach_cross_fit``, see ``classifier.training``): the
+        data were split into ``finetune.folds`` folds, and each fold was scored by an encoder
+        fine-tuned *and* a classifier fitted on the other folds only. Those folds were fixed
+        at train time; re-running them here would mean fine-tuning again, so for those
+        examples ``folds`` and ``seed`` are not used. Examples added since (``add_examples``)
+        were never seen by the encoder; they are scored by the classifier-only cross-fit
+        below with ``folds`` and ``seed``.
         """
+        stored = self._stored_cross_fit
+        if stored is None:
+            if (self._training.get("settings") or {}).get("finetune"):
+                raise ValueError(
+                    "this model's encoder was fine-tuned on its examples without a cross-fit "
+                    "(build_local_model(cross_fit=False)): out-of-fold scores would not be out "
+                    "of sample; calibrate it on held-out data instead"
+                )
+            return self._classifier_cross_fit(np.arange(len(self._examples)), folds, seed)
+        covered = len(stored.gold)
+        if covered == len(self._examples):
+            return stored
+        added = self._classifier_cross_fit(np.arange(covered, len(self._examples)), folds, seed)
+        return CrossFit.concatenate([stored, added])
+
+    def _classifier_cross_fit(self, wanted: NDArray[np.intp], folds: int, seed: int) -> CrossFit:
+        """Classifier-only K-fold over every example; returns the rows in ``wanted``."""
         from sklearn.model_selection import StratifiedKFold
 
         label_ids = self._example_label_ids
@@ -239,11 +375,16 @@ class LocalModel:
         splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
         predicted = np.empty(len(label_ids), dtype=np.intp)
         columns: dict[str, NDArray[np.float64]] = {}
+        wanted_mask = np.zeros(len(label_ids), dtype=bool)
+        wanted_mask[wanted] = True
         # sklearn warns when a label has fewer members than folds; those rows are still scored.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             splits = list(splitter.split(self._vectors, label_ids))
-        for train_rows, held_rows in splits:
+        for train_rows, all_held_rows in splits:
+            held_rows = all_held_rows[wanted_mask[all_held_rows]]
+            if held_rows.size == 0:
+                continue
             linear = fit_linear(
                 self._vectors[train_rows], label_ids[train_rows], len(self._labels), self._c
             )
@@ -258,10 +399,10 @@ class LocalModel:
             for name, values in batch.features.items():
                 columns.setdefault(name, np.empty(len(label_ids)))[held_rows] = values
         return CrossFit(
-            labels=[self._labels[i] for i in predicted.tolist()],
-            gold=[e.label for e in self._examples],
-            correct=predicted == label_ids,
-            features=columns,
+            labels=[self._labels[i] for i in predicted[wanted].tolist()],
+            gold=[self._examples[i].label for i in wanted.tolist()],
+            correct=predicted[wanted] == label_ids[wanted],
+            features={name: column[wanted] for name, column in columns.items()},
         )
 
     # -- persistence ----------------------------------------------------------------------
@@ -270,12 +411,15 @@ class LocalModel:
         path = Path(directory)
         from tiergate import __version__
 
+        path.mkdir(parents=True, exist_ok=True)
+        stored = self._stored_cross_fit
         write_artifact(
             path,
             ArtifactContents(
                 metadata={
                     "tiergate_version": __version__,
-                    "encoder": self._encoder.name,
+                    "encoder": portable_spec(self._encoder, path),
+                    "training": self._training,
                     "dimension": self._encoder.dimension,
                     "labels": list(self._labels),
                     "examples": len(self._examples),
@@ -291,6 +435,7 @@ class LocalModel:
                 bias=self._linear.bias,
                 vectors=self._vectors,
                 examples=self._examples,
+                cross_fit=None if stored is None else stored.to_arrays(),
             ),
         )
         return path
@@ -300,7 +445,9 @@ class LocalModel:
         """Load an artifact; its encoder is rebuilt from the saved spec unless one is given."""
         contents = read_artifact(Path(directory))
         metadata = contents.metadata
-        resolved = encoder or load_encoder(str(metadata["encoder"]))
+        resolved = encoder or load_encoder(
+            str(metadata["encoder"]), relative_to=Path(directory).resolve()
+        )
         if resolved.dimension != int(metadata["dimension"]):
             raise ValueError(
                 f"{directory}: saved with a {metadata['dimension']}-d encoder "
@@ -315,6 +462,10 @@ class LocalModel:
             k=int(metadata["k"]),
             c=float(metadata["c"]),
             created=float(metadata["created_unix"]),
+            stored_cross_fit=(
+                None if contents.cross_fit is None else CrossFit.from_arrays(contents.cross_fit)
+            ),
+            training=metadata.get("training"),
         )
         model._trained_on = int(metadata["trained_on_examples"])
         return model
@@ -326,9 +477,11 @@ def _score(
     index_label_ids: NDArray[np.intp],
     queries: NDArray[np.float32],
     k: int,
+    *,
+    columns: NDArray[np.float32] | None = None,
 ) -> ScoredBatch:
     probabilities = linear.probabilities(queries)
-    found = nearest(index_vectors, queries, k)
+    found = nearest(index_vectors, queries, k, columns=columns)
     label_ids, features = confidence_features(
         probabilities, index_label_ids[found.indices], found.similarities
     )

