@@ -84,11 +84,10 @@ async def claude_access(
             await transport.aclose()
         return
     from tiergate.emulator.config import EmulatorConfig
-    from tiergate.emulator.scenario_build import scenario_from_examples
     from tiergate.emulator.server import EmulatorServer
 
     known = examples() if callable(examples) else examples
-    scenario = scenario_from_examples(known, name=route.name)
+    scenario = route.task.scenario(list(known), route.name)
     config = EmulatorConfig(
         seed=args.seed, scenario=scenario, latency_scale=latency_scale(args.latency)
     )

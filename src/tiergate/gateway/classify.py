@@ -21,7 +21,7 @@ import orjson
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
-from tiergate.gateway.config import ClassifyRoute
+from tiergate.gateway.config import ClassifyRoute, ConfigError
 from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
@@ -48,6 +48,11 @@ class Classifier:
     @classmethod
     def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
         route = load_route(config.route_file)
+        if route.task.kind != config.kind:
+            raise ConfigError(
+                f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
+                f"{route.task.kind} route"
+            )
         router = open_router(route, book, transport, concurrency=config.concurrency)
         return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from tiergate.limits import RateLimits
+from tiergate.tasks import TASKS
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 
@@ -86,9 +87,13 @@ class RulesRoute:
 
 @dataclass(frozen=True)
 class ClassifyRoute:
+    """A route answered by the engine: a route file of any task kind (classify, extract, ...);
+    ``kind`` in the gateway config names the task the route file must have."""
+
     name: str
     route_file: Path
     concurrency: int = 32
+    kind: str = "classify"
 
 
 RouteConfig = RulesRoute | ClassifyRoute
@@ -220,16 +225,17 @@ def _routes(raw: Mapping[str, Any], base: Path) -> dict[str, RouteConfig]:
         if not isinstance(body, dict):
             raise ConfigError(f"routes.{name}: expected a mapping")
         kind = body.get("kind", "rules")
-        if kind == "classify":
+        if kind in TASKS:
             if "route" not in body:
-                raise ConfigError(f"routes.{name}: a classify route needs `route: FILE`")
+                raise ConfigError(f"routes.{name}: a {kind} route needs `route: FILE`")
             routes[name] = ClassifyRoute(
-                name, _path(base, body["route"]), int(body.get("concurrency", 32))
+                name, _path(base, body["route"]), int(body.get("concurrency", 32)), str(kind)
             )
         elif kind == "rules":
             routes[name] = _rules_route(str(name), body)
         else:
-            raise ConfigError(f"routes.{name}: kind must be rules or classify, got {kind!r}")
+            kinds = ", ".join(["rules", *sorted(TASKS)])
+            raise ConfigError(f"routes.{name}: kind must be one of {kinds}, got {kind!r}")
     return routes
 
 

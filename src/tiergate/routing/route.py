@@ -164,7 +164,7 @@ def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
     try:
         local = LocalSettings.from_mapping(settings.local)
     except LocalSettingsError as error:
-        raise RouteError(f"{path}: local: {error}") from None
+        raise RouteError(f"{path}: {error}") from None
     base = path.parent
     data = settings.data
     return Route(

@@ -152,6 +152,14 @@ class Task(ABC):
         """Task-specific figures for ``tiergate eval`` (per-field accuracy, out of scope...)."""
         return {}
 
+    def scenario(self, examples: Sequence[Example], name: str) -> Any:
+        """The emulator's scenario for offline runs (``tiergate.emulator``): how the emulated
+        Claude answers this task's requests, built from labelled examples. By default the
+        classification scenario (labels and assumed per-model accuracy)."""
+        from tiergate.emulator.scenario_build import scenario_from_examples
+
+        return scenario_from_examples(examples, name=name)
+
     # -- presenting ---------------------------------------------------------------------------
 
     @abstractmethod
