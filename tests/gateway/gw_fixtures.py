@@ -6,12 +6,11 @@ mypy sees no second ``conftest`` module and session fixtures exist once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gw_helpers import Gateway, running_gateway, small_route
+from gw_helpers import Gateway, running_gateway, small_route, train_and_calibrate
 
 from tiergate.datasets import Example, load_dataset
 from tiergate.emulator import EmulatorConfig, EmulatorServer
@@ -34,24 +33,8 @@ def emulator(route_examples: tuple[Path, list[Example]]) -> Iterator[EmulatorSer
 @pytest.fixture(scope="session")
 def trained_route(route_examples: tuple[Path, list[Example]], emulator: EmulatorServer) -> Path:
     """The small route, trained and calibrated through the library (as the CLI does)."""
-    from tiergate.classifier import LocalModel
-    from tiergate.core.prices import load_price_book
-    from tiergate.routing.calibrate import calibrate_route
-    from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import local_dir, route_data
-    from tiergate.transports import anthropic_transport
-
-    path = route_examples[0]
-    route = load_route(path)
-    LocalModel.train(route_data(route).train).save(local_dir(route))
-
-    async def calibrate() -> None:
-        transport = anthropic_transport(emulator.base_url, "sk-test-not-real")
-        await calibrate_route(route, load_price_book(), transport)
-        await transport.aclose()
-
-    asyncio.run(calibrate())
-    return path
+    train_and_calibrate(route_examples[0], emulator.base_url)
+    return route_examples[0]
 
 
 @pytest.fixture

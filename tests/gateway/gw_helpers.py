@@ -132,33 +132,62 @@ def running_gateway(
         yield Gateway(server, secret, store, folder)
 
 
-def small_route(folder: Path) -> Path:
-    """8 BANKING77 labels x 40 examples, with the full three-tier ladder."""
+def small_route(
+    folder: Path,
+    *,
+    labels: tuple[str, ...] = LABELS,
+    per_label: int = PER_LABEL,
+    error_budget: float = 0.05,
+    calibration_share: float = 0.25,
+) -> Path:
+    """BANKING77 labels (8 x 40 examples by default), with the full three-tier ladder."""
     folder.mkdir(parents=True, exist_ok=True)
-    counts = dict.fromkeys(LABELS, 0)
+    counts = dict.fromkeys(labels, 0)
     with BANKING77.open() as source, (folder / "train.csv").open("w", newline="") as target:
         writer = csv.writer(target)
         writer.writerow(["text", "category"])
         for row in csv.DictReader(source):
             label = row["category"]
-            if label in counts and counts[label] < PER_LABEL:
+            if label in counts and counts[label] < per_label:
                 counts[label] += 1
                 writer.writerow([row["text"], label])
     route = {
         "name": "tickets",
         "task": "classify",
         "description": "Messages from customers of an online bank; each label is a queue.",
-        "labels": list(LABELS),
+        "labels": list(labels),
         "tiers": ["local", HAIKU, SONNET],
-        "error_budget": 0.05,
+        "error_budget": error_budget,
         "confidence": 0.9,
-        "data": {"train": "train.csv", "calibration_share": 0.25},
+        "data": {"train": "train.csv", "calibration_share": calibration_share},
         "few_shot": 4,
         "artifacts": "artifacts",
     }
     path = folder / "route.yaml"
     path.write_text(yaml.safe_dump(route))
     return path
+
+
+def train_and_calibrate(path: Path, upstream: str) -> None:
+    """Train the route's local model and calibrate it against ``upstream`` (as the CLI does)."""
+    import asyncio
+
+    from tiergate.classifier import LocalModel
+    from tiergate.core.prices import load_price_book
+    from tiergate.routing.calibrate import calibrate_route
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import local_dir, route_data
+    from tiergate.transports import anthropic_transport
+
+    route = load_route(path)
+    LocalModel.train(route_data(route).train).save(local_dir(route))
+
+    async def calibrate() -> None:
+        transport = anthropic_transport(upstream, "sk-test-not-real")
+        await calibrate_route(route, load_price_book(), transport)
+        await transport.aclose()
+
+    asyncio.run(calibrate())
 
 
 def user(text: str) -> list[MessageParam]:

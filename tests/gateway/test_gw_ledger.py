@@ -66,7 +66,7 @@ def test_a_ledger_made_before_migrations_is_upgraded(ledger_url: str) -> None:
     with migrated.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         ids = connection.execute(text("SELECT request_id FROM requests ORDER BY id")).scalars()
-        assert version == "0002" and list(ids) == ["old_1", "old_2"]
+        assert version == "0003" and list(ids) == ["old_1", "old_2"]
     migrated.dispose()
 
 
@@ -97,3 +97,36 @@ async def test_a_dead_gateways_journal_is_replayed_conservatively(
     assert ledger.spent_on(DAY) == {"key_1": pytest.approx(0.052)}
     assert live.path.exists()
     await ledger.close()
+
+
+def test_audit_records_live_beside_the_rows_on_both_databases(ledger_url: str) -> None:
+    from tiergate.audit.records import (
+        AUDIT,
+        SHADOW,
+        AuditRecord,
+        audit_spend,
+        read_records,
+        write_records,
+    )
+
+    engine = open_engine(ledger_url)
+    records = [
+        AuditRecord(
+            f"req_{index}", 10.0 + index, DAY, "tickets", kind, "local", "card_arrival", True,
+            True, "where is my card", '"card_arrival"', "sonnet", '"card_arrival"', True, "done",
+            0.004,
+        )
+        for index, kind in enumerate((AUDIT, AUDIT, SHADOW))
+    ]  # fmt: skip
+    write_records(engine, records)
+    write_records(engine, records[:1])  # a request is audited once
+    found = read_records(engine, "tickets", since=10.5)
+    assert [record.request_id for record in found] == ["req_1"]
+    assert found[0].reference_payload == "card_arrival" and found[0].agree is True
+    spend = audit_spend(engine, DAY, DAY)
+    assert spend["records"] == 3 and spend["spend_usd"] == pytest.approx(0.012)
+    assert spend["by_route"]["tickets"]["by_kind"]["shadow"]["records"] == 1
+    with engine.connect() as connection:
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0003"
+    engine.dispose()

@@ -40,6 +40,13 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--plot", type=Path, help="the sweep's plot (default ARTIFACTS/budgets.png)"
     )
+    parser.add_argument(
+        "--from-audit",
+        type=Path,
+        metavar="GATEWAY_CONFIG",
+        help="refit on the gateway's audited traffic since the last calibration (the top "
+        "tier's answers stand in for labels)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
     add_access_arguments(parser)
@@ -51,6 +58,17 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--limit must be at least 20: thresholds need data")
     if args.budget is not None and not 0.0 < args.budget < 1.0:
         raise CliError(f"--budget must be between 0 and 1 (0.01 is 1%), got {args.budget}")
+    if args.from_audit is not None:
+        if args.data is not None:
+            raise CliError("--from-audit and --data are two sources of data: give one")
+        from tiergate.audit.report import audited_route, silver_examples
+
+        args.data = silver_examples(audited_route(args.from_audit, None, args.route))
+        say(
+            f"calibrating on the audited traffic in {args.data}: the top tier's answers stand in "
+            "for labels (silver labels), so the budget bounds disagreement with it; the local "
+            "tier is fitted on that traffic alone, not on its training data"
+        )
     report = asyncio.run(calibrate(args))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -76,6 +94,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         sweep=args.sweep,
         refit=args.refit,
         plot=args.plot,
+        own_rows=getattr(args, "from_audit", None) is None,
     )
     recorded = (route.artifacts / RUNS_FILE).exists()
     if not route.claude_tiers or (recorded and (args.budget or args.sweep or args.refit)):

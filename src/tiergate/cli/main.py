@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "keys": ("tiergate.cli.keys", "create, list and revoke gateway keys"),
     "batch": ("tiergate.cli.batch", "route a JSONL file, live or through Message Batches"),
     "router": ("tiergate.cli.router", "train and evaluate a learned pre-call router"),
+    "audit": ("tiergate.cli.audit", "live error of a gateway route's answers, from its audits"),
 }
 
 Handler = Callable[[argparse.Namespace], int]

@@ -18,6 +18,7 @@ import orjson
 from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
+from tiergate.gateway.audit_api import handle_audit
 from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
@@ -94,6 +95,12 @@ class GatewayApp:
             services.classifiers = await asyncio.to_thread(
                 _open_classifiers, classify_routes, listed, config
             )
+        if config.audit:
+            from tiergate.audit.service import Audits
+
+            services.audits = await Audits.start(
+                config.audit, services.classifiers, ledger.engine, services.metrics.registry
+            )
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
         self._services = services
@@ -106,6 +113,8 @@ class GatewayApp:
         self._background = []
         if self._services is not None:
             services, self._services = self._services, None
+            if services.audits is not None:
+                await services.audits.close()
             for classifier in services.classifiers.values():
                 await classifier.aclose()
             await services.upstream.close()
@@ -243,6 +252,7 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "/v1/classify": ("POST", handle_classify),
     "/v1/usage": ("GET", handle_usage),
     "/v1/models": ("GET", handle_models),
+    "/v1/audit": ("GET", handle_audit),
 }
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,8 @@ from tiergate.transports.base import Transport
 # Few-shot neighbours are chosen inside the engine, after the reservation: allow this many
 # bytes for each one shown to a Claude tier.
 NEIGHBOUR_BYTES = 600
+# Told of every decision served (request id, time, text, decision): the audit loop's sampler.
+Observer = Callable[[str, float, str, Decision], None]
 
 
 class Classifier:
@@ -44,6 +46,7 @@ class Classifier:
         self.name = name
         self.router = router
         self._strong_mean_usd = strong_mean_usd
+        self.observer: Observer | None = None
 
     @classmethod
     def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
@@ -82,6 +85,8 @@ class Classifier:
         try:
             decision = await guard(self.router.classify(text), receive)
             self._describe(decision, outcome)
+            if self.observer is not None:
+                self.observer(request.request_id, request.at, text, decision)
         except ClientGone:
             outcome.status, outcome.outcome = 499, "client_disconnected"
             return None, outcome

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from tiergate.audit.config import AuditConfigError, RouteAudit, check_routes, parse_audit
 from tiergate.limits import RateLimits
 from tiergate.tasks import TASKS
 
@@ -118,6 +119,7 @@ class GatewayConfig:
     # The intent journal (see tiergate.stores.journal): a folder on this host.
     journal_path: Path = Path("tiergate-journal")
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    audit: Mapping[str, RouteAudit] = field(default_factory=dict)  # tiergate.audit.config
 
     @property
     def shared_state(self) -> bool:
@@ -140,10 +142,11 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> G
 
 def parse_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> GatewayConfig:
     ledger = str(raw.get("ledger", "sqlite:///tiergate-ledger.db"))
+    routes = _routes(raw.get("routes") or {}, base)
     return GatewayConfig(
         upstream=_upstream(raw.get("upstream") or {}, env),
         limits=_limits(raw.get("limits") or {}),
-        routes=_routes(raw.get("routes") or {}, base),
+        routes=routes,
         keys_path=_path(base, raw.get("keys", "tiergate-keys.json")),
         ledger_url=_ledger_url(ledger, base),
         max_body_bytes=_positive_int(raw.get("max_body_bytes", 4 * 1024 * 1024), "max_body_bytes"),
@@ -153,7 +156,17 @@ def parse_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> 
         state=_state(raw.get("state", "memory")),
         journal_path=_path(base, raw.get("journal", "tiergate-journal")),
         budget=_budget(raw.get("budget") or {}),
+        audit=_audit(raw.get("audit"), routes),
     )
+
+
+def _audit(raw: Any, routes: Mapping[str, RouteConfig]) -> dict[str, RouteAudit]:
+    try:
+        audits = parse_audit(raw)
+        check_routes(audits, {n for n, r in routes.items() if isinstance(r, ClassifyRoute)})
+    except AuditConfigError as error:
+        raise ConfigError(str(error)) from None
+    return audits
 
 
 def _state(value: Any) -> str:

@@ -29,6 +29,8 @@ class Services:
     strong: ModelPrice
     # Classification routes: name -> tiergate.gateway.classify.Classifier, loaded at start-up.
     classifiers: dict[str, Any] = field(default_factory=dict)
+    # The audit loops (tiergate.audit.service.Audits), when the config has an `audit:` section.
+    audits: Any = None
 
     @property
     def keys(self) -> KeyStore:

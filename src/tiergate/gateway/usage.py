@@ -103,7 +103,7 @@ def usage_report(engine: Engine, query: UsageQuery, strong_model: str) -> dict[s
         total.add(row)
         for name in DIMENSIONS:
             groups[name].setdefault(row[name], Totals()).add(row)
-    return {
+    report = {
         "since": query.since,
         "until": query.until,
         "generated_at": time.time(),
@@ -117,6 +117,11 @@ def usage_report(engine: Engine, query: UsageQuery, strong_model: str) -> dict[s
             for name in DIMENSIONS
         },
     }
+    if query.key_id is None:  # the operator's own spend, apart from the traffic's: admins only
+        from tiergate.audit.records import audit_spend
+
+        report["audit"] = audit_spend(engine, query.since, query.until)
+    return report
 
 
 def _refused(engine: Engine, query: UsageQuery) -> dict[str, int]:

@@ -55,6 +55,9 @@ class CalibrateOptions:
     sweep: bool = False  # also fit every budget in BUDGETS and report each
     refit: bool = False  # reuse recorded answers at the route's budget
     plot: Path | None = None  # the sweep's plot (default ARTIFACTS/budgets.png)
+    # Also fit the local tier on its out-of-fold training rows; off when the calibration data
+    # is live traffic that moved away from the training data (``calibrate --from-audit``).
+    own_rows: bool = True
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ async def calibrate_route(
         say(f"collecting answers of {', '.join(route.tiers)} on {len(items):,} held-out tickets")
         runs = await collect(route, items, tiers, local)
         own = None
-        if local is not None and LOCAL in route.tiers:
+        if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")
             own = own_rows(local)
         save_runs(route, examples, runs, own, model_hash=_model_hash(local))

@@ -1,0 +1,135 @@
+"""The audit report from the ledger (``tiergate audit``), and audited texts for recalibration.
+
+The same tally as the gateway's live loop (:class:`~tiergate.audit.estimate.Tally`), rebuilt
+from the ``audits`` table: records since the route's last calibration (the calibration file's
+time), the sliding window as the gateway config sets it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tiergate.audit.config import RouteAudit
+from tiergate.audit.estimate import BREACHED, Tally
+from tiergate.audit.records import AUDIT, DONE, SHADOW, AuditRecord, read_records
+from tiergate.errors import TiergateError
+from tiergate.routing.route import Route, load_route
+from tiergate.routing.runtime import POLICY_FILE, load_calibration
+
+SILVER_FILE = "audit_calibration.jsonl"
+
+
+class AuditReportError(TiergateError, ValueError):
+    """The report cannot be made as asked (the message says why)."""
+
+
+@dataclass(frozen=True)
+class AuditedRoute:
+    """A gateway route with an audit section, and the route file behind it."""
+
+    name: str
+    route: Route
+    settings: RouteAudit
+    ledger_url: str
+
+
+def audited_route(
+    config_path: Path, name: str | None, route_file: Path | None = None
+) -> AuditedRoute:
+    """The gateway route ``name`` (or the one serving ``route_file``) of a gateway config."""
+    from tiergate.gateway.config import ClassifyRoute, load_config
+
+    config = load_config(config_path)
+    engine_routes = {n: r for n, r in config.routes.items() if isinstance(r, ClassifyRoute)}
+    if name is None and route_file is not None:
+        wanted = load_route(route_file).path.resolve()
+        found = [
+            n for n, r in engine_routes.items() if load_route(r.route_file).path.resolve() == wanted
+        ]
+        if not found:
+            raise AuditReportError(f"{config_path}: no route of the gateway serves {route_file}")
+        name = found[0]
+    if name not in engine_routes:
+        known = ", ".join(sorted(engine_routes)) or "none"
+        raise AuditReportError(f"{config_path}: {name!r} is not an engine route ({known})")
+    settings = config.audit.get(name, RouteAudit(name))
+    return AuditedRoute(
+        name, load_route(engine_routes[name].route_file), settings, config.ledger_url
+    )
+
+
+def calibration_time(route: Route) -> float:
+    try:
+        return (route.artifacts / POLICY_FILE).stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def ledger_records(
+    audited: AuditedRoute, *, since: float, kinds: tuple[str, ...]
+) -> list[AuditRecord]:
+    from tiergate.stores.ledger import open_engine
+
+    engine = open_engine(audited.ledger_url)
+    try:
+        return read_records(engine, audited.name, since=since, kinds=kinds)
+    finally:
+        engine.dispose()
+
+
+def audit_report(audited: AuditedRoute) -> dict[str, Any]:
+    """What ``tiergate audit ROUTE`` prints: the live estimate since the last calibration."""
+    route = audited.route
+    calibration = load_calibration(route)
+    since = calibration_time(route)
+    records = ledger_records(audited, since=since, kinds=(AUDIT,))
+    tally = Tally(audited.settings.window)
+    breached_at = None
+    for record in records:  # replayed in order: a breach stands until the next calibration
+        trial = record.audited()
+        if trial is None:
+            continue
+        tally.add(trial)
+        if (
+            breached_at is None
+            and tally.window_verdict(calibration.error_budget, route.confidence) == BREACHED
+        ):
+            breached_at = record.at
+    report = tally.report(calibration.error_budget, route.confidence)
+    report.update(
+        breached=breached_at is not None,
+        breached_at=breached_at,
+        route=audited.name,
+        calibrated_at=since,
+        records=len(records),
+        failed=sum(1 for record in records if record.status != DONE),
+        audit_cost_usd=round(sum(record.cost_usd for record in records), 10),
+        mode=audited.settings.mode,
+        sample_rate=audited.settings.sample_rate,
+    )
+    return report
+
+
+def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) -> Path:
+    """Audited (and shadowed) texts with the top tier's answers as their labels, written as a
+    JSONL data file in the route's artifacts for ``tiergate calibrate --data``."""
+    since = calibration_time(audited.route) if since_calibration else 0.0
+    records = ledger_records(audited, since=since, kinds=(AUDIT, SHADOW))
+    rows = [r for r in records if r.status == DONE and r.reference is not None]
+    if not rows:
+        raise AuditReportError(
+            f"route {audited.name!r} has no audited answers with a top-tier reference"
+            + (" since its last calibration" if since_calibration else "")
+        )
+    path = audited.route.artifacts / SILVER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        for record in rows:
+            label = record.reference_payload
+            handle.write(
+                json.dumps({"text": record.text, "label": label, "id": record.request_id}) + "\n"
+            )
+    return path

@@ -1,0 +1,72 @@
+"""The live estimate: counts, Clopper-Pearson bounds and the verdict; the audit config."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tiergate.audit.config import AuditConfigError, parse_audit
+from tiergate.audit.estimate import BREACHED, UNPROVEN, WITHIN, Audited, Tally
+from tiergate.calibration.bounds import clopper_pearson_upper
+
+
+def test_no_audits_prove_nothing_and_raise_no_alarm() -> None:
+    report = Tally(window=50).report(budget=0.05, confidence=0.9)
+    assert report["status"] == UNPROVEN
+    assert report["window"]["upper_bound"] == 1.0 and report["window"]["lower_bound"] == 0.0
+
+
+def test_enough_agreement_certifies_and_enough_errors_breach() -> None:
+    tally = Tally(window=100)
+    tally.extend(Audited("local", "a", True, True) for _ in range(60))
+    report = tally.report(budget=0.05, confidence=0.9)
+    assert report["status"] == WITHIN  # 0 of 60: the upper bound is 3.8%
+    assert report["window"]["upper_bound"] == pytest.approx(clopper_pearson_upper(0, 60, 0.1))
+    tally.extend(Audited("local", "b", False, True) for _ in range(10))
+    report = tally.report(budget=0.05, confidence=0.9)
+    assert report["status"] == BREACHED  # 10 of 70: the lower bound is above 5%
+    assert report["window"]["lower_bound"] > 0.05
+    labels = {row["label"]: row for row in report["tiers"][0]["labels"]}
+    assert labels["b"]["errors"] == 10 and labels["a"]["errors"] == 0
+
+
+def test_the_window_forgets_and_since_calibration_does_not() -> None:
+    tally = Tally(window=20)
+    tally.extend(Audited("local", "a", False, True) for _ in range(10))
+    tally.extend(Audited("local", "a", True, True) for _ in range(20))
+    report = tally.report(budget=0.05, confidence=0.9)
+    assert report["window"]["errors"] == 0 and report["window"]["audited"] == 20
+    assert report["since_calibration"]["errors"] == 10
+    assert report["status_since_calibration"] == BREACHED
+
+
+def test_stratum_minimum_samples_count_for_their_tier_not_for_the_route() -> None:
+    tally = Tally(window=20)
+    tally.extend(Audited("haiku", "x", False, False) for _ in range(5))
+    report = tally.report(budget=0.05, confidence=0.9)
+    assert report["window"]["audited"] == 0
+    assert report["tiers"][0]["since_calibration"]["errors"] == 5
+    assert tally.count("haiku", "x") == 5
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"r": {"sample_rate": 1.5}}, "audit.r.sample_rate: must be between 0 and 1"),
+        ({"r": {"mode": "later"}}, "audit.r.mode: expected batches or live"),
+        ({"r": {"reaction": "panic"}}, "audit.r.reaction: expected one of"),
+        ({"r": {"window": 0}}, "audit.r.window: must be at least 1"),
+        ({"r": {"webhook": "ftp://x"}}, "audit.r.webhook: expected an http(s) URL"),
+        ({"r": {"rate": 0.1}}, "audit.r: unknown setting 'rate'"),
+        ([1], "audit: expected a mapping"),
+    ],
+)
+def test_bad_audit_settings_name_the_field(raw: object, message: str) -> None:
+    with pytest.raises(AuditConfigError, match=re.escape(message)):
+        parse_audit(raw)
+
+
+def test_audit_settings_default_to_half_price_batches() -> None:
+    settings = parse_audit({"tickets": {"sample_rate": 0.1, "reaction": "tighten"}})["tickets"]
+    assert (settings.mode, settings.sample_rate, settings.reaction) == ("batches", 0.1, "tighten")

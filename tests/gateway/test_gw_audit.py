@@ -1,0 +1,145 @@
+"""The audit loop through a real gateway: a scripted drift scenario on a BANKING77 route.
+
+A route calibrated on 8 intents serves a stream whose later part comes from 4 other intents.
+The audit (Message Batches against the emulator) must stay quiet on the steady stream, cross
+the budget within a bounded number of drifted requests, show it on /metrics and /v1/audit,
+engage the reaction (traffic to the top tier) and call the webhook; `calibrate --from-audit`
+then refits on the audited traffic and the gateway takes the new calibration.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from gw_audit import Scenario, Webhook, auditing_gateway, drift_scenario, send_stream
+from gw_helpers import SONNET
+
+pytest_plugins = ("gw_servers",)
+
+STEADY = 200
+DRIFTED = 100  # detection must come within this many drifted requests
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    with drift_scenario(tmp_path_factory.mktemp("drift") / "route") as built:
+        yield built
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    receiver = Webhook()
+    yield receiver
+    receiver.close()
+
+
+def test_a_steady_stream_raises_no_alarm(scenario: Scenario, tmp_path: Path) -> None:
+    with auditing_gateway(tmp_path, scenario) as (gateway, admin):
+        stream = send_stream(gateway, admin, scenario.steady[:STEADY])
+        with gateway.client(admin) as operator:
+            report: Any = operator.get("/v1/audit", cast_to=object)
+            usage: Any = operator.get("/v1/usage", cast_to=object)
+    tickets = report["routes"]["tickets"]
+    assert "breached" not in stream.statuses
+    assert tickets["reaction_engaged"] is None
+    assert tickets["window"]["audited"] >= 30  # a quarter of the stream's accepted answers
+    audit_spend = usage["audit"]["by_route"]["tickets"]["spend_usd"]
+    assert audit_spend == pytest.approx(tickets["audit_cost_usd"])
+    strong_only = usage["total"]["strong_only_usd"]
+    # A quarter of the answers asked again at half price (plus the prompt's cache writes).
+    assert 0 < audit_spend < 0.3 * strong_only
+    print(
+        f"\nno drift: {STEADY} requests, 0 false alarms in {len(stream.statuses)} checks; "
+        f"{_costs(usage)}"
+    )
+
+
+def _costs(usage: Any) -> str:
+    total, audit = usage["total"], usage["audit"]["spend_usd"]
+    return (
+        f"serving ${total['spend_usd']:.4f}, audit ${audit:.4f} "
+        f"({audit / total['strong_only_usd']:.1%} of the strong-only cost "
+        f"${total['strong_only_usd']:.4f})"
+    )
+
+
+def test_drift_is_detected_the_reaction_engages_and_recalibration_restores(
+    scenario: Scenario, tmp_path: Path, webhook: Webhook
+) -> None:
+    folder = tmp_path / "gateway"
+    with auditing_gateway(folder, scenario, webhook=webhook.url, sample_rate=0.5) as (
+        gateway,
+        admin,
+    ):
+        steady = send_stream(gateway, admin, scenario.steady[: STEADY // 2])
+        assert "breached" not in steady.statuses
+        drifted = send_stream(gateway, admin, scenario.drifted[:DRIFTED])
+        assert drifted.first_breach is not None, drifted.statuses
+        detected_after = drifted.first_breach
+        # From the chunk after the breach on, the route's traffic goes to the top tier.
+        chunk_end = -(-detected_after // 10) * 10
+        assert set(drifted.tiers[chunk_end:]) <= {SONNET}
+        with gateway.client(admin) as operator:
+            report: Any = operator.get("/v1/audit?route=tickets", cast_to=object)
+            metrics = operator.get("/metrics", cast_to=str)
+            usage: Any = operator.get("/v1/usage", cast_to=object)
+        tickets = report["routes"]["tickets"]
+        # The breach stands until recalibration, though top-tier answers (agreeing with
+        # themselves) now refill the window.
+        assert tickets["breached"] is True
+        assert tickets["since_calibration"]["errors"] > 0
+        assert tickets["reaction_engaged"] == "top_tier"
+        assert 'tiergate_audit_breached{route="tickets"} 1.0' in metrics
+        assert 'tiergate_audit_reaction_engaged{route="tickets"} 1.0' in metrics
+        assert [body["route"] for body in webhook.received] == ["tickets"]
+        assert webhook.received[0]["event"] == "error_budget_breached"
+        costs = _costs(usage)
+
+        # The command line's report reads the same records from the ledger.
+        printed = tiergate("audit", "tickets", "--config", str(folder / "gateway.yaml"))
+        assert printed.returncode == 0, printed.stderr
+        assert "BREACHED" in printed.stdout
+
+        refit = tiergate(
+            "calibrate", str(scenario.route), "--from-audit", str(folder / "gateway.yaml")
+        )
+        assert refit.returncode == 0, refit.stderr
+        assert "silver labels" in refit.stderr
+        _until(lambda: gateway.server.app.services.audits.routes["tickets"].engaged is None)
+        after = send_stream(gateway, admin, scenario.drifted[DRIFTED:])
+        assert "breached" not in after.statuses
+        assert gateway.server.app.services.audits.routes["tickets"].breached_at is None
+    shares = {tier: after.tiers.count(tier) / len(after.tiers) for tier in sorted(set(after.tiers))}
+    print(
+        f"\ndrift: breach after {detected_after} drifted requests "
+        f"({len(drifted.statuses)} checks); {costs}; "
+        f"after recalibration {len(after.statuses)} checks, none breached, tiers {shares}"
+    )
+
+
+def tiergate(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "tiergate", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+
+
+def _until(condition: Any, timeout_s: float = 30.0) -> None:
+    """Wait for the gateway's loop to notice a change (it looks once a second)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("the gateway did not take the new calibration")
+        time.sleep(0.2)
