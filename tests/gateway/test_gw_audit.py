@@ -143,3 +143,39 @@ def _until(condition: Any, timeout_s: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("the gateway did not take the new calibration")
         time.sleep(0.2)
+
+
+def test_drift_signals_move_away_from_their_calibration_reference(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    with auditing_gateway(tmp_path, scenario, sample_rate=0.0, reaction="none") as (gw, admin):
+        send_stream(gw, admin, scenario.steady[:60])
+        with gw.client(admin) as operator:
+            before: Any = operator.get("/v1/audit", cast_to=object)
+            send_stream(gw, admin, scenario.drifted[:60])  # the window holds 60: drift only
+            after: Any = operator.get("/v1/audit", cast_to=object)
+            metrics = operator.get("/metrics", cast_to=str)
+    steady, drifted = before["routes"]["tickets"]["drift"], after["routes"]["tickets"]["drift"]
+    assert steady["first_rung"] == "local"
+    similarity = drifted["similarity"]
+    assert similarity["reference_count"] > 100 and similarity["live_count"] == 60
+    # New intents sit further from the training texts than the calibration tickets did...
+    assert similarity["live_mean"] < similarity["reference_mean"] - 0.05
+    assert similarity["ks_distance"] > steady["similarity"]["ks_distance"]
+    # ...the local tier is less sure of them...
+    assert drifted["confidence"]["live_mean"] < steady["confidence"]["live_mean"]
+    assert sum(drifted["confidence"]["live_bins"]) == pytest.approx(1.0)
+    # The escalation share is counted against its reference (on this small route the local
+    # tier accepts nearly everything, before and after: the signal that did not move).
+    assert drifted["escalation"]["live_count"] == 60
+    assert steady["escalation"]["reference"] is not None
+    assert 'tiergate_drift{route="tickets",signal="similarity",source="calibration"}' in metrics
+    print(
+        f"\ndrift signals (steady -> drifted, calibration reference): similarity "
+        f"{steady['similarity']['live_mean']:.3f} -> {similarity['live_mean']:.3f} "
+        f"({similarity['reference_mean']:.3f}); local confidence "
+        f"{steady['confidence']['live_mean']:.3f} -> {drifted['confidence']['live_mean']:.3f} "
+        f"({drifted['confidence']['reference_mean']:.3f}); escalation "
+        f"{steady['escalation']['live']:.1%} -> {drifted['escalation']['live']:.1%} "
+        f"({steady['escalation']['reference']:.1%})"
+    )

@@ -56,6 +56,31 @@ class AuditMetrics:
             registry=registry,
         )
 
+        self.drift = Gauge(
+            "tiergate_drift",
+            "Drift signals over the live window and at calibration (confidence and similarity "
+            "means, escalation share; ks: distance between the live and calibration distributions)",
+            ["route", "signal", "source"],
+            registry=registry,
+        )
+
+    def show_drift(self, route: str, drift: dict[str, Any]) -> None:
+        for signal in ("confidence", "similarity"):
+            figures = drift[signal]
+            for source, value in (
+                ("live", figures["live_mean"]),
+                ("calibration", figures["reference_mean"]),
+                ("ks", figures["ks_distance"]),
+            ):
+                if value is not None:
+                    self.drift.labels(route, signal, source).set(value)
+        for source in ("live", "reference"):
+            value = drift["escalation"][source]
+            if value is not None:
+                self.drift.labels(
+                    route, "escalation", source.replace("reference", "calibration")
+                ).set(value)
+
     def show(self, route: str, report: dict[str, Any], breached: bool, engaged: bool) -> None:
         for scope in SCOPES:
             figures = report[scope]

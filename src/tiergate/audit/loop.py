@@ -27,6 +27,7 @@ from sqlalchemy import Engine
 
 from tiergate.audit.alarm import AuditMetrics, breach_message, post_webhook
 from tiergate.audit.config import RouteAudit
+from tiergate.audit.drift import DriftMonitor, Reference, reference_of
 from tiergate.audit.estimate import BREACHED, Tally
 from tiergate.audit.reaction import tightened_router, top_tier_router
 from tiergate.audit.records import AUDIT, DONE, FAILED, AuditRecord, read_records, write_records
@@ -69,6 +70,7 @@ class RouteAuditor:
         self.breached_at: float | None = None  # a breach stands until the route is recalibrated
         self.calibrated_at = self._calibration_time()
         self.tally = Tally(settings.window)
+        self.drift = DriftMonitor(self.calibrated, settings.window, Reference([], None, []))
         self.cost_usd = 0.0
         self.records_seen = 0
 
@@ -80,6 +82,7 @@ class RouteAuditor:
 
     def observe(self, request_id: str, at: float, text: str, decision: Decision) -> None:
         """Called for every decision the route serves; queues the sampled ones."""
+        self.drift.observe(decision)
         if decision.payload is None:
             return
         task = self.calibrated.task
@@ -129,6 +132,8 @@ class RouteAuditor:
         self.tally.extend(a for a in (r.audited() for r in records) if a is not None)
         self.cost_usd = sum(record.cost_usd for record in records)
         self.records_seen = len(records)
+        reference = await asyncio.to_thread(reference_of, self.calibrated)
+        self.drift.reset(self.calibrated, reference)
         self._show()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -147,6 +152,7 @@ class RouteAuditor:
             await asyncio.sleep(tick)
             try:
                 await self._check_recalibration()
+                self.metrics.show_drift(self.name, self.drift.report())
                 if self._due():
                     async with self._lock:
                         await self._process(self._take(self.settings.batch_size))
@@ -282,12 +288,14 @@ class RouteAuditor:
             audit_cost_usd=round(self.cost_usd, 10),
             mode=self.settings.mode,
             sample_rate=self.settings.sample_rate,
+            drift=self.drift.report(),
         )
         return report
 
     def _show(self) -> None:
         report = self.tally.report(self.budget, self.confidence)
         self.metrics.show(self.name, report, self.breached_at is not None, bool(self.engaged))
+        self.metrics.show_drift(self.name, self.drift.report())
 
     async def _react(self) -> None:
         report = self.report()
@@ -336,6 +344,7 @@ class RouteAuditor:
         self.classifier.router = self.calibrated
         self.calibrated_at = changed
         self.tally = Tally(self.settings.window)
+        self.drift.reset(self.calibrated, await asyncio.to_thread(reference_of, self.calibrated))
         self.engaged = None
         self.breached_at = None
         log.warning("audit: route %r was recalibrated; its live estimate starts again", self.name)
