@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the servers the tests start on their own: Redis (shared gateway state) and
-# PostgreSQL (the shared ledger), from Debian's packages, where the machine lacks them.
+# PostgreSQL (the shared ledger), and the browser the dashboard test drives (Chromium), from
+# Debian's packages, where the machine lacks them.
 # As root it installs them; otherwise it says what is missing (those tests then fail, saying
 # why). The tests start and stop their own servers in temporary folders: nothing here runs one.
 set -euo pipefail
@@ -10,6 +11,7 @@ command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from gw_helpers import (
     Gateway,
@@ -89,6 +90,13 @@ class Scenario:
     emulator: EmulatorServer
     steady: list[Example]  # the route's own intents, unseen texts
     drifted: list[Example]  # other intents, now a queue of the route
+
+
+@pytest.fixture(scope="session")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    """The drift scenario, built once a session (tests load this module as a plugin)."""
+    with drift_scenario(tmp_path_factory.mktemp("drift") / "route") as built:
+        yield built
 
 
 @contextmanager

@@ -18,19 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gw_audit import Scenario, Webhook, auditing_gateway, drift_scenario, send_stream
+from gw_audit import Scenario, Webhook, auditing_gateway, send_stream
 from gw_helpers import SONNET
 
-pytest_plugins = ("gw_servers",)
+pytest_plugins = ("gw_audit",)
 
 STEADY = 200
 DRIFTED = 100  # detection must come within this many drifted requests
-
-
-@pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    with drift_scenario(tmp_path_factory.mktemp("drift") / "route") as built:
-        yield built
 
 
 @pytest.fixture

@@ -1,8 +1,10 @@
-"""The gateway's audit loops, one per audited route: started and stopped with the app."""
+"""The gateway's audit loops, one per audited route, and the latest escalations of every engine
+route (for the dashboard): started and stopped with the app."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -11,11 +13,35 @@ from sqlalchemy import Engine
 from tiergate.audit.alarm import AuditMetrics
 from tiergate.audit.config import RouteAudit
 from tiergate.audit.loop import RouteAuditor
+from tiergate.routing.engine import Decision
+
+ESCALATIONS_KEPT = 50
+TEXT_SHOWN = 200  # characters of a request's text kept with its escalation
 
 
 class Audits:
     def __init__(self, auditors: Mapping[str, RouteAuditor]) -> None:
         self.routes = dict(auditors)
+        self.escalations: deque[dict[str, Any]] = deque(maxlen=ESCALATIONS_KEPT)
+
+    def _observer(self, route: str, auditor: RouteAuditor | None) -> Callable[..., None]:
+        def observe(request_id: str, at: float, text: str, decision: Decision) -> None:
+            if decision.escalated:
+                self.escalations.append(
+                    {
+                        "request_id": request_id,
+                        "at": at,
+                        "route": route,
+                        "text": text[:TEXT_SHOWN],
+                        "tier": decision.tier,
+                        "accepted": decision.accepted,
+                        "trace": decision.to_dict()["trace"],
+                    }
+                )
+            if auditor is not None:
+                auditor.observe(request_id, at, text, decision)
+
+        return observe
 
     @classmethod
     async def start(
@@ -26,14 +52,15 @@ class Audits:
         registry: CollectorRegistry,
     ) -> Audits:
         metrics = AuditMetrics(registry)
-        auditors = {}
-        for name, route in settings.items():
-            classifier = classifiers[name]
-            auditor = RouteAuditor(route, classifier, engine, metrics)
-            classifier.observer = auditor.observe
-            await auditor.start()
-            auditors[name] = auditor
-        return cls(auditors)
+        audits = cls({})
+        for name, classifier in classifiers.items():
+            auditor = None
+            if name in settings:
+                auditor = RouteAuditor(settings[name], classifier, engine, metrics)
+                await auditor.start()
+                audits.routes[name] = auditor
+            classifier.observer = audits._observer(name, auditor)
+        return audits
 
     async def drain(self) -> None:
         for auditor in self.routes.values():
@@ -41,7 +68,6 @@ class Audits:
 
     async def close(self) -> None:
         for auditor in self.routes.values():
-            auditor.classifier.observer = None
             await auditor.close()
 
     def reports(self) -> dict[str, dict[str, Any]]:

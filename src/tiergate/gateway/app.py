@@ -17,6 +17,8 @@ import orjson
 
 from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
+from tiergate.dashboard.handlers import PREFIX as DASHBOARD
+from tiergate.dashboard.handlers import handle_dashboard
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.audit_api import handle_audit
 from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
@@ -95,7 +97,7 @@ class GatewayApp:
             services.classifiers = await asyncio.to_thread(
                 _open_classifiers, classify_routes, listed, config
             )
-        if config.audit:
+        if services.classifiers:  # audits where configured; every route's latest escalations
             from tiergate.audit.service import Audits
 
             services.audits = await Audits.start(
@@ -182,6 +184,9 @@ class GatewayApp:
             await respond(
                 send, 200, services.metrics.render(), request_id, (), services.metrics.content_type
             )
+            return
+        if path == DASHBOARD or path.startswith(DASHBOARD + "/"):
+            await handle_dashboard(services, scope, receive, send, request_id)
             return
         handler = ROUTES.get(path)
         if handler is None and path.startswith(MODEL_PATH_PREFIX):

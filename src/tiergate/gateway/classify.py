@@ -42,10 +42,17 @@ Observer = Callable[[str, float, str, Decision], None]
 
 
 class Classifier:
-    def __init__(self, name: str, router: Router, strong_mean_usd: float | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        router: Router,
+        strong_mean_usd: float | None,
+        cheap_mean_usd: float | None = None,
+    ) -> None:
         self.name = name
         self.router = router
         self._strong_mean_usd = strong_mean_usd
+        self.cheap_mean_usd = cheap_mean_usd  # the cheap-only baseline per request
         self.observer: Observer | None = None
 
     @classmethod
@@ -57,7 +64,8 @@ class Classifier:
                 f"{route.task.kind} route"
             )
         router = open_router(route, book, transport, concurrency=config.concurrency)
-        return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
+        means = _claude_means(route.artifacts / "calibration.json")
+        return cls(config.name, router, means[-1] if means else None, means[0] if means else None)
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -228,12 +236,11 @@ def _as_events(message: dict[str, Any]) -> bytes:
     )
 
 
-def _strong_mean(path: os.PathLike[str] | str) -> float | None:
-    """The strong tier's mean cost per call on the calibration data: the strong-only baseline
-    for tickets that never reached it."""
+def _claude_means(path: os.PathLike[str] | str) -> list[float]:
+    """Each Claude tier's mean cost per call on the calibration data, cheapest rung first: the
+    strong-only baseline for tickets that never reached the top (and the cheap-only one)."""
     try:
         report = json.loads(Path(path).read_text()).get("tiers_report") or []
     except (OSError, ValueError):
-        return None
-    costs = [row["mean_cost_per_call_usd"] for row in report if row.get("tier") != LOCAL]
-    return float(costs[-1]) if costs else None
+        return []
+    return [float(row["mean_cost_per_call_usd"]) for row in report if row.get("tier") != LOCAL]
