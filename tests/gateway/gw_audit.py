@@ -19,7 +19,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from gw_helpers import (
     Gateway,
@@ -92,13 +91,6 @@ class Scenario:
     drifted: list[Example]  # other intents, now a queue of the route
 
 
-@pytest.fixture(scope="session")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
-    """The drift scenario, built once a session (tests load this module as a plugin)."""
-    with drift_scenario(tmp_path_factory.mktemp("drift") / "route") as built:
-        yield built
-
-
 @contextmanager
 def drift_scenario(folder: Path) -> Iterator[Scenario]:
     """A route trained and calibrated on 8 intents, with an emulator knowing every text."""
@@ -112,6 +104,17 @@ def drift_scenario(folder: Path) -> Iterator[Scenario]:
     with EmulatorServer(config) as emulator:
         train_and_calibrate(path, emulator.base_url)
         yield Scenario(path, emulator, steady, drifted)
+
+
+def route_copy(scenario: Scenario, folder: Path, *, calibrated: bool = True) -> Path:
+    """The scenario's route copied (for a test that recalibrates it), maybe uncalibrated."""
+    import shutil
+
+    shutil.copytree(scenario.route.parent, folder)
+    if not calibrated:
+        for name in ("calibration.json", "calibration_runs.json"):
+            (folder / "artifacts" / name).unlink()
+    return folder / scenario.route.name
 
 
 class Webhook:
@@ -157,11 +160,11 @@ def audit_settings(**overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def auditing_gateway(
-    folder: Path, scenario: Scenario, **audit: Any
+    folder: Path, scenario: Scenario, *, route: Path | None = None, **audit: Any
 ) -> Iterator[tuple[Gateway, str]]:
-    """A gateway serving the route as ``tickets``, audited; also written as gateway.yaml (for
-    the command line). Yields the gateway and an admin key."""
-    routes = {"tickets": {"kind": "classify", "route": str(scenario.route)}}
+    """A gateway serving the route (``route``, else the scenario's) as ``tickets``, audited;
+    also written as gateway.yaml (for the command line). Yields the gateway and an admin key."""
+    routes = {"tickets": {"kind": "classify", "route": str(route or scenario.route)}}
     settings = {"tickets": audit_settings(**audit)}
     overrides = {"routes": routes, "audit": settings}
     raw = config_dict(scenario.emulator.base_url, **overrides)

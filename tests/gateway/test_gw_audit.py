@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from gw_audit import Scenario, Webhook, auditing_gateway, send_stream
-from gw_helpers import SONNET
+from gw_audit import Scenario, Webhook, auditing_gateway, route_copy, send_stream
+from gw_helpers import HAIKU, SONNET
 
-pytest_plugins = ("gw_audit",)
+pytest_plugins = ("gw_audit_fixtures",)
 
 STEADY = 200
 DRIFTED = 100  # detection must come within this many drifted requests
@@ -68,7 +68,8 @@ def test_drift_is_detected_the_reaction_engages_and_recalibration_restores(
     scenario: Scenario, tmp_path: Path, webhook: Webhook
 ) -> None:
     folder = tmp_path / "gateway"
-    with auditing_gateway(folder, scenario, webhook=webhook.url, sample_rate=0.5) as (
+    route = route_copy(scenario, tmp_path / "route")  # recalibrated below
+    with auditing_gateway(folder, scenario, route=route, webhook=webhook.url, sample_rate=0.5) as (
         gateway,
         admin,
     ):
@@ -101,9 +102,7 @@ def test_drift_is_detected_the_reaction_engages_and_recalibration_restores(
         assert printed.returncode == 0, printed.stderr
         assert "BREACHED" in printed.stdout
 
-        refit = tiergate(
-            "calibrate", str(scenario.route), "--from-audit", str(folder / "gateway.yaml")
-        )
+        refit = tiergate("calibrate", str(route), "--from-audit", str(folder / "gateway.yaml"))
         assert refit.returncode == 0, refit.stderr
         assert "silver labels" in refit.stderr
         _until(lambda: gateway.server.app.services.audits.routes["tickets"].engaged is None)
@@ -172,4 +171,49 @@ def test_drift_signals_move_away_from_their_calibration_reference(
         f"({drifted['confidence']['reference_mean']:.3f}); escalation "
         f"{steady['escalation']['live']:.1%} -> {drifted['escalation']['live']:.1%} "
         f"({steady['escalation']['reference']:.1%})"
+    )
+
+
+def test_shadow_mode_takes_an_uncalibrated_route_to_a_certified_ladder(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """Unlabelled traffic only: the top tier serves, the cheaper tiers answer in shadow, and
+    `calibrate --from-audit` certifies a ladder from those comparisons."""
+    import json
+
+    route = route_copy(scenario, tmp_path / "route", calibrated=False)
+    folder = tmp_path / "gateway"
+    with auditing_gateway(
+        folder, scenario, route=route, shadow=1.0, mode="live", reaction="none"
+    ) as (gateway, admin):
+        stream = send_stream(gateway, admin, scenario.steady[:160], chunk=40)
+        assert set(stream.tiers) == {SONNET}  # the top tier serves while the others shadow it
+        with gateway.client(admin) as operator:
+            report: Any = operator.get("/v1/audit", cast_to=object)
+            usage: Any = operator.get("/v1/usage", cast_to=object)
+        agreement = report["routes"]["tickets"]["shadow_agreement"]
+        assert set(agreement) == {"local", HAIKU}
+        assert agreement["local"]["compared"] == 160
+        assert 0.5 < agreement["local"]["agreement"] < 1.0
+        assert usage["audit"]["by_route"]["tickets"]["by_kind"]["shadow"]["records"] == 160
+        refit = tiergate(
+            "calibrate", str(route), "--from-audit", str(folder / "gateway.yaml"), "--json"
+        )
+        assert refit.returncode == 0, refit.stderr
+        calibrated = json.loads(refit.stdout)
+        assert calibrated["calibration_tickets"] == 160
+        assert calibrated["certified_bound"] is not None
+        assert calibrated["certified_bound"] <= calibrated["error_budget"]
+        # The new calibration is loaded; the route stays in shadow (its top tier serves).
+        auditor = gateway.server.app.services.audits.routes["tickets"]
+        _until(lambda: auditor.calibrated_at > 0)
+        assert (
+            gateway.server.app.services.classifiers["tickets"].router.policies["local"].skipped
+        )  # still in shadow: the top tier serves
+    print(
+        f"\nshadow: 160 unlabelled requests; local agreed with {SONNET} on "
+        f"{agreement['local']['agreement']:.1%}, {HAIKU} on {agreement[HAIKU]['agreement']:.1%}; "
+        f"certified ladder {' -> '.join(calibrated['ladder'])} (bound "
+        f"{calibrated['certified_bound']:.2%} at a {calibrated['error_budget']:.0%} budget), "
+        f"accepting {calibrated['expected']['accepted_share']:.1%}"
     )

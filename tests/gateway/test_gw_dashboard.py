@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from gw_audit import Scenario, auditing_gateway, send_stream
 
-pytest_plugins = ("gw_audit",)
+pytest_plugins = ("gw_audit_fixtures",)
 
 
 @pytest.fixture(scope="module")

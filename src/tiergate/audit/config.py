@@ -13,6 +13,8 @@ audit:
     reaction: none         # none, tighten, or top_tier (until recalibrated)
     tighten: 0.5           # tighten: each cheaper tier's allowed doubt shrinks by this share
     webhook: https://...   # optional: POSTed a JSON body when the budget is breached
+    shadow: 0.0            # shadow mode: the top tier serves, the cheaper tiers answer in
+                           # shadow on this share of requests (1.0: all, for a trial)
 ```
 """
 
@@ -36,6 +38,7 @@ FIELDS = (
     "tighten",
     "webhook",
     "seed",
+    "shadow",
 )
 
 
@@ -57,6 +60,7 @@ class RouteAudit:
     tighten: float = 0.5
     webhook: str | None = None
     seed: int = 0
+    shadow: float = 0.0
 
 
 def parse_audit(raw: Any) -> dict[str, RouteAudit]:
@@ -100,6 +104,9 @@ def _route(name: str, body: Any) -> RouteAudit:
     tighten = _number(body.get("tighten", defaults.tighten), f"{where}.tighten")
     if not 0.0 < tighten <= 1.0:
         raise AuditConfigError(f"{where}.tighten: must be in (0, 1], got {tighten}")
+    shadow = _number(body.get("shadow", 0.0), f"{where}.shadow")
+    if not 0.0 <= shadow <= 1.0:
+        raise AuditConfigError(f"{where}.shadow: must be between 0 and 1, got {shadow}")
     webhook = body.get("webhook")
     if webhook is not None and not str(webhook).startswith(("http://", "https://")):
         raise AuditConfigError(f"{where}.webhook: expected an http(s) URL")
@@ -116,6 +123,7 @@ def _route(name: str, body: Any) -> RouteAudit:
         tighten=tighten,
         webhook=None if webhook is None else str(webhook),
         seed=_whole(body.get("seed", 0), f"{where}.seed", 0),
+        shadow=shadow,
     )
 
 

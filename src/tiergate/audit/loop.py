@@ -30,7 +30,16 @@ from tiergate.audit.config import RouteAudit
 from tiergate.audit.drift import DriftMonitor, Reference, reference_of
 from tiergate.audit.estimate import BREACHED, Tally
 from tiergate.audit.reaction import tightened_router, top_tier_router
-from tiergate.audit.records import AUDIT, DONE, FAILED, AuditRecord, read_records, write_records
+from tiergate.audit.records import (
+    AUDIT,
+    DONE,
+    FAILED,
+    SHADOW,
+    AuditRecord,
+    read_records,
+    write_records,
+)
+from tiergate.audit.shadow import shadow_answers, shadow_summary
 from tiergate.bulk.batch_api import batch_results, batch_status, create_batch
 from tiergate.core.cost import price_usage
 from tiergate.routing.engine import Decision, Router
@@ -42,6 +51,9 @@ from tiergate.tiers.base import TierAnswer
 
 log = logging.getLogger("tiergate.audit")
 TICK_S = 1.0
+# Samples waiting for the top tier, at most (a message batch may take hours to end): beyond
+# this, new samples are dropped and counted, so memory stays bounded whatever the traffic.
+MAX_PENDING = 50_000
 
 
 @dataclass(slots=True)
@@ -73,6 +85,8 @@ class RouteAuditor:
         self.drift = DriftMonitor(self.calibrated, settings.window, Reference([], None, []))
         self.cost_usd = 0.0
         self.records_seen = 0
+        self.dropped = 0  # samples dropped because too many waited (MAX_PENDING)
+        self._shadowed: list[tuple[dict[str, Any], Any]] = []  # (cheaper answers, top answer)
 
     # -- the hot path ---------------------------------------------------------------------------
 
@@ -88,6 +102,10 @@ class RouteAuditor:
         task = self.calibrated.task
         tier = decision.tier or ""
         label = task.threshold_key(decision.payload)
+        if self.settings.shadow > 0:
+            if tier == self.top and self._random.random() < self.settings.shadow:
+                self._queue(request_id, at, text, decision, SHADOW, True)
+            return
         by_rate = self._random.random() < self.settings.sample_rate
         wanted = self.settings.min_per_stratum
         short = (
@@ -97,13 +115,24 @@ class RouteAuditor:
         )
         if not by_rate and not short:
             return
+        record = self._queue(request_id, at, text, decision, AUDIT, by_rate)
         reference = next((a for a in decision.answers if a.tier == self.top and a.usable), None)
+        if reference is not None:  # the top tier answered on the hot path: nothing to ask
+            record.reference = json.dumps(reference.payload)
+            record.agree = task.agree(decision.payload, reference.payload)
+            record.status = DONE
+
+    def _queue(
+        self, request_id: str, at: float, text: str, decision: Decision, kind: str, by_rate: bool
+    ) -> AuditRecord:
+        tier = decision.tier or ""
+        label = self.calibrated.task.threshold_key(decision.payload)
         record = AuditRecord(
             request_id=request_id,
             at=at,
             day=utc_day(at),
             route=self.name,
-            kind=AUDIT,
+            kind=kind,
             tier=tier,
             label=label,
             accepted=decision.accepted,
@@ -111,24 +140,30 @@ class RouteAuditor:
             text=text,
             answer=json.dumps(decision.payload),
             reference_tier=self.top,
-            reference=None,
+            # In shadow the served answer is the top tier's: the reference the others meet.
+            reference=json.dumps(decision.payload) if kind == SHADOW else None,
             agree=None,
             status="pending",
             cost_usd=0.0,
         )
-        if reference is not None:  # the top tier answered on the hot path: nothing to ask
-            record.reference = json.dumps(reference.payload)
-            record.agree = task.agree(decision.payload, reference.payload)
-            record.status = DONE
-        self._queued[(tier, label)] += 1
-        self._pending.append(Pending(record, time.monotonic()))
+        if len(self._pending) >= MAX_PENDING:
+            self.dropped += 1
+        else:
+            self._queued[(tier, label)] += 1
+            self._pending.append(Pending(record, time.monotonic()))
+        return record
 
     # -- the background -------------------------------------------------------------------------
 
     async def start(self) -> None:
         records = await asyncio.to_thread(
-            read_records, self.engine, self.name, since=self.calibrated_at
+            read_records, self.engine, self.name, since=self.calibrated_at, kinds=(AUDIT, SHADOW)
         )
+        self._shadowed = [
+            (json.loads(r.answer), r.reference_payload)
+            for r in records
+            if r.kind == SHADOW and r.status == DONE
+        ]
         self.tally.extend(a for a in (r.audited() for r in records) if a is not None)
         self.cost_usd = sum(record.cost_usd for record in records)
         self.records_seen = len(records)
@@ -186,15 +221,24 @@ class RouteAuditor:
         return len(self._pending)
 
     async def _process(self, records: list[AuditRecord]) -> None:
-        asked = [record for record in records if record.status == "pending"]
+        shadowed = [r for r in records if r.kind == SHADOW and r.status == "pending"]
+        if shadowed:
+            answers = await shadow_answers(self.calibrated, [r.text for r in shadowed])
+            for record, by_tier in zip(shadowed, answers, strict=True):
+                payloads = {name: answer.payload for name, answer in by_tier.items()}
+                record.answer = json.dumps(payloads)
+                record.cost_usd = sum(answer.cost_usd for answer in by_tier.values())
+                record.status = DONE
+                self._shadowed.append((payloads, record.reference_payload))
+        asked = [r for r in records if r.kind == AUDIT and r.status == "pending"]
         if asked:
             tier = self.calibrated.tiers.get(self.top)
             if not isinstance(tier, AnthropicTier):
                 for record in asked:
                     record.status, record.problem = FAILED, "the top tier is not a Claude tier"
             else:
-                answers = await self._ask(tier, asked)
-                for record, (answer, cost) in zip(asked, answers, strict=True):
+                replies = await self._ask(tier, asked)
+                for record, (answer, cost) in zip(asked, replies, strict=True):
                     self._judge(record, answer, cost)
         await asyncio.to_thread(write_records, self.engine, records)
         for record in records:
@@ -284,11 +328,14 @@ class RouteAuditor:
             breached=self.breached_at is not None,
             breached_at=self.breached_at,
             pending=len(self._pending),
+            dropped=self.dropped,
             records=self.records_seen,
             audit_cost_usd=round(self.cost_usd, 10),
             mode=self.settings.mode,
             sample_rate=self.settings.sample_rate,
             drift=self.drift.report(),
+            shadow=self.settings.shadow,
+            shadow_agreement=shadow_summary(self._shadowed, self.calibrated.task.agree),
         )
         return report
 
@@ -341,7 +388,9 @@ class RouteAuditor:
             calibration.policies,
             router.local,
         )
-        self.classifier.router = self.calibrated
+        # A shadow route goes on being served by its top tier, now with its calibrated policy.
+        shadow = self.settings.shadow > 0
+        self.classifier.router = top_tier_router(self.calibrated) if shadow else self.calibrated
         self.calibrated_at = changed
         self.tally = Tally(self.settings.window)
         self.drift.reset(self.calibrated, await asyncio.to_thread(reference_of, self.calibrated))

@@ -291,4 +291,8 @@ def _open_classifiers(
         max_retries=upstream.max_retries,
         fallbacks=upstream.fallbacks,
     )
-    return {route.name: Classifier.open(route, book, transport) for route in routes}
+    shadowed = {name for name, audit in config.audit.items() if audit.shadow > 0}
+    return {
+        route.name: Classifier.open(route, book, transport, shadow=route.name in shadowed)
+        for route in routes
+    }

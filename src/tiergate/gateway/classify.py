@@ -56,14 +56,22 @@ class Classifier:
         self.observer: Observer | None = None
 
     @classmethod
-    def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
+    def open(
+        cls, config: ClassifyRoute, book: PriceBook, transport: Transport, *, shadow: bool = False
+    ) -> Classifier:
+        """``shadow``: served by the top tier alone, calibrated or not (``tiergate.audit``)."""
         route = load_route(config.route_file)
         if route.task.kind != config.kind:
             raise ConfigError(
                 f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
                 f"{route.task.kind} route"
             )
-        router = open_router(route, book, transport, concurrency=config.concurrency)
+        if shadow:
+            from tiergate.audit.shadow import shadow_router
+
+            router = shadow_router(route, book, transport, concurrency=config.concurrency)
+        else:
+            router = open_router(route, book, transport, concurrency=config.concurrency)
         means = _claude_means(route.artifacts / "calibration.json")
         return cls(config.name, router, means[-1] if means else None, means[0] if means else None)
 
