@@ -54,6 +54,9 @@ TICK_S = 1.0
 # Samples waiting for the top tier, at most (a message batch may take hours to end): beyond
 # this, new samples are dropped and counted, so memory stays bounded whatever the traffic.
 MAX_PENDING = 50_000
+# Message batches (or live bursts) in flight at once: a batch may take hours to end, and the
+# samples of that time go out in the next ones meanwhile.
+MAX_IN_FLIGHT = 16
 
 
 @dataclass(slots=True)
@@ -75,7 +78,7 @@ class RouteAuditor:
         self._random = random.Random(settings.seed)
         self._pending: list[Pending] = []
         self._queued: Counter[tuple[str, str]] = Counter()
-        self._lock = asyncio.Lock()
+        self._inflight: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self.engaged: str | None = None  # the reaction in force, if any
@@ -173,7 +176,7 @@ class RouteAuditor:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def close(self) -> None:
-        for task in [self._task, *self._background]:
+        for task in [self._task, *self._background, *self._inflight]:
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -188,13 +191,25 @@ class RouteAuditor:
             try:
                 await self._check_recalibration()
                 self.metrics.show_drift(self.name, self.drift.report())
-                if self._due():
-                    async with self._lock:
-                        await self._process(self._take(self.settings.batch_size))
+                while self._due() and len(self._inflight) < MAX_IN_FLIGHT:
+                    self._launch(self._take(self.settings.batch_size))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("audit of route %r failed; its samples are dropped", self.name)
+                log.exception("audit of route %r failed", self.name)
+
+    def _launch(self, records: list[AuditRecord]) -> None:
+        task = asyncio.get_running_loop().create_task(self._guarded(records))
+        self._inflight.add(task)
+        task.add_done_callback(self._inflight.discard)
+
+    async def _guarded(self, records: list[AuditRecord]) -> None:
+        try:
+            await self._process(records)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("audit of route %r failed; %d samples dropped", self.name, len(records))
 
     def _due(self) -> bool:
         if not self._pending:
@@ -211,10 +226,12 @@ class RouteAuditor:
         return [pending.record for pending in taken]
 
     async def drain(self) -> None:
-        """Audit everything queued now, whatever the wait (tests, shutdown of a demo)."""
-        async with self._lock:
-            while self._pending:
-                await self._process(self._take(self.settings.batch_size))
+        """Audit everything queued now, whatever the wait, and wait for every batch in flight
+        (tests, a demo's last step)."""
+        while self._pending:
+            self._launch(self._take(self.settings.batch_size))
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
 
     @property
     def pending(self) -> int:

@@ -40,9 +40,12 @@ def audited_route(
     config_path: Path, name: str | None, route_file: Path | None = None
 ) -> AuditedRoute:
     """The gateway route ``name`` (or the one serving ``route_file``) of a gateway config."""
-    from tiergate.gateway.config import ClassifyRoute, load_config
+    from tiergate.gateway.config import ClassifyRoute, ConfigError, load_config
 
-    config = load_config(config_path)
+    try:
+        config = load_config(config_path)
+    except ConfigError as error:
+        raise AuditReportError(str(error)) from None
     engine_routes = {n: r for n, r in config.routes.items() if isinstance(r, ClassifyRoute)}
     if name is None and route_file is not None:
         wanted = load_route(route_file).path.resolve()

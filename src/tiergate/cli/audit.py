@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.cli.formatting import percent
+from tiergate.cli.tables import render_table
 
 
 def register(subparsers: Any) -> None:
@@ -35,12 +36,15 @@ STATUS = {
 }
 
 
-def _bound_row(name: str, figures: dict[str, Any]) -> str:
-    return (
-        f"{name:<34} {figures['audited']:>8,} {figures['errors']:>7,} "
-        f"{percent(figures['error_rate']):>7} {figures['lower_bound']:>8.2%} "
-        f"{figures['upper_bound']:>8.2%}"
-    )
+def _bound_row(name: str, figures: dict[str, Any]) -> list[str]:
+    return [
+        name,
+        f"{figures['audited']:,}",
+        f"{figures['errors']:,}",
+        percent(figures["error_rate"]),
+        f"{figures['lower_bound']:.2%}",
+        f"{figures['upper_bound']:.2%}",
+    ]
 
 
 def render(report: dict[str, Any]) -> str:
@@ -63,17 +67,21 @@ def render(report: dict[str, Any]) -> str:
         f"Window (last {report['window_size']:,} audited): {STATUS[report['status']]}",
         f"Since calibration: {STATUS[report['status_since_calibration']]}",
         "",
-        f"{'':<34} {'audited':>8} {'errors':>7} {'rate':>7} {'lower':>8} {'upper':>8}",
+    ]
+    rows = [
         _bound_row("route, window", report["window"]),
         _bound_row("route, since calibration", report["since_calibration"]),
     ]
     for tier in report["tiers"]:
-        lines.append(_bound_row(f"{tier['tier']}, window", tier["window"]))
-        lines.append(_bound_row(f"{tier['tier']}, since calibration", tier["since_calibration"]))
-        for label in tier["labels"]:
-            if label["errors"]:
-                lines.append(_bound_row(f"  {label['label']}"[:34], label))
+        rows.append(_bound_row(f"{tier['tier']}, window", tier["window"]))
+        rows.append(_bound_row(f"{tier['tier']}, since calibration", tier["since_calibration"]))
+        rows += [_bound_row(f"  {row['label']}", row) for row in tier["labels"] if row["errors"]]
     lines += [
+        render_table(
+            ["", "audited", "errors", "rate", "lower", "upper"],
+            rows,
+            numeric=[False, True, True, True, True, True],
+        ),
         "",
         "An error is an accepted answer the top tier disagrees with (its answers are the "
         "reference, as silver labels).",
