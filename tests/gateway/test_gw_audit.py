@@ -217,3 +217,24 @@ def test_shadow_mode_takes_an_uncalibrated_route_to_a_certified_ladder(
         f"{calibrated['certified_bound']:.2%} at a {calibrated['error_budget']:.0%} budget), "
         f"accepting {calibrated['expected']['accepted_share']:.1%}"
     )
+
+
+def test_live_audits_judge_alike_and_cost_about_twice_batches(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    reports: dict[str, Any] = {}
+    for mode in ("batches", "live"):
+        with auditing_gateway(tmp_path / mode, scenario, sample_rate=1.0, mode=mode) as (
+            gateway,
+            admin,
+        ):
+            send_stream(gateway, admin, scenario.steady[:20], chunk=20)
+            with gateway.client(admin) as operator:
+                answer: Any = operator.get("/v1/audit", cast_to=object)
+            reports[mode] = answer["routes"]["tickets"]
+    batches, live = reports["batches"], reports["live"]
+    assert batches["window"]["audited"] == live["window"]["audited"] == 20
+    assert batches["window"]["errors"] == live["window"]["errors"]  # the same top-tier answers
+    assert (
+        1.5 * batches["audit_cost_usd"] < live["audit_cost_usd"] < 2.5 * batches["audit_cost_usd"]
+    )
