@@ -53,7 +53,7 @@ class Classifier:
                 f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
                 f"{route.task.kind} route"
             )
-        router = open_router(route, book, transport, concurrency=config.concurrency)
+        router = open_router(route, book, transport, concurrency=config.concurrency, batched=True)
         return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
 
     async def aclose(self) -> None:
