@@ -145,8 +145,13 @@ class GatewayConfig(Section):
     upstream: UpstreamConfig
     limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
     routes: dict[str, RouteConfig] = Field(default_factory=dict)
-    keys_path: ConfigPath = Field(default=Path("tiergate-keys.json"), alias="keys")
-    ledger_url: str = Field(default="sqlite:///tiergate-ledger.db", alias="ledger")
+    # Defaults are validated too: default files sit beside the config like given ones.
+    keys_path: ConfigPath = Field(
+        default=Path("tiergate-keys.json"), alias="keys", validate_default=True
+    )
+    ledger_url: str = Field(
+        default="sqlite:///tiergate-ledger.db", alias="ledger", validate_default=True
+    )
     max_body_bytes: PositiveInt = 4 * 1024 * 1024
     strong_model: str = "claude-sonnet-4-6"
     prices: ConfigPath | None = None
@@ -155,7 +160,9 @@ class GatewayConfig(Section):
     # URL shared by several gateways (redis://host:6379/0).
     state: str = "memory"
     # The intent journal (see tiergate.stores.journal): a folder on this host.
-    journal_path: ConfigPath = Field(default=Path("tiergate-journal"), alias="journal")
+    journal_path: ConfigPath = Field(
+        default=Path("tiergate-journal"), alias="journal", validate_default=True
+    )
     budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig())
 
     @property
