@@ -39,7 +39,7 @@ def test_the_example_config_loads() -> None:
     [
         ({"tiers": {"cheap": HAIKU}, "rules": [{"when": {"sunny": 1}, "tier": "cheap"}]}, "sunny"),
         ({"tiers": {"cheap": HAIKU}, "rules": [{"when": {"marked": "x"}, "tier": "gold"}]}, "gold"),
-        ({"kind": "classify"}, "route: FILE"),
+        ({"kind": "classify"}, r"routes\.r\.route: required field missing"),
         ({"tiers": {"cheap": HAIKU}, "default": "strong"}, "default"),
     ],
 )

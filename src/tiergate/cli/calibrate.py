@@ -65,10 +65,11 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.datasets import Example, load_dataset
     from tiergate.routing.calibrate import CalibrateOptions, calibrate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import RUNS_FILE, paid_tiers, route_data
+    from tiergate.routing.runtime import RUNS_FILE, check_tiers, paid_tiers, route_data
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
+    check_tiers(route, book)  # before any emulator starts
     options = CalibrateOptions(
         data=args.data,
         limit=args.limit,

@@ -45,12 +45,13 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.datasets import Example, load_dataset
     from tiergate.routing.evaluate import EvaluateOptions, evaluate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import paid_tiers, route_data
+    from tiergate.routing.runtime import check_tiers, paid_tiers, route_data
 
     full = load_route(args.route)
     tiers = args.tiers.split(",") if args.tiers else None
     route = full.restricted(tiers) if tiers else full
     book = load_price_book(args.prices)
+    check_tiers(route, book)  # before any emulator starts
     options = EvaluateOptions(args.data, tiers, args.limit, args.concurrency)
     if not route.claude_tiers:
         result = await evaluate_route(full, book, None, options, say=say)

@@ -10,10 +10,7 @@ model (or torch).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,15 +18,15 @@ import orjson
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
-from tiergate.gateway.config import ClassifyRoute, ConfigError
+from tiergate.gateway.config import ClassifyRoute
 from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.services import Outcome, Request, Services, record
 from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
-from tiergate.routing.route import LOCAL, load_route
-from tiergate.routing.runtime import open_router
+from tiergate.routing.route import load_route
+from tiergate.routing.runtime import load_calibration, open_router
 from tiergate.tasks.base import Context, Item
 from tiergate.tiers.anthropic import AnthropicTier
 from tiergate.transports.base import Transport
@@ -47,14 +44,9 @@ class Classifier:
 
     @classmethod
     def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
-        route = load_route(config.route_file)
-        if route.task.kind != config.kind:
-            raise ConfigError(
-                f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
-                f"{route.task.kind} route"
-            )
+        route = load_route(config.route_file)  # its kind was checked with the config
         router = open_router(route, book, transport, concurrency=config.concurrency, batched=True)
-        return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
+        return cls(config.name, router, load_calibration(route).strong_mean_cost_usd(route))
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -221,14 +213,3 @@ def _as_events(message: dict[str, Any]) -> bytes:
         b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
         for name, data in events
     )
-
-
-def _strong_mean(path: os.PathLike[str] | str) -> float | None:
-    """The strong tier's mean cost per call on the calibration data: the strong-only baseline
-    for tickets that never reached it."""
-    try:
-        report = json.loads(Path(path).read_text()).get("tiers_report") or []
-    except (OSError, ValueError):
-        return None
-    costs = [row["mean_cost_per_call_usd"] for row in report if row.get("tier") != LOCAL]
-    return float(costs[-1]) if costs else None

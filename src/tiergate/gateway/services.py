@@ -29,6 +29,8 @@ class Services:
     strong: ModelPrice
     # Classification routes: name -> tiergate.gateway.classify.Classifier, loaded at start-up.
     classifiers: dict[str, Any] = field(default_factory=dict)
+    # Learned routes: name -> tiergate.gateway.learned.LearnedChooser, loaded at start-up.
+    learned: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> KeyStore:

@@ -25,6 +25,7 @@ from tiergate.routing.runtime import (
     RecordedRuns,
     check_held_out,
     check_labels,
+    check_tiers,
     load_local,
     load_runs,
     own_rows,
@@ -83,6 +84,7 @@ async def calibrate_route(
 
     ``transport`` reaches the paid tiers; it is needed only when answers must be collected.
     """
+    check_tiers(route, book)
     if options.budget is not None:
         if not 0.0 < options.budget < 1.0:
             raise CalibrationError(f"the budget must be between 0 and 1, got {options.budget}")
@@ -146,6 +148,7 @@ async def calibrate_route(
             "every_answer_accepted": report["every_answer_accepted"],
         },
         budget_from_route=options.budget is None,
+        mean_cost_usd={fit.tier: fit.mean_cost_usd for fit in fitted.fits if fit.tier != LOCAL},
     )
     report["saved"] = str(saved)
     report["reused_answers"] = reusable is not None
