@@ -38,6 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from tiergate.routing.runtime import check_labels, local_dir, route_data
 
     route = load_route(args.route)
+    if not route.task.trains_local_model:
+        print(
+            f"nothing to train: route {route.name!r} ({route.task.kind}) has no local "
+            "model; run `tiergate calibrate` next"
+        )
+        return 0
     data = route_data(route)
     check_labels(route, data.train, str(route.train_data))
     settings = route.local

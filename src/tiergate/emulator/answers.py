@@ -10,7 +10,9 @@
 When a classification scenario is loaded and the last user turn holds a known ticket,
 structured answers carry the scenario's label, confidence and reason in the configured fields,
 and a free-text answer is that JSON object as text. An agent scenario
-(:mod:`tiergate.emulator.agent_scenario`) scripts tool calls and answers instead. With thinking
+(:mod:`tiergate.emulator.agent_scenario`) scripts tool calls and answers instead; an extraction
+scenario (:mod:`tiergate.emulator.extract_scenario`) gives a known document's fields, with the
+mistakes it assumes for the model, as the structured answer. With thinking
 on, a thinking block comes first (:mod:`tiergate.emulator.thinking`) and the answer gets the
 ``max_tokens`` the thought left. Everything is seeded by (seed, model, prompt), so it is
 reproducible; the thought has its own generator, so thinking does not change the answer.
@@ -28,6 +30,7 @@ from typing import Any
 import orjson
 
 from tiergate.emulator.agent_scenario import AgentScenario, Step, TextStep
+from tiergate.emulator.extract_scenario import ExtractScenario
 from tiergate.emulator.filler import filler
 from tiergate.emulator.ids import IdMaker
 from tiergate.emulator.scenario import AnyScenario, Scenario, ScenarioAnswer
@@ -85,6 +88,10 @@ def _said(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> A
             return _agent_step(step, request, ids)
     labels = settings.scenario if isinstance(settings.scenario, Scenario) else None
     last_user = last_user_text(request.body["messages"])
+    if isinstance(settings.scenario, ExtractScenario):
+        extracted = _extracted(request, settings, last_user, ids)
+        if extracted is not None:
+            return extracted
     rng = random.Random(_seed(settings.seed, request.model.name, request.body["messages"]))
     verdict = _scenario_answer(request, labels, settings.seed, last_user)
     tool = _chosen_tool(request, last_user)
@@ -143,6 +150,27 @@ def _agent_step(step: Step, request: MessagesRequest, ids: IdMaker) -> Answer:
         )
         return _whole_text(text, request, None)
     return _tool_call(tool, dict(step.input), request.max_tokens, ids, None)
+
+
+def _extracted(
+    request: MessagesRequest, settings: AnswerSettings, last_user: str, ids: IdMaker
+) -> Answer | None:
+    """An extraction scenario's object for a known document, as the request asks for it."""
+    scenario = settings.scenario
+    assert isinstance(scenario, ExtractScenario)
+    document = scenario.document(last_user)
+    tool = _chosen_tool(request, last_user)
+    schema = tool["input_schema"] if tool is not None else request.output_schema
+    if document is None or schema is None:
+        return None
+    found = scenario.answer(
+        settings.seed, request.model.name, request.model.family, document, schema
+    )
+    if found is None:
+        return None
+    if tool is not None:
+        return _tool_call(tool, found.value, request.max_tokens, ids, None)
+    return _whole_text(orjson.dumps(found.value).decode(), request, None)
 
 
 def _scenario_answer(

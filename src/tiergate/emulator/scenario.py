@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import orjson
 import yaml
@@ -37,6 +37,9 @@ import yaml
 from tiergate.emulator.agent_scenario import KIND as AGENT_KIND
 from tiergate.emulator.agent_scenario import AgentScenario, agent_scenario_from_dict
 from tiergate.errors import TiergateError
+
+if TYPE_CHECKING:
+    from tiergate.emulator.extract_scenario import ExtractScenario
 
 DEFAULT_TICKET_PATTERN = r"<ticket>(.*?)</ticket>"
 DEFAULT_CORRELATION = 0.7
@@ -128,18 +131,12 @@ class Scenario:
         if truth is None:
             return None
         behaviour = self.behaviour(model, family)
-        difficulty = self.difficulty.get(key)
-        if difficulty is None:
-            difficulty = _uniform(seed, "difficulty", key)
-        noise = _uniform(seed, f"model:{model}", key)
-        rho = self.correlation
-        latent = math.sqrt(rho) * _NORMAL.inv_cdf(_clip(difficulty)) + math.sqrt(
-            1.0 - rho
-        ) * _NORMAL.inv_cdf(noise)
-        correct = _NORMAL.cdf(latent) < behaviour.accuracy
+        correct = latent_right(
+            seed, model, key, behaviour.accuracy, self.difficulty.get(key), self.correlation
+        )
         label = truth if correct else self._wrong_label(seed, truth, key)
         shape = behaviour.confidence_right if correct else behaviour.confidence_wrong
-        draw = _uniform(seed, f"confidence:{model}", key)
+        draw = uniform(seed, f"confidence:{model}", key)
         confidence = round(self._quantiles[shape].quantile(draw), 2)
         return ScenarioAnswer(label, confidence, correct, _reason(label))
 
@@ -150,14 +147,29 @@ class Scenario:
         if not choices:
             return truth
         # Chosen per text, not per model: models that err on a text tend to make the same error.
-        return choices[int(_uniform(seed, "wrong", key) * len(choices)) % len(choices)]
+        return choices[int(uniform(seed, "wrong", key) * len(choices)) % len(choices)]
 
 
 def normalize(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _uniform(seed: int, purpose: str, key: str) -> float:
+def latent_right(
+    seed: int, model: str, key: str, accuracy: float, difficulty: float | None, rho: float
+) -> bool:
+    """Whether ``model`` is right on the item ``key``: its latent difficulty (given, else drawn
+    from (seed, key)) mixed with the model's own noise at correlation ``rho`` (module docstring)."""
+    if difficulty is None:
+        difficulty = uniform(seed, "difficulty", key)
+    noise = uniform(seed, f"model:{model}", key)
+    latent = math.sqrt(rho) * _NORMAL.inv_cdf(_clip(difficulty)) + math.sqrt(
+        1.0 - rho
+    ) * _NORMAL.inv_cdf(noise)
+    return _NORMAL.cdf(latent) < accuracy
+
+
+def uniform(seed: int, purpose: str, key: str) -> float:
+    """A uniform draw in (0, 1), fixed by (seed, purpose, key): reproducible in any order."""
     digest = hashlib.blake2b(f"{seed}|{purpose}|{key}".encode(), digest_size=8).digest()
     return _clip((int.from_bytes(digest, "big") + 0.5) / 2**64)
 
@@ -213,8 +225,8 @@ def confusable_sets(labels: Iterable[str], count: int = CONFUSABLE_COUNT) -> dic
 
 
 CLASSIFY_KIND = "classify"
-# A scenario of either kind; a file says which with ``kind`` (classify when it says nothing).
-AnyScenario = Scenario | AgentScenario
+# A scenario of any kind; a file says which with ``kind`` (classify when it says nothing).
+AnyScenario = Union[Scenario, AgentScenario, "ExtractScenario"]
 
 
 def load_scenario(path: str | Path) -> AnyScenario:
@@ -233,8 +245,14 @@ def load_scenario(path: str | Path) -> AnyScenario:
     kind = raw.get("kind", CLASSIFY_KIND) if isinstance(raw, Mapping) else CLASSIFY_KIND
     if kind == AGENT_KIND:
         return agent_scenario_from_dict(raw, origin=str(source))
+    if kind == "extract":
+        from tiergate.emulator.extract_scenario import extract_scenario_from_dict
+
+        return extract_scenario_from_dict(raw, origin=str(source))
     if kind != CLASSIFY_KIND:
-        raise ScenarioError(f"{source}: kind must be {CLASSIFY_KIND!r} or {AGENT_KIND!r}")
+        raise ScenarioError(
+            f"{source}: kind must be {CLASSIFY_KIND!r}, {AGENT_KIND!r} or 'extract'"
+        )
     return scenario_from_dict(raw, origin=str(source))
 
 
