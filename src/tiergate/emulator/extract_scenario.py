@@ -122,9 +122,11 @@ class ExtractScenario:
         value = copy.deepcopy(gold)
         mistakes: list[str] = []
         if not right:
-            mistakes.append(_mistake(value, text, schema, seed, key, 0))
+            # The model's confidence is not a field to get wrong.
+            fields = _without(schema, self.confidence_field)
+            mistakes.append(_mistake(value, text, fields, seed, key, 0))
             if uniform(seed, "second-mistake", key) < SECOND_MISTAKE:
-                mistakes.append(_mistake(value, text, schema, seed, key, 1))
+                mistakes.append(_mistake(value, text, fields, seed, key, 1))
         if uniform(seed, f"invalid:{model}", key) < behaviour.invalid:
             required = [name for name in schema.get("required") or [] if name in value]
             if required:
@@ -137,6 +139,12 @@ class ExtractScenario:
         draw = uniform(seed, f"confidence:{model}", key)
         value[self.confidence_field] = round(self._quantiles[shape].quantile(draw), 2)
         return ExtractAnswer(value, right and not mistakes, tuple(mistakes))
+
+
+def _without(schema: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """The schema without the root property ``name``."""
+    properties = {k: v for k, v in (schema.get("properties") or {}).items() if k != name}
+    return {**schema, "properties": properties}
 
 
 def _leaves(value: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

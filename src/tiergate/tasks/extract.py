@@ -104,6 +104,7 @@ class ExtractTask(StructuredTask):
         self.group_by = group_by
         self.description = description
         self.padding_examples = list(padding_examples)
+        self.chosen_fields = chosen_fields(self.answer_schema)
 
     @classmethod
     def from_route(
@@ -232,7 +233,7 @@ class ExtractTask(StructuredTask):
         if reading.stated_confidence is not None:
             features["stated_confidence"] = reading.stated_confidence
         if isinstance(reading.payload, dict):
-            features.update(grounding(reading.payload, item.text))
+            features.update(grounding(reading.payload, item.text, self.chosen_fields))
         return features
 
     # -- judging ------------------------------------------------------------------------------
@@ -323,12 +324,30 @@ def for_model(schema: Any) -> Any:
     return kept
 
 
-def grounding(payload: Mapping[str, Any], text: str) -> dict[str, float]:
-    """How much of the answer is copied from the document, and how many fields it has."""
+def chosen_fields(schema: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """Paths of the fields whose value is chosen from a set (``enum``, ``const``), not copied
+    from the document."""
+    found: set[str] = set()
+    for name, inner in (schema.get("properties") or {}).items():
+        if not isinstance(inner, Mapping):
+            continue
+        path = f"{prefix}.{name}" if prefix else str(name)
+        if "enum" in inner or "const" in inner:
+            found.add(path)
+        found |= chosen_fields(inner, path)
+    return frozenset(found)
+
+
+def grounding(
+    payload: Mapping[str, Any], text: str, chosen: frozenset[str] = frozenset()
+) -> dict[str, float]:
+    """How much of the answer is copied from the document (string values outside ``chosen``
+    found in it), and how many fields it has."""
     document = folded(text)
     values = [
         item
-        for value in flatten(payload).values()
+        for path, value in flatten(payload).items()
+        if path not in chosen
         for item in (value if isinstance(value, list) else [value])
         if isinstance(item, str)
     ]
