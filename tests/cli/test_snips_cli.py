@@ -120,3 +120,10 @@ def test_a_row_whose_gold_is_not_an_object_is_one_line_naming_it(
     assert done.returncode != 0
     assert f"{broken}:1: label must be a JSON object" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_learn_says_in_one_line_that_there_is_no_local_tier(route: Path) -> None:
+    done = tiergate("learn", str(route))
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith("learning teaches the local tier, and this ladder has none")
+    assert len(done.stderr.strip().splitlines()) == 1
