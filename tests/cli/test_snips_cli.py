@@ -81,6 +81,13 @@ def test_eval_reports_fields_documents_tiers_and_costs(route: Path) -> None:
     assert result["savings_vs_strong"] is not None
 
 
+def test_eval_prints_the_fields_it_gets_wrong_most(route: Path) -> None:
+    done = tiergate("eval", str(route), "--limit", "140")
+    assert done.returncode == 0, done.stderr
+    line = next(line for line in done.stdout.splitlines() if line.startswith("fields"))
+    assert "mean" in line and "lowest slots." in line
+
+
 def test_route_answers_one_document_with_a_json_object(route: Path) -> None:
     known = json.loads((route / "train.jsonl").read_text().splitlines()[0])
     done = tiergate("route", str(route), known["text"], "--json")

@@ -140,6 +140,14 @@ def render(result: dict[str, Any]) -> str:
             f"out of scope ({scope['label']}): {percent(scope['wrongly_accepted_share'])} of "
             f"{scope['out_of_scope_tickets']:,} wrongly accepted with an in-scope label"
         )
+    fields = {k: v for k, v in (result.get("field_accuracy") or {}).items() if v is not None}
+    if fields:
+        worst = sorted(fields, key=lambda name: (fields[name], name))[:3]
+        mean = sum(fields.values()) / len(fields)
+        lines.append(
+            f"fields (all final answers): {len(fields)}, mean {percent(mean)}; lowest "
+            + ", ".join(f"{name} {percent(fields[name])}" for name in worst)
+        )
     if result.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "
