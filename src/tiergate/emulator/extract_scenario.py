@@ -107,6 +107,14 @@ class ExtractScenario:
             return None
         return (match.group(1) if self.document_pattern.groups else match.group(0)).strip()
 
+    def respond(
+        self, seed: int, model: str, family: str, prompt: str, schema: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The object for the document in ``prompt`` (``ObjectScenario``); None if unknown."""
+        document = self.document(prompt)
+        found = None if document is None else self.answer(seed, model, family, document, schema)
+        return None if found is None else found.value
+
     def answer(
         self, seed: int, model: str, family: str, text: str, schema: Mapping[str, Any]
     ) -> ExtractAnswer | None:

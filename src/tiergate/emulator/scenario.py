@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import importlib
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import yaml
@@ -37,9 +38,6 @@ import yaml
 from tiergate.emulator.agent_scenario import KIND as AGENT_KIND
 from tiergate.emulator.agent_scenario import AgentScenario, agent_scenario_from_dict
 from tiergate.errors import TiergateError
-
-if TYPE_CHECKING:
-    from tiergate.emulator.extract_scenario import ExtractScenario
 
 DEFAULT_TICKET_PATTERN = r"<ticket>(.*?)</ticket>"
 DEFAULT_CORRELATION = 0.7
@@ -224,9 +222,30 @@ def confusable_sets(labels: Iterable[str], count: int = CONFUSABLE_COUNT) -> dic
     return result
 
 
+@runtime_checkable
+class ObjectScenario(Protocol):
+    """A scenario that answers a structured request (a forced tool call or a JSON format) with
+    an object of its own: a task's scenario (extraction, ...) is one, and plugs in with a module
+    of its own and a ``kind`` in ``OBJECT_KINDS``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def respond(
+        self, seed: int, model: str, family: str, prompt: str, schema: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The object answering a request whose last user turn is ``prompt`` and whose answer
+        has ``schema``; None to answer as without a scenario."""
+        ...
+
+
 CLASSIFY_KIND = "classify"
+# kind -> "module:function" reading such a scenario from a mapping (imported when used).
+OBJECT_KINDS: dict[str, str] = {
+    "extract": "tiergate.emulator.extract_scenario:extract_scenario_from_dict",
+}
 # A scenario of any kind; a file says which with ``kind`` (classify when it says nothing).
-AnyScenario = Union[Scenario, AgentScenario, "ExtractScenario"]
+AnyScenario = Scenario | AgentScenario | ObjectScenario
 
 
 def load_scenario(path: str | Path) -> AnyScenario:
@@ -245,14 +264,14 @@ def load_scenario(path: str | Path) -> AnyScenario:
     kind = raw.get("kind", CLASSIFY_KIND) if isinstance(raw, Mapping) else CLASSIFY_KIND
     if kind == AGENT_KIND:
         return agent_scenario_from_dict(raw, origin=str(source))
-    if kind == "extract":
-        from tiergate.emulator.extract_scenario import extract_scenario_from_dict
-
-        return extract_scenario_from_dict(raw, origin=str(source))
+    if kind in OBJECT_KINDS:
+        module, function = OBJECT_KINDS[kind].split(":")
+        reader = getattr(importlib.import_module(module), function)
+        scenario: ObjectScenario = reader(raw, origin=str(source))
+        return scenario
     if kind != CLASSIFY_KIND:
-        raise ScenarioError(
-            f"{source}: kind must be {CLASSIFY_KIND!r}, {AGENT_KIND!r} or 'extract'"
-        )
+        kinds = ", ".join(repr(name) for name in (CLASSIFY_KIND, AGENT_KIND, *OBJECT_KINDS))
+        raise ScenarioError(f"{source}: kind must be one of {kinds}")
     return scenario_from_dict(raw, origin=str(source))
 
 
