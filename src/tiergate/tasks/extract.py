@@ -17,7 +17,8 @@ Route settings (beside the common ones)::
 
     task: extract
     schema: schema.json            # a JSON Schema file beside the route, or the schema inline
-    compare: {intent: exact, "slots.*": casefold}   # per field path or glob; default casefold
+    compare: {intent: exact, "slots.*": casefold}   # per field path or glob (tasks/fields.py)
+    default_compare: casefold      # fields no rule names
     group_by: intent               # optional: splits keep its values balanced, per_tier
                                    # thresholds may be kept per value
 """
