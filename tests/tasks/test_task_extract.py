@@ -178,10 +178,18 @@ def test_features_say_how_much_is_copied_from_the_document(task: ExtractTask) ->
     assert task.features(bad, Item(TEXT), Context())["grounded_share"] == pytest.approx(2 / 3)
 
 
-def test_thresholds_and_splits_follow_group_by(task: ExtractTask) -> None:
+def test_thresholds_and_splits_follow_group_by(task: ExtractTask, tmp_path: Path) -> None:
     assert task.threshold_key(GOLD) == "BookRestaurant"
     assert task.stratum(GOLD) == "BookRestaurant"
     assert not task.known_gold({})
+    by_fields = load_route(route_file(tmp_path, ROUTE.replace("group_by: intent", 'group_by: "*"')))
+    keys = {
+        by_fields.task.threshold_key(answer)
+        for answer in (GOLD, {**GOLD, "intent": "GetWeather"}, {"intent": "GetWeather"})
+    }
+    assert keys == {"intent,slots.city,slots.party_size_number,slots.restaurant_type", "intent"}
+    one = load_route(route_file(tmp_path, ROUTE.replace("group_by: intent\n", "")))
+    assert one.task.threshold_key(GOLD) == one.task.threshold_key({"intent": "GetWeather"}) == ""
 
 
 def test_rows_carry_a_gold_object(task: ExtractTask) -> None:

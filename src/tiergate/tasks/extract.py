@@ -11,7 +11,7 @@ Features: the stated confidence, the share of string values found in the documen
 usually copied from it: a value with extra or changed words is often not), and the number of
 fields (more fields, more ways to be wrong). An answer is correct when every field is right: the
 same fields as the gold answer, each equal under its comparison (``tasks/fields.py``). One
-threshold for all answers, or one per value of a field (``group_by``).
+threshold for all answers, or one per value of a field or per set of fields present (``group_by``).
 
 Route settings (beside the common ones)::
 
@@ -20,7 +20,7 @@ Route settings (beside the common ones)::
     compare: {intent: exact, "slots.*": casefold}   # per field path or glob (tasks/fields.py)
     default_compare: casefold      # fields no rule names
     group_by: intent               # optional: splits keep its values balanced, per_tier
-                                   # thresholds may be kept per value
+                                   # thresholds may be kept per value; "*": per field set
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 # Fixed labelled examples that may pad the system prompt to the cacheable minimum.
 PADDING_EXAMPLES = 120
 CONFIDENCE = "confidence"
+FIELD_SET = "*"  # group_by: answers are grouped by the set of fields they have
 # Keywords that only validate (the answer is checked against them here), left out of the schema
 # the model is given: structured output constrains the shape, tiergate checks the rest.
 VALIDATION_ONLY = frozenset(
@@ -263,6 +264,8 @@ class ExtractTask(StructuredTask):
     def stratum(self, gold: Payload) -> str:
         if self.group_by is None or not isinstance(gold, dict):
             return ""
+        if self.group_by == FIELD_SET:
+            return ",".join(sorted(flatten(gold)))
         value = flatten(gold).get(self.group_by)
         return "" if value is None else str(value)
 
