@@ -72,7 +72,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario",
         metavar="FILE",
-        help="scenario file (JSON or YAML): classification, or kind: agent",
+        help="scenario file (JSON or YAML): classification, kind: agent or kind: extract",
     )
     parser.add_argument(
         "--batch-seconds",
@@ -157,12 +157,15 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _described(scenario: object) -> str:
     from tiergate.emulator.agent_scenario import AgentScenario
+    from tiergate.emulator.extract_scenario import ExtractScenario
     from tiergate.emulator.scenario import Scenario
 
     if isinstance(scenario, Scenario):
         return f", scenario {scenario.name} with {len(scenario.items)} texts"
     if isinstance(scenario, AgentScenario):
         return f", agent scenario {scenario.name} with {len(scenario.rules)} rules"
+    if isinstance(scenario, ExtractScenario):
+        return f", extraction scenario {scenario.name} with {len(scenario.items)} documents"
     return ""
 
 

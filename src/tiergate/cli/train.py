@@ -37,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from tiergate.routing.train import train_route
 
     route = load_route(args.route)
+    if not route.task.trains_local_model:
+        print(
+            f"nothing to train: route {route.name!r} ({route.task.kind}) has no local "
+            "model; run `tiergate calibrate` next"
+        )
+        return 0
     settings = route.local
     if getattr(args, "encoder", None):
         settings = dataclasses.replace(settings, encoder=args.encoder)

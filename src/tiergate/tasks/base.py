@@ -81,6 +81,8 @@ class Task(ABC):
     """One kind of work. Built from a route's settings by :meth:`from_route`."""
 
     kind: ClassVar[str]
+    # Whether `tiergate train` has a local model to train for this task (one label per item).
+    trains_local_model: ClassVar[bool] = True
 
     @classmethod
     @abstractmethod
