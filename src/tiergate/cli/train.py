@@ -34,10 +34,17 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tiergate.classifier.settings import FinetuneSettings
     from tiergate.classifier.training import build_local_model
-    from tiergate.routing.route import load_route
+    from tiergate.routing.route import LOCAL, load_route
     from tiergate.routing.runtime import check_labels, local_dir, route_data
 
     route = load_route(args.route)
+    if LOCAL not in route.tiers and route.few_shot == 0:
+        # Neither a local tier nor few-shot neighbours: no local model would ever be used.
+        print(
+            f"route {route.name!r} uses no local model (no local tier, few_shot: 0): "
+            "nothing to train"
+        )
+        return 0
     data = route_data(route)
     check_labels(route, data.train, str(route.train_data))
     settings = route.local

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 # kind -> "module:class"
 TASKS: dict[str, str] = {
     "classify": "tiergate.tasks.classify:ClassifyTask",
+    "tool": "tiergate.tasks.tool:ToolTask",
 }
 
 
