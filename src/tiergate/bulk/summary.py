@@ -56,7 +56,8 @@ def tally(route: Route, source: Path, output: Path) -> Tally:
         result.escalated += bool(record["escalated"])
         result.paid_usd += record["cost_usd"]
         result.live_usd += record["live_cost_usd"]
-        right = label is not None and record["label"] == label
+        answer = record.get("answer", record.get("label"))
+        right = label is not None and answer is not None and route.task.correct(answer, label)
         if label is not None:
             result.labelled += 1
             result.correct += right

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
+from tiergate.errors import TiergateError
 from tiergate.tasks.base import Context, Item, Payload, Reading, Task
 from tiergate.tasks.tool_features import similarity_features, validity_features
 from tiergate.tasks.tool_gold import api_name, decision_correct
@@ -40,6 +41,10 @@ CONFIDENCE_INSTRUCTION = (
 )
 _CONFIDENCE = re.compile(r"confidence:\s*([01](?:\.\d+)?|\.\d+)", re.IGNORECASE)
 _CONFIDENCE_LINE = re.compile(r"^\s*confidence:\s*[0-9.]+\s*\n?", re.IGNORECASE | re.MULTILINE)
+
+
+class ToolRequestError(TiergateError, ValueError):
+    """An item without the request a tool decision is made on."""
 
 
 class ToolSettings(BaseModel):
@@ -99,7 +104,9 @@ class ToolTask(Task):
 
     def request(self, model: ModelPrice, item: Item, context: Context) -> dict[str, Any]:
         if item.request is None:
-            raise ValueError("a tool decision needs the request (messages and tools)")
+            raise ToolRequestError(
+                "a tool decision needs the whole request (messages and tools), not only a text"
+            )
         body = instructed(item.request)
         body["model"] = model.name
         body["max_tokens"] = self.max_tokens
