@@ -18,7 +18,13 @@ import orjson
 from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
-from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
+from tiergate.gateway.config import (
+    AgentRoute,
+    ClassifyRoute,
+    ConfigError,
+    GatewayConfig,
+    RulesRoute,
+)
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
@@ -94,6 +100,11 @@ class GatewayApp:
             services.classifiers = await asyncio.to_thread(
                 _open_classifiers, classify_routes, listed, config
             )
+        agent_routes = [r for r in config.routes.values() if isinstance(r, AgentRoute)]
+        if agent_routes:
+            from tiergate.gateway.agent import AgentTurns
+
+            services.agents = {r.name: AgentTurns.open(r, listed) for r in agent_routes}
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
         self._services = services

@@ -96,7 +96,20 @@ class ClassifyRoute:
     kind: str = "classify"
 
 
-RouteConfig = RulesRoute | ClassifyRoute
+@dataclass(frozen=True)
+class AgentRoute:
+    """Agent turns (requests with ``tools``) tiered by a calibrated tool-decision policy
+    (``tiergate.gateway.agent``); ``policy`` is a ``task: tool`` route file."""
+
+    name: str
+    cheap: str
+    strong: str
+    policy: Path | None
+    strong_first_turn: bool = False
+    strong_input_tokens_over: int | None = None
+
+
+RouteConfig = RulesRoute | ClassifyRoute | AgentRoute
 
 CONDITIONS = ("input_tokens_over", "marked", "max_tokens_at_most", "assistant_prefill")
 
@@ -233,8 +246,10 @@ def _routes(raw: Mapping[str, Any], base: Path) -> dict[str, RouteConfig]:
             )
         elif kind == "rules":
             routes[name] = _rules_route(str(name), body)
+        elif kind == "agent":
+            routes[name] = _agent_route(str(name), body, base)
         else:
-            kinds = ", ".join(["rules", *sorted(TASKS)])
+            kinds = ", ".join(["rules", "agent", *sorted(TASKS)])
             raise ConfigError(f"routes.{name}: kind must be one of {kinds}, got {kind!r}")
     return routes
 
@@ -261,6 +276,29 @@ def _rules_route(name: str, body: Mapping[str, Any]) -> RulesRoute:
             raise ConfigError(f"{where}: tier {raw_rule['tier']!r} is not one of the route's tiers")
         rules.append(Rule(str(condition), value, str(raw_rule["tier"])))
     return RulesRoute(name, {str(k): str(v) for k, v in tiers.items()}, default, tuple(rules))
+
+
+def _agent_route(name: str, body: Mapping[str, Any], base: Path) -> AgentRoute:
+    unknown = set(body) - {"kind", "tiers", "policy", "strong_when"}
+    if unknown:
+        raise ConfigError(f"routes.{name}: unknown field {sorted(unknown)[0]!r}")
+    tiers = body.get("tiers")
+    if not isinstance(tiers, dict) or set(tiers) != {"cheap", "strong"}:
+        raise ConfigError(f"routes.{name}.tiers: expected {{cheap: MODEL, strong: MODEL}}")
+    when = body.get("strong_when") or {}
+    if not isinstance(when, dict) or set(when) - {"first_turn", "input_tokens_over"}:
+        raise ConfigError(f"routes.{name}.strong_when: first_turn and/or input_tokens_over")
+    over = when.get("input_tokens_over")
+    return AgentRoute(
+        name,
+        str(tiers["cheap"]),
+        str(tiers["strong"]),
+        _path(base, body["policy"]) if body.get("policy") else None,
+        bool(when.get("first_turn", False)),
+        None
+        if over is None
+        else _positive_int(over, f"routes.{name}.strong_when.input_tokens_over"),
+    )
 
 
 def _path(base: Path, value: Any) -> Path:
