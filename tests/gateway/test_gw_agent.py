@@ -239,3 +239,20 @@ def test_rules_send_first_turns_to_the_strong_tier(
         for _ in run[1:]:
             later = next(by_turn)
             assert later["tiers_tried"].startswith("cheap")
+
+
+def test_a_policy_must_be_a_tool_route_with_a_policy_for_the_cheap_tier(
+    calibrated: Path,
+) -> None:
+    from tiergate.core.prices import load_price_book
+    from tiergate.gateway.agent import AgentTurns
+    from tiergate.gateway.config import AgentRoute, ConfigError
+
+    book = load_price_book()
+    banking = Path(__file__).parents[2] / "examples" / "banking77" / "route.yaml"
+    with pytest.raises(ConfigError, match="classify route, not a tool route"):
+        AgentTurns.open(AgentRoute("agent", HAIKU, SONNET, banking), book)
+    with pytest.raises(ConfigError, match="no policy for claude-opus-4-5"):
+        AgentTurns.open(AgentRoute("agent", "claude-opus-4-5", SONNET, calibrated), book)
+    opened = AgentTurns.open(AgentRoute("agent", HAIKU, SONNET, calibrated), book)
+    assert opened.policy is not None and opened.straight_to_strong({"tools": []}, b"") == "no tools"
