@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, respond
@@ -118,9 +119,12 @@ class AgentTurns:
                 await self._send_cheap(services, request, body, judged, outcome, send)
                 return
             outcome.escalated = cheap_body is not None
-            await self._strong(services, request, body, raw, headers, outcome, receive, send)
+            await self._strong(services, request, body, headers, outcome, receive, send)
         except ClientGone:
             outcome.status, outcome.outcome = 499, "client_disconnected"
+        except AnthropicError as error:
+            outcome.status, outcome.outcome = error.status, "upstream_unavailable"
+            raise
         finally:
             services.budgets.settle(reservation, outcome.cost_usd)
             record(services, request, outcome)
@@ -140,16 +144,7 @@ class AgentTurns:
         receive: Receive,
     ) -> Judged | None:
         """The cheap tier's answer, judged; None if it gave none (the strong tier answers)."""
-        raw = orjson.dumps(body)
-        outbound = Outbound(
-            "/v1/messages",
-            self.config.cheap,
-            raw,
-            body,
-            headers,
-            input_estimate=len(raw) // BYTES_PER_TOKEN,
-            max_tokens=int(body["max_tokens"]),
-        )
+        outbound = _outbound(body, headers)
         outcome.tiers_tried.append(CHEAP)
         try:
             reply = await guard(services.upstream.send(outbound), receive)
@@ -205,7 +200,6 @@ class AgentTurns:
         services: Services,
         request: Request,
         body: dict[str, Any],
-        raw: bytes,
         headers: dict[str, str],
         outcome: Outcome,
         receive: Receive,
@@ -213,16 +207,7 @@ class AgentTurns:
     ) -> None:
         """The client's request, as sent, answered by the strong tier."""
         strong = {**body, "model": self.config.strong}
-        raw = orjson.dumps(strong)
-        outbound = Outbound(
-            "/v1/messages",
-            self.config.strong,
-            raw,
-            strong,
-            headers,
-            input_estimate=len(raw) // BYTES_PER_TOKEN,
-            max_tokens=int(strong["max_tokens"]),
-        )
+        outbound = _outbound(strong, headers)
         outcome.tier = STRONG
         outcome.tiers_tried.append(STRONG)
         if strong.get("stream") is True:
@@ -258,6 +243,19 @@ class AgentTurns:
         if confidence is not None:
             headers.append(("x-tiergate-confidence", f"{confidence:.4f}"))
         return headers
+
+
+def _outbound(body: dict[str, Any], headers: dict[str, str]) -> Outbound:
+    raw = orjson.dumps(body)
+    return Outbound(
+        "/v1/messages",
+        str(body["model"]),
+        raw,
+        body,
+        headers,
+        input_estimate=len(raw) // BYTES_PER_TOKEN,
+        max_tokens=int(body["max_tokens"]),
+    )
 
 
 def _bound(services: Services, model: str, raw: bytes, body: dict[str, Any]) -> float:
