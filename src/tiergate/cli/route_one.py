@@ -52,7 +52,12 @@ async def _route(args: argparse.Namespace) -> tuple[Decision, Task]:
     if not route.claude_tiers:
         return await open_router(route, book, None).decide(item), route.task
     data = route_data(route)
-    async with claude_access(args, route, data.train + data.calibration) as access:
+    known = data.train + data.calibration
+    if item.request is not None and args.text.lstrip().startswith("{"):
+        row = json.loads(args.text)
+        if isinstance(row, dict) and row.get("label") is not None:  # a labelled data row
+            known.append(route.task.example(row, "the request"))
+    async with claude_access(args, route, known) as access:
         say(access.banner())
         router = open_router(route, book, access.transport)
         return await router.decide(item), route.task
