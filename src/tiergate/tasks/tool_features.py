@@ -15,57 +15,12 @@ from typing import Any
 
 _WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+")
 # Words too common in requests and tool descriptions to say which tool is meant.
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "and",
-        "are",
-        "as",
-        "at",
-        "be",
-        "by",
-        "can",
-        "could",
-        "do",
-        "does",
-        "for",
-        "from",
-        "get",
-        "give",
-        "how",
-        "i",
-        "in",
-        "into",
-        "is",
-        "it",
-        "its",
-        "me",
-        "my",
-        "of",
-        "on",
-        "or",
-        "please",
-        "set",
-        "show",
-        "the",
-        "this",
-        "to",
-        "use",
-        "using",
-        "what",
-        "when",
-        "which",
-        "will",
-        "with",
-        "would",
-        "you",
-        "your",
-        "given",
-        "specified",
-        "specific",
-    ]
+STOP_WORDS = (
+    "a an and are as at be by can could do does for from get give how i in into is it its me my "
+    "of on or please set show the this to use using what when which will with would you your "
+    "given specified specific"
 )
+_STOP = frozenset(STOP_WORDS.split())
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
