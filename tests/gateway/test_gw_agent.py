@@ -256,3 +256,32 @@ def test_a_policy_must_be_a_tool_route_with_a_policy_for_the_cheap_tier(
         AgentTurns.open(AgentRoute("agent", "claude-opus-4-5", SONNET, calibrated), book)
     opened = AgentTurns.open(AgentRoute("agent", HAIKU, SONNET, calibrated), book)
     assert opened.policy is not None and opened.straight_to_strong({"tools": []}, b"") == "no tools"
+
+
+def test_a_streamed_cheap_answer_keeps_thinking_and_calls(
+    agent_gateway: Gateway, tool_examples: list[Example]
+) -> None:
+    thinking: Any = {"type": "enabled", "budget_tokens": 1024}
+    found = []
+    with agent_gateway.client() as client:
+        for example in [e for e in tool_examples if e.label["calls"]][:8]:
+            request = example.request
+            assert request is not None
+            asked: dict[str, Any] = {
+                "model": "agent",
+                "max_tokens": 4096,
+                "tools": request["tools"],
+                "messages": request["messages"],
+                "thinking": thinking,
+            }
+            plain = client.messages.with_raw_response.create(**asked)
+            if plain.headers["x-tiergate-tier"] != "cheap":
+                continue
+            with client.messages.stream(**asked) as stream:
+                streamed = stream.get_final_message()
+            blocks = plain.parse().content
+            assert blocks[0].type == "thinking"
+            assert streamed.content[0] == blocks[0]  # thought and signature
+            assert [_call(b) for b in streamed.content[1:]] == [_call(b) for b in blocks[1:]]
+            found.append(example.id)
+    assert found

@@ -2,9 +2,10 @@
 
 For answers the gateway holds whole before the client sees them (a classification, an agent
 turn the cheap tier answered), sent to clients that asked for a stream: ``message_start``, per
-content block ``content_block_start`` / one delta / ``content_block_stop`` (text as a
+content block ``content_block_start`` / its deltas / ``content_block_stop`` (text as a
 ``text_delta``, a tool call's input as one ``input_json_delta``), ``message_delta`` with the stop
-reason and usage, ``message_stop``.
+reason and usage, ``message_stop``. A thinking block streams as a ``thinking_delta`` and a
+``signature_delta``.
 """
 
 from __future__ import annotations
@@ -28,20 +29,17 @@ def message_events(message: Mapping[str, Any]) -> bytes:
         ("message_start", {"type": "message_start", "message": start})
     ]
     for index, block in enumerate(message.get("content") or []):
-        opened, delta = _split(block)
+        opened, deltas = _split(block)
         events.append(
             (
                 "content_block_start",
                 {"type": "content_block_start", "index": index, "content_block": opened},
             )
         )
-        if delta is not None:
-            events.append(
-                (
-                    "content_block_delta",
-                    {"type": "content_block_delta", "index": index, "delta": delta},
-                )
-            )
+        events += [
+            ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": d})
+            for d in deltas
+        ]
         events.append(("content_block_stop", {"type": "content_block_stop", "index": index}))
     events.append(
         (
@@ -63,11 +61,12 @@ def message_events(message: Mapping[str, Any]) -> bytes:
     )
 
 
-def _split(block: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """A block as it opens, and the one delta that fills it (None: it opens whole)."""
+def _split(block: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A block as it opens, and the deltas that fill it (none: it opens whole, as a redacted
+    thinking block or a server tool's result does)."""
     kind = block.get("type")
     if kind == "text":
-        return {"type": "text", "text": ""}, {"type": "text_delta", "text": block.get("text", "")}
+        return {"type": "text", "text": ""}, [{"type": "text_delta", "text": block.get("text", "")}]
     if kind == "tool_use":
         opened: dict[str, Any] = {
             "type": "tool_use",
@@ -76,5 +75,10 @@ def _split(block: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | N
             "input": {},
         }
         partial = orjson.dumps(block.get("input") or {}).decode()
-        return opened, {"type": "input_json_delta", "partial_json": partial}
-    return dict(block), None
+        return opened, [{"type": "input_json_delta", "partial_json": partial}]
+    if kind == "thinking":
+        return {"type": "thinking", "thinking": "", "signature": ""}, [
+            {"type": "thinking_delta", "thinking": block.get("thinking", "")},
+            {"type": "signature_delta", "signature": block.get("signature", "")},
+        ]
+    return dict(block), []
