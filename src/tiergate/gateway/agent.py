@@ -170,7 +170,9 @@ class AgentTurns:
         usage = Usage.from_api(message.get("usage") or {})
         cost, strong_only = price(services, reply.model, usage)
         outcome.cost_usd += cost
-        outcome.strong_only_usd += strong_only
+        # What the strong model alone would have cost: this call's usage at its prices (the
+        # strong tier's own call, once it has answered).
+        outcome.strong_only_usd = strong_only
         outcome.usage = outcome.usage + usage
         outcome.model = reply.model
         if reply.grant is not None:
@@ -211,13 +213,12 @@ class AgentTurns:
         outcome.tier = STRONG
         outcome.tiers_tried.append(STRONG)
         if strong.get("stream") is True:
-            earlier = (outcome.cost_usd, outcome.strong_only_usd, outcome.usage)
+            earlier = (outcome.cost_usd, outcome.usage)
             try:
                 await _relay_stream(services, request, outbound, outcome, receive, send)
             finally:  # the relay priced the strong stream alone: add the cheap call
                 outcome.cost_usd += earlier[0]
-                outcome.strong_only_usd += earlier[1]
-                outcome.usage = outcome.usage + earlier[2]
+                outcome.usage = outcome.usage + earlier[1]
             return
         try:
             reply = await guard(services.upstream.send(outbound), receive)
