@@ -218,6 +218,10 @@ def test_reading_a_turn_and_its_features() -> None:
         haiku, _message({"type": "tool_use", "id": "t", "name": "book_flight", "input": {}})
     )
     assert task.features(wrong_tool, item, Context())["similarity_margin"] < 0
+    above = Context(earlier=(("claude-haiku-4-5", good.payload),))
+    assert "agrees_with_below" not in good_features
+    assert task.features(good, item, above)["agrees_with_below"] == 1.0
+    assert task.features(wrong_tool, item, above)["agrees_with_below"] == 0.0
     assert not task.read(haiku, _message(stop="max_tokens")).usable
     assert (
         task.read(haiku, _message({"type": "text", "text": "No."}, stop="end_turn")).payload == []

@@ -5,8 +5,9 @@ The item's ``request`` is what a client (an agent loop) sends: ``messages``, ``t
 a first line ``confidence: P``, the model's probability that its decision is right. The payload
 is the decision, a list of calls ``{"name", "arguments"}`` (empty: no call). It is right when it
 matches the gold by BFCL's rules (:mod:`tiergate.tasks.tool_gold`). Features: the stated
-confidence, the calls' validity against the tools' input schemas, and a lexical similarity of
-the request to the tools called and to those not called (:mod:`tiergate.tasks.tool_features`).
+confidence, the calls' validity against the tools' input schemas, a lexical similarity of the
+request to the tools called and to those not called (:mod:`tiergate.tasks.tool_features`), and
+for a tier above another whether the two decisions agree (so the ladder is fitted whole).
 One threshold for all decisions. The gateway's agent routes (``gateway/agent.py``) judge a
 turn with these same features.
 """
@@ -55,6 +56,7 @@ class ToolSettings(BaseModel):
 
 class ToolTask(Task):
     kind: ClassVar[str] = "tool"
+    uses_earlier_answers: ClassVar[bool] = True
 
     def __init__(self, *, max_tokens: int = 1024) -> None:
         self.max_tokens = max_tokens
@@ -136,6 +138,10 @@ class ToolTask(Task):
                 sum(1 for c in calls if c["name"] not in {t.get("name") for t in tools})
             ),
         }
+        if context.earlier:  # a tier above another: do their decisions agree?
+            features["agrees_with_below"] = (
+                1.0 if self.agree(calls, context.earlier[-1][1]) else 0.0
+            )
         features.update(validity_features(calls, tools))
         features.update(similarity_features(item.text, tools, [c["name"] for c in calls]))
         return features
