@@ -285,3 +285,19 @@ def test_a_streamed_cheap_answer_keeps_thinking_and_calls(
             assert [_call(b) for b in streamed.content[1:]] == [_call(b) for b in blocks[1:]]
             found.append(example.id)
     assert found
+
+
+def test_a_tool_route_is_served_as_an_agent_route(calibrated: Path) -> None:
+    from tiergate.core.prices import load_price_book
+    from tiergate.gateway.classify import Classifier
+    from tiergate.gateway.config import ClassifyRoute, ConfigError
+    from tiergate.transports import anthropic_transport
+
+    transport = anthropic_transport("http://127.0.0.1:9", "sk-test-not-real")
+    try:
+        with pytest.raises(ConfigError, match="kind: agent"):
+            Classifier.open(
+                ClassifyRoute("tools", calibrated, kind="tool"), load_price_book(), transport
+            )
+    finally:
+        asyncio.run(transport.aclose())

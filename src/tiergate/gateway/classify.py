@@ -54,6 +54,11 @@ class Classifier:
                 f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
                 f"{route.task.kind} route"
             )
+        if route.task.kind == "tool":  # its items are whole requests, not a text
+            raise ConfigError(
+                f"routes.{config.name}: a tool route is served as `kind: agent` with "
+                f"`policy: {config.route_file}`"
+            )
         router = open_router(route, book, transport, concurrency=config.concurrency)
         return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
 
