@@ -57,7 +57,7 @@ def tally(route: Route, source: Path, output: Path) -> Tally:
         result.paid_usd += record["cost_usd"]
         result.live_usd += record["live_cost_usd"]
         known = label is not None and route.task.known_gold(label)
-        answer = record.get("answer")
+        answer = record.get("answer", record.get("label"))
         right = known and answer is not None and route.task.correct(answer, label)
         if known:
             result.labelled += 1

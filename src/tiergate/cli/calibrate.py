@@ -208,6 +208,8 @@ def render(report: dict[str, Any]) -> str:
                 f"{_usd(alone['certified_cost_per_1000_usd_alone'])} per 1,000 tickets"
                 if share
                 else "cannot be certified for any share of tickets"
+                if alone.get("fitted_alone", True)
+                else "not fitted alone: its confidence reads the answers of the tiers below"
             )
             + f"; answering everything it is {percent(alone['accuracy_if_everything_accepted'])}"
             " accurate"

@@ -149,6 +149,17 @@ def render(result: dict[str, Any]) -> str:
             f"fields (all final answers): {len(fields)}, mean {percent(mean)}; lowest "
             + ", ".join(f"{name} {percent(fields[name])}" for name in worst)
         )
+    categories = result.get("categories")
+    if categories:
+        lines += [
+            "",
+            f"{'category':<24} {'items':>6} {'accuracy':>9} {'accepted':>9} {'acc. acc.':>9}",
+        ]
+        for name, row in categories.items():
+            lines.append(
+                f"{name:<24} {row['items']:>6,} {percent(row['accuracy']):>9} "
+                f"{percent(row['accepted_share']):>9} {percent(row['accepted_accuracy']):>9}"
+            )
     if result.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "

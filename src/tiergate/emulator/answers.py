@@ -37,6 +37,7 @@ from tiergate.emulator.scenario import AnyScenario, ObjectScenario, Scenario, Sc
 from tiergate.emulator.schema_values import sample
 from tiergate.emulator.thinking import think
 from tiergate.emulator.tokens import count_text
+from tiergate.emulator.tool_scenario import ToolDecision, ToolScenario
 from tiergate.emulator.validation import MessagesRequest
 
 # Framing tokens of a tool call (block markers, the name), added to its JSON's count.
@@ -56,7 +57,7 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class AnswerSettings:
     seed: int
-    scenario: AnyScenario | None
+    scenario: AnyScenario | ToolScenario | None
     filler_tokens: tuple[int, int]
 
 
@@ -86,6 +87,16 @@ def _said(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> A
         step = settings.scenario.step(request.body["messages"])
         if step is not None:
             return _agent_step(step, request, ids)
+    if isinstance(settings.scenario, ToolScenario) and request.tools:
+        decision = settings.scenario.decide(
+            settings.seed,
+            request.model.name,
+            request.model.family,
+            request.body["messages"],
+            request.tools,
+        )
+        if decision is not None:
+            return _tool_decision(decision, request, ids)
     labels = settings.scenario if isinstance(settings.scenario, Scenario) else None
     last_user = last_user_text(request.body["messages"])
     if isinstance(settings.scenario, ObjectScenario):
@@ -166,6 +177,29 @@ def _scenario_object(
     if tool is not None:
         return _tool_call(tool, value, request.max_tokens, ids, None)
     return _whole_text(orjson.dumps(value).decode(), request, None)
+
+
+def _tool_decision(decision: ToolDecision, request: MessagesRequest, ids: IdMaker) -> Answer:
+    """A tool-scenario decision: the confidence line, then the calls (or a text answer)."""
+    text = f"confidence: {decision.confidence:.2f}"
+    if decision.text:
+        text += "\n" + decision.text
+    said = _whole_text(text, request, None)
+    if not decision.calls or said.stop_reason != "end_turn":
+        return said
+    content = list(said.content)
+    tokens = said.output_tokens
+    offered = {str(tool["name"]): tool for tool in request.tools}
+    for call in decision.calls:
+        tool = offered.get(call["name"])
+        if tool is None:
+            continue
+        made = _tool_call(tool, call["arguments"], request.max_tokens - tokens, ids, None)
+        content += made.content
+        tokens += made.output_tokens
+        if made.stop_reason != "tool_use":
+            return Answer(content, made.stop_reason, None, min(tokens, request.max_tokens))
+    return Answer(content, "tool_use", None, tokens)
 
 
 def _scenario_answer(

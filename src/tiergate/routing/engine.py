@@ -202,8 +202,9 @@ class Router:
             elif name == LOCAL:
                 answer = await self.tiers[name].answer(item, context)
             else:
+                seen = Context(context.local, earlier_answers(answers))
                 async with self._semaphore:
-                    answer = await self.tiers[name].answer(item, context)
+                    answer = await self.tiers[name].answer(item, seen)
                 latency += answer.latency_s
             answers.append(answer)
             step = self._judge(answer)
@@ -283,6 +284,11 @@ class Router:
         close = getattr(self.local, "close", None)
         if callable(close):
             close()
+
+
+def earlier_answers(answers: Sequence[TierAnswer]) -> tuple[tuple[str, Payload], ...]:
+    """The usable answers so far, in ladder order: what the next tier's context holds."""
+    return tuple((a.tier, a.payload) for a in answers if a.usable and a.payload is not None)
 
 
 def local_answer(context: Context) -> TierAnswer:

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 TASKS: dict[str, str] = {
     "classify": "tiergate.tasks.classify:ClassifyTask",
     "extract": "tiergate.tasks.extract:ExtractTask",
+    "tool": "tiergate.tasks.tool:ToolTask",
 }
 
 
