@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
+import yaml
 
-from tiergate.audit.config import AuditConfigError, parse_audit
 from tiergate.audit.estimate import BREACHED, UNPROVEN, WITHIN, Audited, Tally
 from tiergate.calibration.bounds import clopper_pearson_upper
+from tiergate.gateway.config import ConfigError, GatewayConfig, parse_config
 
 
 def test_no_audits_prove_nothing_and_raise_no_alarm() -> None:
@@ -50,23 +52,40 @@ def test_stratum_minimum_samples_count_for_their_tier_not_for_the_route() -> Non
     assert tally.count("haiku", "x") == 5
 
 
+def gateway_config(audit: object, routes: object = None, base: Path = Path("/")) -> GatewayConfig:
+    raw = {"routes": routes or {}, "audit": audit}
+    return parse_config(raw, base, {}, "gateway.yaml")
+
+
 @pytest.mark.parametrize(
-    ("raw", "message"),
+    ("audit", "field"),
     [
-        ({"r": {"sample_rate": 1.5}}, "audit.r.sample_rate: must be between 0 and 1"),
-        ({"r": {"mode": "later"}}, "audit.r.mode: expected batches or live"),
-        ({"r": {"reaction": "panic"}}, "audit.r.reaction: expected one of"),
-        ({"r": {"window": 0}}, "audit.r.window: must be at least 1"),
-        ({"r": {"webhook": "ftp://x"}}, "audit.r.webhook: expected an http(s) URL"),
-        ({"r": {"rate": 0.1}}, "audit.r: unknown setting 'rate'"),
-        ([1], "audit: expected a mapping"),
+        ({"r": {"sample_rate": 1.5}}, "audit.r.sample_rate"),
+        ({"r": {"mode": "later"}}, "audit.r.mode"),
+        ({"r": {"reaction": "panic"}}, "audit.r.reaction"),
+        ({"r": {"window": 0}}, "audit.r.window"),
+        ({"r": {"webhook": "ftp://x"}}, "audit.r.webhook"),
+        ({"r": {"rate": 0.1}}, "audit.r.rate"),
+        ({"r": {"shadow": -0.1}}, "audit.r.shadow"),
+        ([1], "audit"),
     ],
 )
-def test_bad_audit_settings_name_the_field(raw: object, message: str) -> None:
-    with pytest.raises(AuditConfigError, match=re.escape(message)):
-        parse_audit(raw)
+def test_bad_audit_settings_name_the_field(audit: object, field: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(field)):
+        gateway_config(audit)
 
 
-def test_audit_settings_default_to_half_price_batches() -> None:
-    settings = parse_audit({"tickets": {"sample_rate": 0.1, "reaction": "tighten"}})["tickets"]
-    assert (settings.mode, settings.sample_rate, settings.reaction) == ("batches", 0.1, "tighten")
+def test_an_audited_route_must_be_an_engine_route() -> None:
+    with pytest.raises(ConfigError, match=re.escape("audit.nope: not an engine route")):
+        gateway_config({"nope": {}})
+
+
+def test_audit_settings_default_to_half_price_batches(tmp_path: Path) -> None:
+    route = {"name": "t", "labels": ["a", "b"], "tiers": ["claude-haiku-4-5", "claude-sonnet-4-6"]}
+    (tmp_path / "route.yaml").write_text(yaml.safe_dump(route))
+    routes = {"tickets": {"kind": "classify", "route": "route.yaml"}}
+    audit = {"tickets": {"sample_rate": 0.1, "reaction": "tighten"}}
+    config = gateway_config(audit, routes, tmp_path)
+    settings = config.audits["tickets"]
+    assert (settings.route, settings.mode, settings.sample_rate) == ("tickets", "batches", 0.1)
+    assert settings.reaction == "tighten" and settings.shadow == 0.0

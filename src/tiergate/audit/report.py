@@ -58,7 +58,7 @@ def audited_route(
     if name not in engine_routes:
         known = ", ".join(sorted(engine_routes)) or "none"
         raise AuditReportError(f"{config_path}: {name!r} is not an engine route ({known})")
-    settings = config.audit.get(name, RouteAudit(name))
+    settings = config.audits.get(name, RouteAudit(route=name))
     return AuditedRoute(
         name, load_route(engine_routes[name].route_file), settings, config.ledger_url
     )

@@ -21,7 +21,14 @@ from tiergate.dashboard.handlers import PREFIX as DASHBOARD
 from tiergate.dashboard.handlers import handle_dashboard
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.audit_api import handle_audit
-from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
+from tiergate.gateway.config import (
+    AgentRoute,
+    ClassifyRoute,
+    GatewayConfig,
+    LearnedRoute,
+    RulesRoute,
+    check_models,
+)
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
@@ -59,7 +66,7 @@ class GatewayApp:
         config = self.config
         listed = self._book or load_price_book(config.prices)
         rules = {n: r for n, r in config.routes.items() if isinstance(r, RulesRoute)}
-        _check_models(config, listed, rules)
+        check_models(config, listed, "the gateway config")
         # Requests may name Claude models the book does not list: passed through, priced by a
         # stand-in row (PriceBook.stand_in); the config itself must name listed models.
         book = listed.with_stand_ins()
@@ -97,11 +104,21 @@ class GatewayApp:
             services.classifiers = await asyncio.to_thread(
                 _open_classifiers, classify_routes, listed, config
             )
+        learned = [r for r in config.routes.values() if isinstance(r, LearnedRoute)]
+        if learned:
+            from tiergate.gateway.learned import open_learned
+
+            services.learned = await asyncio.to_thread(open_learned, learned)
+        agent_routes = [r for r in config.routes.values() if isinstance(r, AgentRoute)]
+        if agent_routes:
+            from tiergate.gateway.agent import AgentTurns
+
+            services.agents = {r.name: AgentTurns.open(r, listed) for r in agent_routes}
         if services.classifiers:  # audits where configured; every route's latest escalations
             from tiergate.audit.service import Audits
 
             services.audits = await Audits.start(
-                config.audit, services.classifiers, ledger.engine, services.metrics.registry
+                config.audits, services.classifiers, ledger.engine, services.metrics.registry
             )
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
@@ -119,6 +136,8 @@ class GatewayApp:
                 await services.audits.close()
             for classifier in services.classifiers.values():
                 await classifier.aclose()
+            for chooser in services.learned.values():
+                chooser.close()
             await services.upstream.close()
             await services.ledger.close()  # writes every row still pending
             await services.stores.close()
@@ -261,23 +280,6 @@ ROUTES: dict[str, tuple[str, Any]] = {
 }
 
 
-def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, RulesRoute]) -> None:
-    """Fail at start-up, not on the first request, on a model the price book does not know."""
-    names = [config.strong_model, *config.upstream.fallbacks, *config.upstream.fallbacks.values()]
-    names += [model for route in rules.values() for model in route.tiers.values()]
-    names += list(config.limits.per_model)
-    for name in names:
-        if name not in book:
-            hint = ", ".join(book.suggest(name))
-            raise ConfigError(
-                f"unknown model {name!r} in the config"
-                + (f" (did you mean {hint}?)" if hint else "")
-            )
-    clash = set(config.routes) & set(book.names())
-    if clash:
-        raise ConfigError(f"route names must not be model ids: {', '.join(sorted(clash))}")
-
-
 def _open_classifiers(
     routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
 ) -> dict[str, Any]:
@@ -291,7 +293,7 @@ def _open_classifiers(
         max_retries=upstream.max_retries,
         fallbacks=upstream.fallbacks,
     )
-    shadowed = {name for name, audit in config.audit.items() if audit.shadow > 0}
+    shadowed = {name for name, audit in config.audits.items() if audit.shadow > 0}
     return {
         route.name: Classifier.open(route, book, transport, shadow=route.name in shadowed)
         for route in routes

@@ -10,10 +10,7 @@ model (or torch).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -21,15 +18,16 @@ import orjson
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
-from tiergate.gateway.config import ClassifyRoute, ConfigError
+from tiergate.gateway.config import ClassifyRoute
 from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.events import message_events
 from tiergate.gateway.services import Outcome, Request, Services, record
 from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
-from tiergate.routing.route import LOCAL, load_route
-from tiergate.routing.runtime import open_router
+from tiergate.routing.route import load_route
+from tiergate.routing.runtime import POLICY_FILE, load_calibration, open_router
 from tiergate.tasks.base import Context, Item
 from tiergate.tiers.anthropic import AnthropicTier
 from tiergate.transports.base import Transport
@@ -60,20 +58,21 @@ class Classifier:
         cls, config: ClassifyRoute, book: PriceBook, transport: Transport, *, shadow: bool = False
     ) -> Classifier:
         """``shadow``: served by the top tier alone, calibrated or not (``tiergate.audit``)."""
-        route = load_route(config.route_file)
-        if route.task.kind != config.kind:
-            raise ConfigError(
-                f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
-                f"{route.task.kind} route"
-            )
+        route = load_route(config.route_file)  # its kind was checked with the config
         if shadow:
             from tiergate.audit.shadow import shadow_router
 
             router = shadow_router(route, book, transport, concurrency=config.concurrency)
         else:
-            router = open_router(route, book, transport, concurrency=config.concurrency)
-        means = _claude_means(route.artifacts / "calibration.json")
-        return cls(config.name, router, means[-1] if means else None, means[0] if means else None)
+            router = open_router(
+                route, book, transport, concurrency=config.concurrency, batched=True
+            )
+        if not (route.artifacts / POLICY_FILE).exists():  # an uncalibrated route in shadow
+            return cls(config.name, router, None)
+        calibration = load_calibration(route)
+        claude = route.claude_tiers
+        cheap = calibration.mean_cost_usd.get(claude[0]) if claude else None
+        return cls(config.name, router, calibration.strong_mean_cost_usd(route), cheap)
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -175,7 +174,7 @@ class Classifier:
         }
         headers = _headers(outcome)
         if body.get("stream") is True:
-            await respond(send, 200, _as_events(message), request.request_id, headers, SSE)
+            await respond(send, 200, message_events(message), request.request_id, headers, SSE)
         else:
             await respond(send, 200, orjson.dumps(message), request.request_id, headers)
 
@@ -202,53 +201,3 @@ def last_user_text(body: Mapping[str, Any]) -> str:
                     if isinstance(block, dict) and block.get("type") == "text"
                 ).strip()
     return ""
-
-
-def _as_events(message: dict[str, Any]) -> bytes:
-    """A complete answer as the API's event sequence, for clients that asked for a stream."""
-    usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
-    text = message["content"][0]["text"]
-    events = [
-        ("message_start", {"type": "message_start", "message": start}),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": text},
-            },
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": usage,
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
-    ]
-    return b"".join(
-        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-        for name, data in events
-    )
-
-
-def _claude_means(path: os.PathLike[str] | str) -> list[float]:
-    """Each Claude tier's mean cost per call on the calibration data, cheapest rung first: the
-    strong-only baseline for tickets that never reached the top (and the cheap-only one)."""
-    try:
-        report = json.loads(Path(path).read_text()).get("tiers_report") or []
-    except (OSError, ValueError):
-        return []
-    return [float(row["mean_cost_per_call_usd"]) for row in report if row.get("tier") != LOCAL]

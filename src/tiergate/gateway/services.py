@@ -31,6 +31,10 @@ class Services:
     classifiers: dict[str, Any] = field(default_factory=dict)
     # The audit loops (tiergate.audit.service.Audits), when the config has an `audit:` section.
     audits: Any = None
+    # Learned routes: name -> tiergate.gateway.learned.LearnedChooser, loaded at start-up.
+    learned: dict[str, Any] = field(default_factory=dict)
+    # Agent routes: name -> tiergate.gateway.agent.AgentTurns.
+    agents: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> KeyStore:
