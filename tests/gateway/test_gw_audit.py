@@ -204,6 +204,21 @@ def test_shadow_mode_takes_an_uncalibrated_route_to_a_certified_ladder(
         assert calibrated["calibration_tickets"] == 160
         assert calibrated["certified_bound"] is not None
         assert calibrated["certified_bound"] <= calibrated["error_budget"]
+        # The same comparisons, as the pre-call router's records (`router train --silver`).
+        out = tmp_path / "router-records"
+        exported = tiergate(
+            "audit", "tickets", "--config", str(folder / "gateway.yaml"),
+            "--router-records", str(out),
+        )  # fmt: skip
+        assert exported.returncode == 0, exported.stderr
+        from tiergate.precall.records import read_records, with_silver_labels
+
+        rows = read_records(out / "train.jsonl") + read_records(out / "test.jsonl")
+        assert len(rows) == 160 and len(read_records(out / "test.jsonl")) == 32
+        silver = with_silver_labels(rows, SONNET)
+        local_right = sum(row.models["local"].correct or 0.0 for row in silver) / len(silver)
+        assert local_right == pytest.approx(agreement["local"]["agreement"])
+        assert all(row.models[SONNET].cost > 0 for row in silver)  # the serving row's cost
         # The new calibration is loaded; the route stays in shadow (its top tier serves).
         auditor = gateway.server.app.services.audits.routes["tickets"]
         _until(lambda: auditor.calibrated_at > 0)

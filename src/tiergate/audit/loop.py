@@ -39,7 +39,7 @@ from tiergate.audit.records import (
     read_records,
     write_records,
 )
-from tiergate.audit.shadow import shadow_answers, shadow_summary
+from tiergate.audit.shadow import shadow_answers, shadow_payloads, shadow_summary
 from tiergate.bulk.batch_api import batch_results, batch_status, create_batch
 from tiergate.core.cost import price_usage
 from tiergate.routing.engine import Decision, Router
@@ -163,7 +163,7 @@ class RouteAuditor:
             read_records, self.engine, self.name, since=self.calibrated_at, kinds=(AUDIT, SHADOW)
         )
         self._shadowed = [
-            (json.loads(r.answer), r.reference_payload)
+            (shadow_payloads(r.answer), r.reference_payload)
             for r in records
             if r.kind == SHADOW and r.status == DONE
         ]
@@ -243,7 +243,9 @@ class RouteAuditor:
             answers = await shadow_answers(self.calibrated, [r.text for r in shadowed])
             for record, by_tier in zip(shadowed, answers, strict=True):
                 payloads = {name: answer.payload for name, answer in by_tier.items()}
-                record.answer = json.dumps(payloads)
+                record.answer = json.dumps(
+                    {n: {"answer": a.payload, "cost_usd": a.cost_usd} for n, a in by_tier.items()}
+                )
                 record.cost_usd = sum(answer.cost_usd for answer in by_tier.values())
                 record.status = DONE
                 self._shadowed.append((payloads, record.reference_payload))

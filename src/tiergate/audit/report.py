@@ -136,3 +136,61 @@ def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) ->
                 json.dumps({"text": record.text, "label": label, "id": record.request_id}) + "\n"
             )
     return path
+
+
+def router_records(
+    audited: AuditedRoute, folder: Path, *, test_share: float = 0.2
+) -> dict[str, int]:
+    """Shadow comparisons as the pre-call router's training records (``tiergate router train
+    --data FOLDER --silver``): per prompt, every tier's answer and cost, the top tier's from the
+    request's ledger row. Unlabelled (``correct: null``): ``--silver`` scores each model by
+    agreement with the top tier. The last ``test_share`` of them (in time) go to test.jsonl."""
+    from sqlalchemy import select
+
+    from tiergate.stores.ledger import open_engine, requests_table
+
+    records = [
+        r
+        for r in ledger_records(audited, since=0.0, kinds=(SHADOW,))
+        if r.status == DONE and r.reference is not None
+    ]
+    if not records:
+        raise AuditReportError(f"route {audited.name!r} has no shadow records")
+    engine = open_engine(audited.ledger_url)
+    try:
+        table = requests_table
+        query = select(table.c.request_id, table.c.cost_usd).where(
+            table.c.request_id.in_([r.request_id for r in records])
+        )
+        with engine.connect() as connection:
+            served = {row.request_id: float(row.cost_usd) for row in connection.execute(query)}
+    finally:
+        engine.dispose()
+    lines = []
+    for record in records:
+        models = {
+            tier: {
+                "correct": None,
+                "cost": entry["cost_usd"],
+                "answer": _comparable(entry["answer"]),
+            }
+            for tier, entry in json.loads(record.answer).items()
+        }
+        models[record.reference_tier] = {
+            "correct": None,
+            "cost": served.get(record.request_id, 0.0),
+            "answer": _comparable(record.reference_payload),
+        }
+        lines.append(json.dumps({"id": record.request_id, "prompt": record.text, "models": models}))
+    folder.mkdir(parents=True, exist_ok=True)
+    cut = len(lines) - int(len(lines) * test_share)
+    (folder / "train.jsonl").write_text("".join(line + "\n" for line in lines[:cut]))
+    (folder / "test.jsonl").write_text("".join(line + "\n" for line in lines[cut:]))
+    return {"train": cut, "test": len(lines) - cut}
+
+
+def _comparable(payload: Any) -> str | None:
+    """An answer as the router's records compare them: a label as it is, else sorted JSON."""
+    if payload is None or isinstance(payload, str):
+        return payload
+    return json.dumps(payload, sort_keys=True)

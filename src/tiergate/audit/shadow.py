@@ -12,6 +12,7 @@ unlabelled traffic.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -81,6 +82,12 @@ async def shadow_answers(router: Router, texts: Sequence[str]) -> list[dict[str,
             *(one(text, context) for text, context in zip(texts, contexts, strict=True))
         )
     )
+
+
+def shadow_payloads(answer: str) -> dict[str, Any]:
+    """A shadow record's cheaper answers, by tier (its ``answer`` column holds each tier's
+    answer and cost)."""
+    return {tier: entry["answer"] for tier, entry in json.loads(answer).items()}
 
 
 def shadow_summary(rows: Sequence[tuple[dict[str, Any], Any]], agree: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tiergate.cli.formatting import percent
+from tiergate.cli.formatting import percent, say
 from tiergate.cli.tables import render_table
 
 
@@ -17,14 +17,28 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("route", help="the route's name in the gateway config")
     parser.add_argument("--config", type=Path, required=True, help="the gateway's config file")
+    parser.add_argument(
+        "--router-records",
+        type=Path,
+        metavar="DIR",
+        help="write the route's shadow comparisons as pre-call router records to DIR "
+        "(train.jsonl, test.jsonl) for `tiergate router train --data DIR --silver`",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from tiergate.audit.report import audit_report, audited_route
+    from tiergate.audit.report import audit_report, audited_route, router_records
 
-    report = audit_report(audited_route(args.config, args.route))
+    audited = audited_route(args.config, args.route)
+    if args.router_records is not None:
+        counts = router_records(audited, args.router_records)
+        say(
+            f"wrote {counts['train']:,} training and {counts['test']:,} test records to "
+            f"{args.router_records} (unlabelled: train the router with --silver)"
+        )
+    report = audit_report(audited)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 
