@@ -159,7 +159,14 @@ def evaluate(
         calibrator = Calibrator.fit(cal_features, cal_correct)
         cal_scores = calibrator.predict(cal_features)
         test_scores = calibrator.predict(test_features)
-        oos_scores = None if oos is None else calibrator.predict(features(oos, variant)[1])
+        oos_scores = None
+        if oos is not None:
+            oos_predicted, oos_features = features(oos, variant)
+            if "prec" in variant:
+                oos_features["label_precision"] = label_precision(
+                    cal_predicted, cal_correct, oos_predicted, calibration.labels
+                )[1]
+            oos_scores = calibrator.predict(oos_features)
         row: dict[str, object] = {
             "dataset": name,
             "variant": variant,

@@ -7,6 +7,7 @@ accepted share and accuracy, and the saving against Sonnet-only, then each colum
 
     .venv/bin/python bench/seed_spread.py                  # seeds 0-4
     .venv/bin/python bench/seed_spread.py --seeds 3 --work /tmp/seeds
+    .venv/bin/python bench/seed_spread.py --refit          # same answers, after a fitting change
 
 Claude answers are emulated, so their accuracy is the emulator's assumption; the local tier is
 real.
@@ -53,11 +54,12 @@ def route_copy(work: Path, seed: int) -> Path:
     return folder
 
 
-def one_seed(work: Path, seed: int) -> dict[str, Any]:
+def one_seed(work: Path, seed: int, refit: bool = False) -> dict[str, Any]:
     folder = route_copy(work, seed)
     if not (folder / "artifacts" / "local").is_dir():
         tiergate("train", str(folder))
-    tiergate("calibrate", str(folder))
+    recorded = (folder / "artifacts" / "calibration_runs.json").exists()
+    tiergate("calibrate", str(folder), *(["--refit"] if refit and recorded else []))
     result: dict[str, Any] = json.loads(tiergate("eval", str(folder), "--json"))
     return {
         "seed": seed,
@@ -89,11 +91,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench" / "seeds")
     parser.add_argument("--json", type=Path, help="also write the rows here")
+    parser.add_argument(
+        "--refit", action="store_true", help="refit from a previous run's recorded answers"
+    )
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     rows = []
     for seed in range(args.seeds):
-        rows.append(one_seed(args.work, seed))
+        rows.append(one_seed(args.work, seed, args.refit))
         print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
     print(table(rows))
     if args.json:

@@ -88,8 +88,8 @@ CASES = [
     (
         "gateway",
         ("kind: rules", "kind: rulez"),
-        r"routes\.auto\.kind: expected one of rules, classify, learned, got 'rulez' "
-        r"\(did you mean rules\?\)",
+        r"routes\.auto\.kind: expected one of rules, classify, extract, learned, agent, "
+        r"got 'rulez' \(did you mean rules\?\)",
     ),
     ("gateway", "  tickets: {kind: classify}\n", r"routes\.tickets\.route: required field missing"),
     (

@@ -49,7 +49,7 @@ def test_the_example_config_loads() -> None:
         ({"tiers": {"cheap": HAIKU}, "rules": [{"when": {"marked": "x"}, "tier": "gold"}]}, "gold"),
         ({"kind": "classify"}, r"routes\.r\.route: required field missing"),
         ({"tiers": {"cheap": HAIKU}, "default": "strong"}, "default"),
-        ({"kind": "agent", "tiers": {"cheap": HAIKU}}, "cheap: MODEL, strong: MODEL"),
+        ({"kind": "agent", "tiers": {"cheap": HAIKU}}, r"tiers\.strong: required field missing"),
         ({"kind": "agent", "tiers": {"cheap": HAIKU, "strong": SONNET}, "rules": []}, "rules"),
         (
             {"kind": "agent", "tiers": {"cheap": HAIKU, "strong": SONNET}, "strong_when": {"x": 1}},

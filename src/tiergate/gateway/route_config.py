@@ -181,7 +181,8 @@ class AgentRoute(Section):
 
 
 RouteConfig = RulesRoute | ClassifyRoute | LearnedRoute | AgentRoute
-KINDS = (RULES, *TASKS, LEARNED, AGENT)
+# A tool route's items are whole requests: it is served by `kind: agent`, so not offered here.
+KINDS = (RULES, *(kind for kind in TASKS if kind != "tool"), LEARNED, AGENT)
 
 
 def route_model(kind: Any) -> type[RouteConfig] | None:
