@@ -56,3 +56,11 @@ def test_tighten_leaves_a_tier_that_accepts_nothing_as_it_is(router: Router) -> 
 def test_top_tier_skips_every_cheaper_tier(router: Router) -> None:
     forced = top_tier_router(router)
     assert forced.policies[HAIKU].skipped and not forced.policies[SONNET].skipped
+
+
+def test_top_tier_answers_even_where_the_calibrated_ladder_left_it_out(router: Router) -> None:
+    from dataclasses import replace
+
+    router.policies[SONNET] = replace(router.policies[SONNET], skipped=True)
+    forced = top_tier_router(router)
+    assert not forced.policies[SONNET].skipped and forced.policies[HAIKU].skipped

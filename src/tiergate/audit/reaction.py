@@ -19,10 +19,11 @@ from tiergate.routing.policy import TierPolicy
 
 
 def top_tier_router(router: Router) -> Router:
+    """Only the top tier answers (even when the calibrated ladder left it out: then its
+    answers are flagged rather than accepted, as the route's ``when_unsure`` says)."""
     top = router.route.tiers[-1]
     policies = {
-        name: policy if name == top else replace(policy, skipped=True)
-        for name, policy in router.policies.items()
+        name: replace(policy, skipped=name != top) for name, policy in router.policies.items()
     }
     return _with(router, policies)
 

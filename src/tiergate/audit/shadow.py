@@ -53,7 +53,7 @@ def shadow_router(
     if (route.artifacts / POLICY_FILE).exists():
         calibration = load_calibration(route)
         route = replace(route, error_budget=calibration.error_budget)
-        top_policy = calibration.policies.get(top, _ACCEPT_ALL)
+        top_policy = replace(calibration.policies.get(top, _ACCEPT_ALL), skipped=False)
     else:
         top_policy = _ACCEPT_ALL
     policies = {name: _SKIPPED for name in route.tiers} | {top: top_policy}
