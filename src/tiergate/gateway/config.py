@@ -44,13 +44,17 @@ from tiergate.validation import did_you_mean, read_yaml, validated
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 
 __all__ = [
+    "BudgetConfig",
     "ClassifyRoute",
     "ConfigError",
     "GatewayConfig",
     "LearnedRoute",
+    "LimitsConfig",
     "RouteConfig",
     "Rule",
     "RulesRoute",
+    "UpstreamConfig",
+    "check_models",
     "load_config",
     "parse_config",
 ]
