@@ -25,13 +25,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiergate.gateway.rules import Choice
 
 if TYPE_CHECKING:
+    from tiergate.encoders.batching import MicroBatcher
     from tiergate.gateway.route_config import LearnedRoute
     from tiergate.precall.router import LearnedRouter
 
@@ -57,18 +57,22 @@ def check_artifact(directory: Path) -> None:
 class LearnedChooser:
     """One learned route: prompt in, cheap or strong model out."""
 
-    def __init__(self, config: LearnedRoute, router: LearnedRouter) -> None:
+    def __init__(self, config: LearnedRoute, router: LearnedRouter, batcher: MicroBatcher) -> None:
         self.config = config
         self.router = router
-        # The encoder runs off the event loop, one prompt at a time (encoders are not all
-        # safe to call from several threads at once).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tiergate-router-{config.name}")
+        self._batcher = batcher
 
     @classmethod
     def open(cls, config: LearnedRoute) -> LearnedChooser:
+        from tiergate.encoders import load_encoder
+        from tiergate.encoders.batching import MicroBatcher
+        from tiergate.precall.artifact import RouterArtifact
         from tiergate.precall.router import LearnedRouter
 
-        return cls(config, LearnedRouter.load(config.router, variant=PRECALL))
+        artifact = RouterArtifact.load(config.router)
+        # Prompts of concurrent requests are encoded together (one encoder call per batch).
+        batcher = MicroBatcher(load_encoder(artifact.encoder))
+        return cls(config, LearnedRouter(artifact, batcher, variant=PRECALL), batcher)
 
     @property
     def models(self) -> tuple[str, str]:
@@ -78,8 +82,8 @@ class LearnedChooser:
         prompt = prompt_text(body)
         if not prompt.strip():
             return Choice("strong", self.config.tiers.strong, "no text for the router")
-        loop = asyncio.get_running_loop()
-        decision = await loop.run_in_executor(self._executor, self.router.decide, prompt)
+        # Off the event loop: the encoder is CPU work (the batcher makes concurrent calls one).
+        decision = await asyncio.to_thread(self.router.decide, prompt)
         model = self.config.tiers.cheap if decision.tier == "cheap" else self.config.tiers.strong
         comparison = ">=" if decision.tier == "cheap" else "<"
         return Choice(
@@ -93,7 +97,7 @@ class LearnedChooser:
         )
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._batcher.close()
 
 
 def open_learned(routes: Iterable[LearnedRoute]) -> dict[str, LearnedChooser]:
