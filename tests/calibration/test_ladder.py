@@ -153,3 +153,16 @@ def test_family_names_follow_the_route() -> None:
     rng = np.random.default_rng(1)
     tiers = [tier(rng, "local", 10, 0.9, 0.0, True), tier(rng, "haiku", 10, 0.9, 0.001)]
     assert Family((0, 1), 2.0).names(tiers) == ("local", "haiku")
+
+
+def test_a_whole_ladder_has_only_the_whole_ladder_as_family() -> None:
+    rng = np.random.default_rng(1)
+    paid = [tier(rng, "haiku", 300, 0.9, 0.001), tier(rng, "sonnet", 300, 0.95, 0.003)]
+    assert [f.tiers for f in families_of(paid, whole=True)] == [(0, 1)]
+    with_local = [tier(rng, "local", 300, 0.9, 0.0, free=True), *paid]
+    families = families_of(with_local, whole=True)
+    assert {f.tiers for f in families} == {(0, 1, 2)}
+    assert {f.free_multiple for f in families} == {1.0, 2.0, 4.0, 8.0}
+    walks = walk_all(paid, 0.05, whole=True)
+    chosen = walks.fit(0.15, 0.01).chosen
+    assert chosen is not None and chosen.family.tiers == (0, 1)

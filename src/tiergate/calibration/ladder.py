@@ -165,14 +165,20 @@ class Walks:
         return LadderFit(budget, self.delta, chosen, self.full_cost_usd, self.tickets, best)
 
 
-def families_of(tiers: Sequence[TierEvidence]) -> list[Family]:
+def families_of(tiers: Sequence[TierEvidence], *, whole: bool = False) -> list[Family]:
     """Every sub-ladder that ends with the top tier (any tier below it skipped), with the free
     tier's error multiples, and the free tier alone. The top tier stays otherwise: it answers
     what nothing below could, and in ``flag`` mode its answer is the one returned unaccepted.
     The free tier alone is what a small calibration set can certify when the paid tiers'
-    stratum is too small to bound."""
+    stratum is too small to bound. ``whole``: only the whole ladder (a tier's evidence reads
+    the answers of the tiers below it, so none may be skipped)."""
     found: list[Family] = []
     top = len(tiers) - 1
+    if whole:
+        every = tuple(range(len(tiers)))
+        if tiers[0].free and top > 0:
+            return [Family(every, multiple) for multiple in FREE_ERROR_MULTIPLES]
+        return [Family(every)]
     for size in range(len(tiers), 0, -1):
         for below in itertools.combinations(range(top), size - 1):
             subset = (*below, top)
@@ -191,8 +197,10 @@ def walk_all(
     own: OwnEvidence | None = None,
     *,
     max_candidates: int = MAX_CANDIDATES,
+    whole: bool = False,
 ) -> Walks:
-    """Walk every family's path once; :meth:`Walks.fit` then chooses for any budget."""
+    """Walk every family's path once; :meth:`Walks.fit` then chooses for any budget
+    (``whole``: the whole ladder's families only, see :func:`families_of`)."""
     if not tiers:
         raise ValueError("a ladder needs at least one tier")
     count = len(tiers[0].scores)
@@ -200,7 +208,7 @@ def walk_all(
         raise ValueError("every tier needs one score and one flag per held-out ticket")
     if any(t.free for t in tiers[1:]):
         raise ValueError("only the first tier may be free")
-    families = families_of(tiers)
+    families = families_of(tiers, whole=whole)
     share = delta / len(families)
     candidates: list[Candidate] = []
     for family in families:

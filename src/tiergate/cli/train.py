@@ -32,11 +32,18 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tiergate.classifier.settings import FinetuneSettings
-    from tiergate.routing.route import load_route
+    from tiergate.routing.route import LOCAL, load_route
     from tiergate.routing.runtime import route_data
     from tiergate.routing.train import train_route
 
     route = load_route(args.route)
+    if not route.task.trains_local_model or (LOCAL not in route.tiers and route.few_shot == 0):
+        # No local tier and no few-shot neighbours: no local model would ever be used.
+        print(
+            f"nothing to train: route {route.name!r} ({route.task.kind}) uses no local "
+            "model; run `tiergate calibrate` next"
+        )
+        return 0
     settings = route.local
     if getattr(args, "encoder", None):
         settings = dataclasses.replace(settings, encoder=args.encoder)

@@ -19,6 +19,7 @@ from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.config import (
+    AgentRoute,
     ClassifyRoute,
     GatewayConfig,
     LearnedRoute,
@@ -105,6 +106,11 @@ class GatewayApp:
             from tiergate.gateway.learned import open_learned
 
             services.learned = await asyncio.to_thread(open_learned, learned)
+        agent_routes = [r for r in config.routes.values() if isinstance(r, AgentRoute)]
+        if agent_routes:
+            from tiergate.gateway.agent import AgentTurns
+
+            services.agents = {r.name: AgentTurns.open(r, listed) for r in agent_routes}
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
         self._services = services

@@ -22,6 +22,7 @@ from tiergate.gateway.config import ClassifyRoute
 from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.events import message_events
 from tiergate.gateway.services import Outcome, Request, Services, record
 from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
@@ -45,7 +46,7 @@ class Classifier:
     @classmethod
     def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
         route = load_route(config.route_file)  # its kind was checked with the config
-        router = open_router(route, book, transport, concurrency=config.concurrency)
+        router = open_router(route, book, transport, concurrency=config.concurrency, batched=True)
         return cls(config.name, router, load_calibration(route).strong_mean_cost_usd(route))
 
     async def aclose(self) -> None:
@@ -146,7 +147,7 @@ class Classifier:
         }
         headers = _headers(outcome)
         if body.get("stream") is True:
-            await respond(send, 200, _as_events(message), request.request_id, headers, SSE)
+            await respond(send, 200, message_events(message), request.request_id, headers, SSE)
         else:
             await respond(send, 200, orjson.dumps(message), request.request_id, headers)
 
@@ -173,43 +174,3 @@ def last_user_text(body: Mapping[str, Any]) -> str:
                     if isinstance(block, dict) and block.get("type") == "text"
                 ).strip()
     return ""
-
-
-def _as_events(message: dict[str, Any]) -> bytes:
-    """A complete answer as the API's event sequence, for clients that asked for a stream."""
-    usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
-    text = message["content"][0]["text"]
-    events = [
-        ("message_start", {"type": "message_start", "message": start}),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": text},
-            },
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": usage,
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
-    ]
-    return b"".join(
-        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-        for name, data in events
-    )

@@ -30,6 +30,7 @@ from tiergate.core.prices import PriceBook, PriceBookError, load_price_book
 from tiergate.gateway.config_fields import ConfigError, ConfigPath, Section, context_of
 from tiergate.gateway.route_config import (
     KINDS,
+    AgentRoute,
     ClassifyRoute,
     LearnedRoute,
     RouteConfig,
@@ -44,6 +45,7 @@ from tiergate.validation import did_you_mean, read_yaml, validated
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 
 __all__ = [
+    "AgentRoute",
     "BudgetConfig",
     "ClassifyRoute",
     "ConfigError",
@@ -278,7 +280,7 @@ def check_models(config: GatewayConfig, book: PriceBook, source: str | Path) -> 
     for name, route in config.routes.items():
         if isinstance(route, RulesRoute):
             named += [(f"routes.{name}.tiers.{tier}", m) for tier, m in route.tiers.items()]
-        elif isinstance(route, LearnedRoute):
+        elif isinstance(route, LearnedRoute | AgentRoute):
             named += [
                 (f"routes.{name}.tiers.cheap", route.tiers.cheap),
                 (f"routes.{name}.tiers.strong", route.tiers.strong),

@@ -23,7 +23,6 @@ numpy or an encoder for it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,8 @@ from typing import TYPE_CHECKING, Any
 from tiergate.gateway.rules import Choice
 
 if TYPE_CHECKING:
-    from tiergate.encoders.batching import MicroBatcher
     from tiergate.gateway.route_config import LearnedRoute
+    from tiergate.precall.base import Decision
     from tiergate.precall.router import LearnedRouter
 
 PRECALL = "precall"  # the variant the gateway serves (tiergate.precall.policy.Variant.key)
@@ -57,22 +56,22 @@ def check_artifact(directory: Path) -> None:
 class LearnedChooser:
     """One learned route: prompt in, cheap or strong model out."""
 
-    def __init__(self, config: LearnedRoute, router: LearnedRouter, batcher: MicroBatcher) -> None:
+    def __init__(self, config: LearnedRoute, router: LearnedRouter) -> None:
+        from tiergate.batching import Batched
+
         self.config = config
         self.router = router
-        self._batcher = batcher
+        # Prompts of concurrent requests are decided together (one encoder call per batch), on
+        # a worker thread: the event loop never waits for the encoder.
+        self._batched: Batched[list[Decision]] = Batched(
+            router.decide_many, name=f"tiergate-router-{config.name}"
+        )
 
     @classmethod
     def open(cls, config: LearnedRoute) -> LearnedChooser:
-        from tiergate.encoders import load_encoder
-        from tiergate.encoders.batching import MicroBatcher
-        from tiergate.precall.artifact import RouterArtifact
         from tiergate.precall.router import LearnedRouter
 
-        artifact = RouterArtifact.load(config.router)
-        # Prompts of concurrent requests are encoded together (one encoder call per batch).
-        batcher = MicroBatcher(load_encoder(artifact.encoder))
-        return cls(config, LearnedRouter(artifact, batcher, variant=PRECALL), batcher)
+        return cls(config, LearnedRouter.load(config.router, variant=PRECALL))
 
     @property
     def models(self) -> tuple[str, str]:
@@ -82,8 +81,7 @@ class LearnedChooser:
         prompt = prompt_text(body)
         if not prompt.strip():
             return Choice("strong", self.config.tiers.strong, "no text for the router")
-        # Off the event loop: the encoder is CPU work (the batcher makes concurrent calls one).
-        decision = await asyncio.to_thread(self.router.decide, prompt)
+        [decision] = await self._batched.call_async([prompt])
         model = self.config.tiers.cheap if decision.tier == "cheap" else self.config.tiers.strong
         comparison = ">=" if decision.tier == "cheap" else "<"
         return Choice(
@@ -97,7 +95,7 @@ class LearnedChooser:
         )
 
     def close(self) -> None:
-        self._batcher.close()
+        self._batched.close()
 
 
 def open_learned(routes: Iterable[LearnedRoute]) -> dict[str, LearnedChooser]:

@@ -65,7 +65,7 @@ def passed_through(services: Services, name: str) -> bool:
 
 
 def unknown_model(services: Services, name: str) -> GatewayError:
-    routes = sorted([*services.rules, *services.classifiers, *services.learned])
+    routes = sorted([*services.rules, *services.classifiers, *services.learned, *services.agents])
     hint = services.book.suggest(name)
     did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
     return GatewayError(
@@ -85,6 +85,10 @@ async def handle_messages(
     classifier = services.classifiers.get(name)
     if classifier is not None:
         await classifier.answer_message(services, request, body, receive, send)
+        return
+    agent = services.agents.get(name)
+    if agent is not None:
+        await agent.answer_message(services, request, scope, body, receive, send)
         return
     route, tier = DIRECT, DIRECT
     choice: Choice | None = None
@@ -281,6 +285,9 @@ async def handle_count_tokens(
         raw = orjson.dumps(body)
     elif name in services.learned:
         body = {**strip_marks(body), "model": services.learned[name].models[0]}
+        raw = orjson.dumps(body)
+    elif name in services.agents:
+        body = {**body, "model": services.agents[name].config.strong}
         raw = orjson.dumps(body)
     elif name in services.classifiers:
         raise GatewayError(400, f"{name!r} is a classification route: use /v1/classify")

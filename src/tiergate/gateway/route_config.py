@@ -4,6 +4,8 @@
       auto:    {kind: rules, tiers: {cheap: MODEL, strong: MODEL}, default: cheap, rules: [...]}
       tickets: {kind: classify, route: banking77/route.yaml}      # any task kind (tasks.TASKS)
       chat:    {kind: learned, router: out/router, tiers: {cheap: MODEL, strong: MODEL}}
+      agents:  {kind: agent, tiers: {cheap: MODEL, strong: MODEL}, policy: bfcl/route.yaml,
+                strong_when: {first_turn: true, input_tokens_over: 50000}}
 
 A route is named by its key. :data:`ROUTE_KINDS` maps ``kind`` to its model; a task kind
 (``classify``, ...) is answered by the engine from a route file. Adding a kind is a model here
@@ -23,6 +25,7 @@ from tiergate.validation import FieldProblem
 
 RULES: Literal["rules"] = "rules"
 LEARNED: Literal["learned"] = "learned"
+AGENT: Literal["agent"] = "agent"
 Condition = Literal["input_tokens_over", "marked", "max_tokens_at_most", "assistant_prefill"]
 
 
@@ -104,6 +107,10 @@ class ClassifyRoute(Section):
     def _route_file_fits(self) -> ClassifyRoute:
         from tiergate.routing.route import load_route
 
+        if self.kind == "tool":  # its items are whole requests, not a text
+            raise FieldProblem(
+                ("kind",), f"a tool route is served as `kind: agent, policy: {self.route_file}`"
+            )
         try:
             route = load_route(self.route_file)
         except Exception as error:  # a RouteError names the route file and its field
@@ -138,8 +145,43 @@ class LearnedRoute(Section):
         return router
 
 
-RouteConfig = RulesRoute | ClassifyRoute | LearnedRoute
-KINDS = (RULES, *TASKS, LEARNED)
+class StrongWhen(Section):
+    """Agent turns sent straight to the strong tier."""
+
+    first_turn: bool = False
+    input_tokens_over: PositiveInt | None = None
+
+
+class AgentRoute(Section):
+    """Agent turns (requests with ``tools``) tiered by a calibrated tool-decision policy
+    (``tiergate.gateway.agent``); ``policy`` is a ``task: tool`` route file. Without a policy
+    every turn goes to the strong tier unchanged."""
+
+    name: str = ""
+    kind: Literal["agent"] = AGENT
+    tiers: LearnedTiers
+    policy: ConfigPath | None = None
+    strong_when: StrongWhen = Field(default_factory=lambda: StrongWhen())
+
+    @property
+    def cheap(self) -> str:
+        return self.tiers.cheap
+
+    @property
+    def strong(self) -> str:
+        return self.tiers.strong
+
+    @property
+    def strong_first_turn(self) -> bool:
+        return self.strong_when.first_turn
+
+    @property
+    def strong_input_tokens_over(self) -> int | None:
+        return self.strong_when.input_tokens_over
+
+
+RouteConfig = RulesRoute | ClassifyRoute | LearnedRoute | AgentRoute
+KINDS = (RULES, *TASKS, LEARNED, AGENT)
 
 
 def route_model(kind: Any) -> type[RouteConfig] | None:
@@ -148,6 +190,8 @@ def route_model(kind: Any) -> type[RouteConfig] | None:
         return RulesRoute
     if kind == LEARNED:
         return LearnedRoute
+    if kind == AGENT:
+        return AgentRoute
     if isinstance(kind, str) and kind in TASKS:
         return ClassifyRoute
     return None

@@ -31,6 +31,8 @@ class Services:
     classifiers: dict[str, Any] = field(default_factory=dict)
     # Learned routes: name -> tiergate.gateway.learned.LearnedChooser, loaded at start-up.
     learned: dict[str, Any] = field(default_factory=dict)
+    # Agent routes: name -> tiergate.gateway.agent.AgentTurns.
+    agents: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> KeyStore:

@@ -254,9 +254,11 @@ async def _report(
                 }
             )
     single = {}
-    for tier in route.tiers:
+    for index, tier in enumerate(route.tiers):
         certified = fitted.alone.get(tier)
         single[tier] = {
+            # A tier whose features read the tiers below it is never fitted alone.
+            "fitted_alone": index == 0 or not route.task.uses_earlier_answers,
             "accuracy_if_everything_accepted": _accuracy(route.task, runs[tier], examples),
             "meets_budget_alone": _accuracy(route.task, runs[tier], examples)
             >= 1.0 - route.error_budget,

@@ -99,6 +99,38 @@ class LocalModelViewer:
         return [LocalView(prediction, self._index) for prediction in predictions]
 
 
+class BatchedViewer:
+    """The local model for a serving process: views asked for by concurrent requests are
+    computed together, one whole prediction (encoder, linear model, neighbours) per batch, on
+    one worker thread with one BLAS thread (the event loop keeps the other core)."""
+
+    def __init__(self, viewer: LocalModelViewer, *, max_batch: int = 64, max_wait: float = 0.002):
+        from tiergate.batching import Batched
+
+        self.viewer = viewer
+        self.model = viewer.model
+        self._batched: Batched[list[LocalView]] = Batched(
+            self._predict, max_batch=max_batch, max_wait=max_wait, name="tiergate-local"
+        )
+
+    def _predict(self, texts: list[str]) -> list[LocalView]:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # without it, numpy's default threads
+            return self.viewer.view(texts)
+        with threadpool_limits(limits=1):
+            return self.viewer.view(texts)
+
+    def view(self, texts: Sequence[str]) -> list[LocalView]:
+        return self._batched.call(texts) if texts else []
+
+    async def view_async(self, texts: Sequence[str]) -> list[LocalView]:
+        return await self._batched.call_async(texts) if texts else []
+
+    def close(self) -> None:
+        self._batched.close()
+
+
 def own_rows(local: LocalModelViewer) -> OwnRows:
     """The local model's out-of-fold predictions on its gold training examples."""
     from tiergate.datasets import GOLD
@@ -170,7 +202,7 @@ def paid_tiers(
     if pool is None:
         pool = (
             local.model.examples
-            if isinstance(local, LocalModelViewer)
+            if isinstance(local, LocalModelViewer | BatchedViewer)
             else (route_data(route).train if route.train_data else [])
         )
     task = route.task.prepared(pool)
@@ -277,13 +309,20 @@ def open_router(
     transport: Transport | None,
     *,
     concurrency: int = 32,
+    batched: bool = False,
 ) -> Router:
-    local = load_local(route) if uses_local_model(route) else None
+    """The route's engine. ``batched``: concurrent requests share local-model predictions (a
+    serving process, :class:`BatchedViewer`)."""
+    local: LocalModelViewer | BatchedViewer | None = (
+        load_local(route) if uses_local_model(route) else None
+    )
     tiers: dict[str, Tier] = {}
     if route.claude_tiers:
         if transport is None:
             raise RuntimeSetupError("the route's ladder has paid tiers but no transport was given")
         tiers = paid_tiers(route, book, transport, local)
+    if batched and isinstance(local, LocalModelViewer):
+        local = BatchedViewer(local)
     calibration = load_calibration(route)
     # A budget given to `calibrate --budget` holds until the next calibration.
     route = replace(route, error_budget=calibration.error_budget)
