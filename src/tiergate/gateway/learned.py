@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from tiergate.gateway.rules import Choice
 
 if TYPE_CHECKING:
+    from tiergate.batching import BatchStats
     from tiergate.gateway.route_config import LearnedRoute
     from tiergate.precall.base import Decision
     from tiergate.precall.router import LearnedRouter
@@ -93,6 +94,11 @@ class LearnedChooser:
                 (THRESHOLD_HEADER, f"{decision.threshold:.4f}"),
             ),
         )
+
+    @property
+    def stats(self) -> BatchStats:
+        """How many batches the router ran, over how many prompts."""
+        return self._batched.stats
 
     def close(self) -> None:
         self._batched.close()
