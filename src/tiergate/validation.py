@@ -123,7 +123,7 @@ def parse_yaml(text: str, source: str | Path, error: type[Exception], what: str)
     except _DuplicateKey as problem:
         raise error(f"{source}: {problem}") from None
     except yaml.YAMLError as problem:
-        raise error(f"{source}: not valid YAML: {_yaml_problem(problem)}") from None
+        raise error(f"{source}: not valid YAML: {yaml_problem(problem)}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
@@ -153,7 +153,7 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _yaml_problem(problem: yaml.YAMLError) -> str:
+def yaml_problem(problem: yaml.YAMLError) -> str:
     """The parser's complaint on one line, with where it is."""
     if isinstance(problem, yaml.MarkedYAMLError):
         mark = problem.problem_mark

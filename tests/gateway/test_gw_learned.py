@@ -7,6 +7,7 @@ by a gateway config; the gateway runs as its own process in front of the emulato
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import sqlite3
@@ -21,7 +22,7 @@ from gw_procs import GatewayProcess
 from tiergate.emulator import EmulatorConfig, EmulatorServer
 from tiergate.encoders import load_encoder
 from tiergate.gateway.learned import SCORE_HEADER, THRESHOLD_HEADER, prompt_text
-from tiergate.precall import Outcome, Record, TrainOptions, train_router
+from tiergate.precall import LearnedRouter, Outcome, Record, TrainOptions, train_router
 from tiergate.stores import FileKeyStore
 
 EASY = [
@@ -139,6 +140,18 @@ def test_the_router_sends_easy_prompts_cheap_and_hard_ones_strong(
     assert seen["easy"][:2] == ("cheap", HAIKU) and seen["easy"][2] >= seen["easy"][3]
     assert seen["hard"][:2] == ("strong", SONNET) and seen["hard"][2] < seen["hard"][3]
 
+    # Concurrent requests are encoded in batches; each gets the decision its prompt gets alone.
+    mixed = [EASY[index % 5] if index % 2 else HARD[index % 5] for index in range(12)]
+    prompts = [f"Question 0.\n\n{question}{OPTIONS}" for question in mixed]
+    alone = LearnedRouter.load(router_dir / "router", variant="precall")
+    expected = [alone.decide(prompt) for prompt in prompts]
+    assert {decision.tier for decision in expected} == {"cheap", "strong"}
+    decided = asyncio.run(_concurrently(process.base_url, secret, prompts))
+    assert [tier for tier, _ in decided] == [decision.tier for decision in expected]
+    for (_, header), decision in zip(decided, expected, strict=True):
+        # Batch-mates change nothing (float encoders mask padding).
+        assert float(header) == pytest.approx(decision.score, abs=1e-3)
+
     with client.messages.stream(
         model="chat", max_tokens=32, messages=[{"role": "user", "content": asked["easy"]}]
     ) as stream:
@@ -154,8 +167,22 @@ def test_the_router_sends_easy_prompts_cheap_and_hard_ones_strong(
         ("chat", "cheap", HAIKU, 200, 0),
         ("chat", "strong", SONNET, 200, 0),
     ]
-    assert rows[2][0] == "chat" and rows[2][4] == 1
+    assert len(rows) == 15 and rows[-1][0] == "chat" and rows[-1][4] == 1
+    assert sorted(row[1] for row in rows[2:14]) == sorted(tier for tier, _ in decided)
     assert all(row[5] > 0 for row in rows)
+
+
+async def _concurrently(base_url: str, key: str, prompts: list[str]) -> list[tuple[str, str]]:
+    async with anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0) as client:
+        answers = await asyncio.gather(
+            *(
+                client.messages.with_raw_response.create(
+                    model="chat", max_tokens=16, messages=[{"role": "user", "content": prompt}]
+                )
+                for prompt in prompts
+            )
+        )
+    return [(a.headers["x-tiergate-tier"], a.headers[SCORE_HEADER]) for a in answers]
 
 
 def test_the_prompt_the_router_reads_is_every_text_block_in_order() -> None:

@@ -26,16 +26,8 @@ from tiergate.emulator.scenario_build import scenario_from_examples
 
 ROOT = Path(__file__).resolve().parents[2]
 BANKING77 = ROOT / "examples" / "banking77" / "data"
-QUEUES = (
-    "card_arrival",
-    "card_linking",
-    "exchange_rate",
-    "lost_or_stolen_card",
-    "top_up_failed",
-    "pin_blocked",
-    "refund_not_showing_up",
-    "transfer_timing",
-)
+# The first eight of BANKING77's queues, as its labels file lists them.
+QUEUES = tuple(yaml.safe_load((BANKING77.parent / "labels.yaml").read_text())["labels"][:8])
 
 
 def readme_example() -> str:

@@ -47,13 +47,17 @@ DEFAULT_UPSTREAM = "https://api.anthropic.com"
 
 __all__ = [
     "AgentRoute",
+    "BudgetConfig",
     "ClassifyRoute",
     "ConfigError",
     "GatewayConfig",
     "LearnedRoute",
+    "LimitsConfig",
     "RouteConfig",
     "Rule",
     "RulesRoute",
+    "UpstreamConfig",
+    "check_models",
     "load_config",
     "parse_config",
 ]

@@ -24,7 +24,7 @@ class ConfigError(TiergateError, ValueError):
 class Section(BaseModel):
     """A part of the config: read-only once loaded, unknown keys refused."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def context_of(info: ValidationInfo) -> dict[str, Any]:

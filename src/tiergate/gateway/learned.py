@@ -23,16 +23,16 @@ numpy or an encoder for it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiergate.gateway.rules import Choice
 
 if TYPE_CHECKING:
+    from tiergate.batching import BatchStats
     from tiergate.gateway.route_config import LearnedRoute
+    from tiergate.precall.base import Decision
     from tiergate.precall.router import LearnedRouter
 
 PRECALL = "precall"  # the variant the gateway serves (tiergate.precall.policy.Variant.key)
@@ -58,11 +58,15 @@ class LearnedChooser:
     """One learned route: prompt in, cheap or strong model out."""
 
     def __init__(self, config: LearnedRoute, router: LearnedRouter) -> None:
+        from tiergate.batching import Batched
+
         self.config = config
         self.router = router
-        # The encoder runs off the event loop, one prompt at a time (encoders are not all
-        # safe to call from several threads at once).
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"tiergate-router-{config.name}")
+        # Prompts of concurrent requests are decided together (one encoder call per batch), on
+        # a worker thread: the event loop never waits for the encoder.
+        self._batched: Batched[list[Decision]] = Batched(
+            router.decide_many, name=f"tiergate-router-{config.name}"
+        )
 
     @classmethod
     def open(cls, config: LearnedRoute) -> LearnedChooser:
@@ -78,8 +82,7 @@ class LearnedChooser:
         prompt = prompt_text(body)
         if not prompt.strip():
             return Choice("strong", self.config.tiers.strong, "no text for the router")
-        loop = asyncio.get_running_loop()
-        decision = await loop.run_in_executor(self._executor, self.router.decide, prompt)
+        [decision] = await self._batched.call_async([prompt])
         model = self.config.tiers.cheap if decision.tier == "cheap" else self.config.tiers.strong
         comparison = ">=" if decision.tier == "cheap" else "<"
         return Choice(
@@ -92,8 +95,13 @@ class LearnedChooser:
             ),
         )
 
+    @property
+    def stats(self) -> BatchStats:
+        """How many batches the router ran, over how many prompts."""
+        return self._batched.stats
+
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._batched.close()
 
 
 def open_learned(routes: Iterable[LearnedRoute]) -> dict[str, LearnedChooser]:

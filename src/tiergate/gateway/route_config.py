@@ -7,9 +7,9 @@
       agents:  {kind: agent, tiers: {cheap: MODEL, strong: MODEL}, policy: bfcl/route.yaml,
                 strong_when: {first_turn: true, input_tokens_over: 50000}}
 
-A route is named by its key. :data:`ROUTE_KINDS` maps ``kind`` to its model; a task kind
-(``classify``, ...) is answered by the engine from a route file. Adding a kind is a model here
-and a line in :func:`route_model`.
+A route is named by its key. :func:`route_model` maps ``kind`` to its model (:data:`KINDS`
+lists them); a task kind (``classify``, ...) is answered by the engine from a route file.
+Adding a kind is a model here and a line in :func:`route_model`.
 """
 
 from __future__ import annotations

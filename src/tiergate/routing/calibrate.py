@@ -129,7 +129,8 @@ async def calibrate_route(
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")
-            own = own_rows(local)
+            gold = [e.label for e in examples if isinstance(e.label, str) and e.label]
+            own = own_rows(local, gold or None, seed=route.seed)
         save_runs(route, examples, runs, own, model_hash=_model_hash(local))
     silver = 0
     if any(not route.task.known_gold(example.label) for example in examples):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example, load_dataset, stratified_split
@@ -131,21 +132,56 @@ class BatchedViewer:
         self._batched.close()
 
 
-def own_rows(local: LocalModelViewer) -> OwnRows:
-    """The local model's out-of-fold predictions on its gold training examples."""
+def own_rows(
+    local: LocalModelViewer, like: Sequence[str] | None = None, *, seed: int = 0
+) -> OwnRows:
+    """The local model's out-of-fold predictions on its gold training examples.
+
+    ``like``: the held-out tickets' gold labels. The rows are then subsampled so their label
+    mix is the held-out one (see :func:`label_matched`): a training set is often balanced
+    where traffic is not (CLINC150 trains on 0.7% out-of-scope messages and calibrates on
+    3.2%), and rows of the wrong mix would misstate the local tier's error.
+    """
     from tiergate.datasets import GOLD
 
     model = local.model
     crossed = model.cross_fit()
     keep = np.array([example.provenance == GOLD for example in model.examples], dtype=bool)
+    rows = np.flatnonzero(keep)
+    if like:
+        gold = [crossed.gold[i] for i in rows.tolist()]
+        rows = rows[label_matched(gold, like, seed)]
     return OwnRows(
-        [label for label, kept in zip(crossed.labels, keep, strict=True) if kept],
-        np.asarray(crossed.correct, dtype=bool)[keep],
+        [crossed.labels[i] for i in rows.tolist()],
+        np.asarray(crossed.correct, dtype=bool)[rows],
         {
-            name: np.asarray(column, dtype=np.float64)[keep]
+            name: np.asarray(column, dtype=np.float64)[rows]
             for name, column in crossed.features.items()
         },
     )
+
+
+def label_matched(gold: Sequence[str], target: Sequence[str], seed: int) -> NDArray[np.intp]:
+    """The largest subsample of ``gold`` (row indices, in order) whose label shares are
+    ``target``'s, each label's share smoothed by one pseudo-row so a label the target lacks
+    keeps a little weight. Deterministic for a seed."""
+    from collections import Counter
+
+    own = Counter(gold)
+    wanted = Counter(target)
+    labels = sorted(set(own) | set(wanted))
+    total = len(target) + len(labels)
+    share = {label: (wanted[label] + 1) / total for label in labels}
+    scale = min(own[label] / share[label] for label in own)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(gold):
+        by_label.setdefault(label, []).append(index)
+    kept: list[int] = []
+    for label, indices in sorted(by_label.items()):
+        count = min(len(indices), int(np.floor(scale * share[label] + 1e-9)))
+        kept += rng.choice(indices, size=count, replace=False).tolist()
+    return np.array(sorted(kept), dtype=np.intp)
 
 
 def check_held_out(route: Route, local: LocalModelViewer, examples: Sequence[Example]) -> None:
