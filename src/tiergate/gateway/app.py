@@ -29,6 +29,7 @@ from tiergate.gateway.usage import parse_query, usage_report
 from tiergate.stores import ApiKey, StateSettings, open_stores, utc_day
 from tiergate.stores.journal import Journal
 from tiergate.stores.ledger import Ledger
+from tiergate.transports.base import Transport
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -92,7 +93,7 @@ class GatewayApp:
         classify_routes = [r for r in config.routes.values() if isinstance(r, ClassifyRoute)]
         if classify_routes:
             services.classifiers = await asyncio.to_thread(
-                _open_classifiers, classify_routes, listed, config
+                _open_classifiers, classify_routes, listed, upstream.transport
             )
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
@@ -167,7 +168,7 @@ class GatewayApp:
     ) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
-            await respond(send, 200, b'{"status":"ok"}', request_id)
+            await respond(send, 200, health_report(services), request_id)
             return
         if path == "/metrics":
             await respond(
@@ -188,6 +189,16 @@ class GatewayApp:
 
 
 COUNTED_REFUSALS = (401, 429)
+
+
+def health_report(services: Services) -> bytes:
+    """200 while the gateway serves (a load balancer should keep it): ``status`` says
+    ``degraded`` when the upstream failed its last attempts, with the figures."""
+    upstream = services.upstream.health.report()
+    status = "ok" if upstream["healthy"] else "degraded"
+    return orjson.dumps({"status": status, "upstream": upstream})
+
+
 UNAUTHENTICATED = "-"
 
 
@@ -264,16 +275,10 @@ def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, Rules
 
 
 def _open_classifiers(
-    routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
+    routes: list[ClassifyRoute], book: PriceBook, transport: Transport
 ) -> dict[str, Any]:
+    """The engine's Claude tiers call through the gateway's own upstream stack: the same
+    limits, retries, fallback and health as a passed-through request."""
     from tiergate.gateway.classify import Classifier
-    from tiergate.transports.retry import anthropic_transport
 
-    upstream = config.upstream
-    transport = anthropic_transport(
-        upstream.base_url,
-        upstream.api_key or "sk-none",
-        max_retries=upstream.max_retries,
-        fallbacks=upstream.fallbacks,
-    )
     return {route.name: Classifier.open(route, book, transport) for route in routes}

@@ -38,6 +38,10 @@ class UpstreamConfig:
     # Pass the emulator's x-tiergate-fault header through (tests and demos only).
     forward_fault_header: bool = False
     connections: int = 200
+    # An attempt that sends no first byte in this time fails (and falls back); a complete
+    # answer's head comes only when it is written, so it also gets max_tokens at this pace.
+    first_byte_timeout_s: float = 30.0
+    slowest_tokens_per_s: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -189,6 +193,12 @@ def _upstream(raw: Mapping[str, Any], env: Mapping[str, str]) -> UpstreamConfig:
         fallbacks={str(model): str(alternative) for model, alternative in fallbacks.items()},
         forward_fault_header=bool(raw.get("forward_fault_header", False)),
         connections=_positive_int(raw.get("connections", 200), "upstream.connections"),
+        first_byte_timeout_s=_positive_float(
+            raw.get("first_byte_timeout_s", 30.0), "upstream.first_byte_timeout_s"
+        ),
+        slowest_tokens_per_s=_positive_float(
+            raw.get("slowest_tokens_per_s", 20.0), "upstream.slowest_tokens_per_s"
+        ),
     )
 
 
@@ -273,6 +283,16 @@ def _ledger_url(url: str, base: Path) -> str:
     if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
         return prefix + str(base / url[len(prefix) :])
     return url
+
+
+def _positive_float(value: Any, where: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
+    if not number > 0:
+        raise ConfigError(f"{where}: must be positive, got {number}")
+    return number
 
 
 def _positive_int(value: Any, where: str) -> int:

@@ -7,12 +7,20 @@ Retries and fallback are a wrapper (``retry.py``); this transport makes exactly 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
+from tiergate.transports.base import (
+    ApiCall,
+    ApiReply,
+    NoFirstByte,
+    OpenStream,
+    Unreachable,
+    UsageReport,
+)
 
 # The version the official SDK (anthropic 2.x) sends; a call may name its own.
 DEFAULT_VERSION = "2026-10-21"
@@ -67,39 +75,44 @@ class HttpTransport:
 
     async def send(self, call: ApiCall) -> ApiReply:
         session = self._open()
+        deadline = asyncio.timeout(call.first_byte_s)
         try:
-            async with session.request(
-                call.method,
-                self.settings.base_url + call.path,
-                data=call.content() if call.method != "GET" else None,
-                headers=self._headers(call),
-            ) as response:
+            async with deadline:
+                response = await session.request(
+                    call.method,
+                    self.settings.base_url + call.path,
+                    data=call.content() if call.method != "GET" else None,
+                    headers=self._headers(call),
+                )
+            async with response:  # the rest of the body reads under sock_read
                 body = await response.read()
-                return ApiReply(response.status, dict(response.headers), body, call.model)
+                return ApiReply(response.status, response.headers, body, call.model)
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+            raise _unreachable(self.settings.base_url, error, deadline, call) from None
 
     async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
         session = self._open()
         response: aiohttp.ClientResponse | None = None
+        deadline = asyncio.timeout(call.first_byte_s)
         try:
-            response = await session.request(
-                call.method,
-                self.settings.base_url + call.path,
-                data=call.content(),
-                headers=self._headers(call),
-            )
-            if response.status >= 400:
-                body = await response.read()
-                return ApiReply(response.status, dict(response.headers), body, call.model)
-            first = await response.content.readany()
+            async with deadline:
+                response = await session.request(
+                    call.method,
+                    self.settings.base_url + call.path,
+                    data=call.content(),
+                    headers=self._headers(call),
+                )
+                if response.status >= 400:
+                    body = await response.read()
+                    return ApiReply(response.status, response.headers, body, call.model)
+                first = await response.content.readany()
             if ERROR_EVENT in first:
                 return stream_error_reply(first, call.model)
             opened = HttpStream(response, first, call.model)
             response = None  # the stream owns it now
             return opened
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+            raise _unreachable(self.settings.base_url, error, deadline, call) from None
         finally:
             if response is not None:
                 response.close()
@@ -114,10 +127,12 @@ class HttpStream:
     def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes, model: str) -> None:
         self._response = response
         self.status = response.status
-        self.headers: Mapping[str, str] = dict(response.headers)
+        self.headers: Mapping[str, str] = response.headers
         self.first_chunk = first_chunk
         self.model = model
         self.tried: list[str] = [model]
+        self.on_usage: UsageReport | None = None
+        self._complete = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -125,9 +140,23 @@ class HttpStream:
                 yield chunk
         except (aiohttp.ClientError, TimeoutError):
             return  # the caller sees the stream end without message_stop
+        self._complete = True
 
     async def aclose(self) -> None:
-        self._response.close()
+        """Read to the end: the connection goes back to the pool; cut short: it is closed,
+        which cancels the upstream generation."""
+        if self._complete:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def _unreachable(
+    base_url: str, error: Exception, deadline: asyncio.Timeout, call: ApiCall
+) -> Unreachable:
+    if deadline.expired():
+        return NoFirstByte(f"{base_url}: no first byte within {call.first_byte_s:g} s")
+    return Unreachable(f"{base_url}: {type(error).__name__}")
 
 
 def stream_error_reply(chunk: bytes, model: str) -> ApiReply:
