@@ -110,6 +110,7 @@ def test_an_upstream_that_sends_no_first_byte_falls_back(tmp_path: Path, stream:
         ) as gateway,
         gateway.client(timeout=20) as client,
     ):
+        answer: anthropic.types.Message
         if stream:
             with client.messages.stream(model=SONNET, max_tokens=20, messages=user("hi")) as s:
                 answer = s.get_final_message()
