@@ -45,6 +45,7 @@ class HttpTransport:
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -75,20 +76,39 @@ class HttpTransport:
 
     async def send(self, call: ApiCall) -> ApiReply:
         session = self._open()
-        deadline = asyncio.timeout(call.first_byte_s)
+        response: aiohttp.ClientResponse | None = None
         try:
-            async with deadline:
-                response = await session.request(
-                    call.method,
-                    self.settings.base_url + call.path,
-                    data=call.content() if call.method != "GET" else None,
-                    headers=self._headers(call),
-                )
-            async with response:  # the rest of the body reads under sock_read
+            # The first byte is due within first_byte_s: aiohttp's own read timer counts it,
+            # so a complete answer adds no timer of its own to the hot path.
+            response = await session.request(
+                call.method,
+                self.settings.base_url + call.path,
+                data=call.content() if call.method != "GET" else None,
+                headers=self._headers(call),
+                timeout=self._timeout(call.first_byte_s),
+            )
+            async with response:
                 body = await response.read()
                 return ApiReply(response.status, response.headers, body, call.model)
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise _unreachable(self.settings.base_url, error, deadline, call) from None
+            if response is None and isinstance(error, aiohttp.SocketTimeoutError):
+                raise NoFirstByte(
+                    f"{self.settings.base_url}: no first byte within {call.first_byte_s:g} s"
+                ) from None
+            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+
+    def _timeout(self, first_byte_s: float | None) -> aiohttp.ClientTimeout | None:
+        if first_byte_s is None:
+            return None  # the session's
+        timeout = self._timeouts.get(first_byte_s)
+        if timeout is None:
+            if len(self._timeouts) > 256:
+                self._timeouts.clear()
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.settings.connect_timeout_s, sock_read=first_byte_s
+            )
+            self._timeouts[first_byte_s] = timeout
+        return timeout
 
     async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
         session = self._open()

@@ -86,18 +86,8 @@ class Retrying:
             tried.append(model)
             target = call.for_model(model) if model else call
             for retry in range(self.policy.max_retries + 1):
-                numbered = ApiCall(
-                    target.path,
-                    target.body,
-                    target.method,
-                    {**target.headers, RETRY_COUNT_HEADER: str(count)},
-                    target.raw,
-                    target.key,
-                    target.input_tokens,
-                    target.max_tokens,
-                    target.limited,
-                    target.first_byte_s,
-                )
+                # The first attempt goes as it is: only retries say which try they are.
+                numbered = target if count == 0 else _numbered(target, count)
                 count += 1
                 try:
                     result = await attempt(numbered)
@@ -122,6 +112,21 @@ class Retrying:
             raise Unreachable(f"no answer after {count} attempts")
         last.tried = list(tried)
         return last
+
+
+def _numbered(call: ApiCall, count: int) -> ApiCall:
+    return ApiCall(
+        call.path,
+        call.body,
+        call.method,
+        {**call.headers, RETRY_COUNT_HEADER: str(count)},
+        call.raw,
+        call.key,
+        call.input_tokens,
+        call.max_tokens,
+        call.limited,
+        call.first_byte_s,
+    )
 
 
 def header_wait(headers: Mapping[str, str]) -> float | None:

@@ -1,0 +1,177 @@
+"""The HTTP server's own limits: header size, header / body / idle timeouts, a connection cap,
+and Anthropic-shaped errors for what never reaches the app (framing errors, upgrades).
+
+uvicorn's httptools protocol with a few overrides (``HardenedProtocol``), chosen over a front
+server (nginx, granian) so ``tiergate serve`` stays one process and one command. What it adds:
+
+- the request head (request line and headers) is counted *before* the parser sees it and
+  refused with 431 past ``max_header_bytes``: the parser joins a header's pieces as they come,
+  so one 128 MB header line froze the event loop for 40 s;
+- a connection that sends nothing is closed after ``idle_timeout_s`` (uvicorn arms its
+  keep-alive timer only after a first response, so idle sockets stayed forever); a head not
+  complete after ``header_timeout_s`` or a body not complete after ``body_timeout_s`` gets a
+  408 and is closed. A request whose head and body come in one read (the common case) arms no
+  timer at all;
+- past ``max_connections`` open connections, a new one gets a 529 ``overloaded_error`` and is
+  closed at once, before it can hold a file descriptor;
+- a framing error is the API's 400 JSON (uvicorn's is plain text), and a protocol upgrade
+  (WebSocket, h2c) is refused with a 400 before the app runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from tiergate.api_errors import error_body, error_type_for
+
+IDLE, HEAD, BODY, APP = range(4)
+TERMINATOR = b"\r\n\r\n"
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    max_header_bytes: int = 32 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    idle_timeout_s: float = 30.0
+    max_connections: int = 1000
+
+
+def raw_error(status: int, message: str, extra: bytes = b"") -> bytes:
+    """A complete HTTP/1.1 error response that closes the connection."""
+    body = error_body(error_type_for(status), message, "req_tg_unassigned")
+    return b"".join(
+        [
+            STATUS_LINE.get(status, b"HTTP/1.1 %d \r\n" % status),
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            extra,
+            b"connection: close\r\n\r\n",
+            body,
+        ]
+    )
+
+
+class HardenedProtocol(HttpToolsProtocol):
+    limits = ServerLimits()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._phase = IDLE
+        self._head_bytes = 0
+        self._tail = b""
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def with_limits(cls, limits: ServerLimits) -> type[HardenedProtocol]:
+        return type("HardenedProtocol", (cls,), {"limits": limits})
+
+    # connection life
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._refuse(529, "the gateway has too many open connections; retry shortly", b"")
+            return
+        self._arm(self.limits.idle_timeout_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase <= HEAD:
+            if not self._head_fits(data):
+                self._refuse(
+                    431,
+                    f"request headers are larger than the gateway's limit of "
+                    f"{self.limits.max_header_bytes} bytes",
+                )
+                return
+            self._phase = HEAD
+        super().data_received(data)
+        if self._phase == HEAD:
+            self._arm(self.limits.header_timeout_s, once=True)
+        elif self._phase == BODY:
+            self._arm(self.limits.body_timeout_s, once=True)
+
+    def _head_fits(self, data: bytes) -> bool:
+        window = self._tail + data
+        end = window.find(TERMINATOR)
+        if end >= 0:
+            return self._head_bytes + end - len(self._tail) <= self.limits.max_header_bytes
+        self._head_bytes += len(data)
+        self._tail = window[-3:]
+        return self._head_bytes <= self.limits.max_header_bytes
+
+    # parser callbacks
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._phase, self._head_bytes, self._tail = HEAD, 0, b""
+
+    def on_headers_complete(self) -> None:
+        self._phase = BODY
+        self._disarm()
+        if self.parser.should_upgrade():
+            self._refuse(400, "protocol upgrades (WebSocket, h2c) are not supported: use HTTP/1.1")
+            return
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._phase = APP
+        self._disarm()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        self._phase = IDLE  # uvicorn's keep-alive timer (idle_timeout_s) takes over
+        super().on_response_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        self._refuse(400, f"malformed HTTP request: {msg}")
+
+    # timers and refusals
+
+    def _arm(self, seconds: float, *, once: bool = False) -> None:
+        if once and self._timer is not None:
+            return
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, self._expired)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self.transport.is_closing():
+            return
+        if self._phase == HEAD:
+            self._refuse(
+                408, f"request headers not received within {self.limits.header_timeout_s:g} s"
+            )
+        elif self._phase == BODY and (self.cycle is None or not self.cycle.response_started):
+            self._refuse(408, f"request body not received within {self.limits.body_timeout_s:g} s")
+        else:
+            self.transport.close()
+
+    def _refuse(self, status: int, message: str, extra: bytes = b"") -> None:
+        self._phase = APP
+        self._disarm()
+        if not self.transport.is_closing():
+            self.transport.write(raw_error(status, message, extra))
+            self.transport.close()
+
+
+def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
+    """The uvicorn settings for a hardened server."""
+    return {
+        "http": HardenedProtocol.with_limits(limits),
+        "ws": "none",
+        "timeout_keep_alive": limits.idle_timeout_s,
+    }
