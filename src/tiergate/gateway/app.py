@@ -171,6 +171,10 @@ class GatewayApp:
             await respond(send, 200, health_report(services), request_id)
             return
         if path == "/metrics":
+            if services.config.metrics_admin_only:
+                key = await authenticate(services, scope)
+                if not key.admin:
+                    raise GatewayError(403, "/metrics takes an admin key (keys create --admin)")
             await respond(
                 send, 200, services.metrics.render(), request_id, (), services.metrics.content_type
             )

@@ -52,6 +52,17 @@ class LimitsConfig:
     queue_s: float = 2.0
 
 
+@dataclass(frozen=True)
+class ServerLimits:
+    """The HTTP server's own limits (see tiergate.gateway.hardening)."""
+
+    max_header_bytes: int = 32 * 1024
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    idle_timeout_s: float = 30.0
+    max_connections: int = 1000
+
+
 BUDGET_POLICIES = ("clamp", "refuse")
 
 
@@ -112,7 +123,7 @@ class GatewayConfig:
     routes: Mapping[str, RouteConfig] = field(default_factory=dict)
     keys_path: Path = Path("tiergate-keys.json")
     ledger_url: str = "sqlite:///tiergate-ledger.db"
-    max_body_bytes: int = 4 * 1024 * 1024
+    max_body_bytes: int = 32 * 1024 * 1024  # the API's own limit for /v1/messages
     strong_model: str = "claude-sonnet-4-6"
     prices: Path | None = None
     ledger_flush_s: float = 0.25
@@ -122,6 +133,9 @@ class GatewayConfig:
     # The intent journal (see tiergate.stores.journal): a folder on this host.
     journal_path: Path = Path("tiergate-journal")
     budget: BudgetConfig = field(default_factory=BudgetConfig)
+    server: ServerLimits = field(default_factory=ServerLimits)
+    # /metrics answers only an admin key (keys create --admin) when true.
+    metrics_admin_only: bool = False
 
     @property
     def shared_state(self) -> bool:
@@ -150,14 +164,32 @@ def parse_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> 
         routes=_routes(raw.get("routes") or {}, base),
         keys_path=_path(base, raw.get("keys", "tiergate-keys.json")),
         ledger_url=_ledger_url(ledger, base),
-        max_body_bytes=_positive_int(raw.get("max_body_bytes", 4 * 1024 * 1024), "max_body_bytes"),
+        max_body_bytes=_positive_int(raw.get("max_body_bytes", 32 * 1024 * 1024), "max_body_bytes"),
         strong_model=str(raw.get("strong_model", "claude-sonnet-4-6")),
         prices=_path(base, raw["prices"]) if raw.get("prices") else None,
         ledger_flush_s=float(raw.get("ledger_flush_s", 0.25)),
         state=_state(raw.get("state", "memory")),
         journal_path=_path(base, raw.get("journal", "tiergate-journal")),
         budget=_budget(raw.get("budget") or {}),
+        server=_server(raw.get("server") or {}),
+        metrics_admin_only=bool(raw.get("metrics_admin_only", False)),
     )
+
+
+def _server(raw: Any) -> ServerLimits:
+    if not isinstance(raw, dict):
+        raise ConfigError("server: expected a mapping of limits")
+    known = ServerLimits.__dataclass_fields__
+    unknown = set(raw) - set(known)
+    if unknown:
+        raise ConfigError(f"server: unknown setting {sorted(unknown)[0]!r} ({', '.join(known)})")
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        where = f"server.{name}"
+        values[name] = (
+            _positive_float(value, where) if name.endswith("_s") else _positive_int(value, where)
+        )
+    return ServerLimits(**values)
 
 
 def _state(value: Any) -> str:

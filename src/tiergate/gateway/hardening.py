@@ -21,27 +21,21 @@ server (nginx, granian) so ``tiergate serve`` stays one process and one command.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tiergate.api_errors import error_body, error_type_for
+from tiergate.gateway.config import ServerLimits
 
-IDLE, HEAD, BODY, APP = range(4)
+IDLE, HEAD, BODY, APP, DRAIN = range(5)
+# After a refusal the rest of the request is read and dropped for this long, then the socket
+# closes: closing with unread bytes would send a reset, and the client would lose the answer.
+DRAIN_S = 2.0
 TERMINATOR = b"\r\n\r\n"
 
 
-@dataclass(frozen=True)
-class ServerLimits:
-    max_header_bytes: int = 32 * 1024
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 60.0
-    idle_timeout_s: float = 30.0
-    max_connections: int = 1000
-
-
-def raw_error(status: int, message: str, extra: bytes = b"") -> bytes:
+def raw_error(status: int, message: str) -> bytes:
     """A complete HTTP/1.1 error response that closes the connection."""
     body = error_body(error_type_for(status), message, "req_tg_unassigned")
     return b"".join(
@@ -49,7 +43,6 @@ def raw_error(status: int, message: str, extra: bytes = b"") -> bytes:
             STATUS_LINE.get(status, b"HTTP/1.1 %d \r\n" % status),
             b"content-type: application/json\r\n",
             b"content-length: " + str(len(body)).encode() + b"\r\n",
-            extra,
             b"connection: close\r\n\r\n",
             body,
         ]
@@ -75,7 +68,9 @@ class HardenedProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         if len(self.connections) > self.limits.max_connections:
-            self._refuse(529, "the gateway has too many open connections; retry shortly", b"")
+            self._refuse(
+                529, "the gateway has too many open connections; retry shortly", drain=False
+            )
             return
         self._arm(self.limits.idle_timeout_s)
 
@@ -84,6 +79,8 @@ class HardenedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._phase == DRAIN:
+            return
         if self._phase <= HEAD:
             if not self._head_fits(data):
                 self._refuse(
@@ -160,11 +157,17 @@ class HardenedProtocol(HttpToolsProtocol):
         else:
             self.transport.close()
 
-    def _refuse(self, status: int, message: str, extra: bytes = b"") -> None:
-        self._phase = APP
+    def _refuse(self, status: int, message: str, *, drain: bool = True) -> None:
         self._disarm()
-        if not self.transport.is_closing():
-            self.transport.write(raw_error(status, message, extra))
+        if self.transport.is_closing():
+            return
+        self.transport.write(raw_error(status, message))
+        if drain and self.transport.can_write_eof():
+            self._phase = DRAIN
+            self.transport.write_eof()
+            self._timer = self.loop.call_later(DRAIN_S, self.transport.close)
+        else:
+            self._phase = APP
             self.transport.close()
 
 

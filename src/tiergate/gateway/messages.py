@@ -24,6 +24,7 @@ from tiergate.gateway.final import unavailable, upstream_error
 from tiergate.gateway.metering import StreamMeter
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Outcome, Request, Services, price, record
+from tiergate.gateway.shapes import check_shape
 from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
 
 DIRECT = "direct"
@@ -45,7 +46,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) -> None:
+def check_messages_body(
+    body: dict[str, Any], raw: bytes = b"", *, needs_max_tokens: bool = True
+) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model: Field required (a Claude model id or a tiergate route)")
@@ -56,6 +59,7 @@ def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) 
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise GatewayError(400, "messages: Field required (a non-empty list)")
+    check_shape(body, raw)
 
 
 def passed_through(services: Services, name: str) -> bool:
@@ -80,7 +84,7 @@ async def handle_messages(
 ) -> None:
     raw = await read_body(scope, receive, services.config.max_body_bytes)
     body = parse_json_object(raw)
-    check_messages_body(body)
+    check_messages_body(body, raw)
     name = body["model"]
     classifier = services.classifiers.get(name)
     if classifier is not None:
@@ -254,7 +258,7 @@ async def handle_count_tokens(
     """Passed through (free upstream); a route name counts on the route's default model."""
     raw = await read_body(scope, receive, services.config.max_body_bytes)
     body = parse_json_object(raw)
-    check_messages_body(body, needs_max_tokens=False)
+    check_messages_body(body, raw, needs_max_tokens=False)
     name = body["model"]
     rules = services.rules.get(name)
     if rules is not None:

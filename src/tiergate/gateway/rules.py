@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tiergate.gateway.config import Rule, RulesRoute
+from tiergate.gateway.errors import GatewayError
 
 CHARACTERS_PER_TOKEN = 3.5
 MARK_FIELD = "tiergate_mark"
@@ -34,7 +35,11 @@ class Choice:
 def marks_of(header_value: bytes | None, body: dict[str, Any]) -> set[str]:
     marks: set[str] = set()
     if header_value:
-        marks.update(part.strip().lower() for part in header_value.decode().split(","))
+        try:
+            text = header_value.decode("ascii")
+        except UnicodeDecodeError:
+            raise GatewayError(400, "x-tiergate-mark: expected comma-separated words") from None
+        marks.update(part.strip().lower() for part in text.split(","))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and MARK_FIELD in metadata:
         value = metadata[MARK_FIELD]
