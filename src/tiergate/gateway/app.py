@@ -23,6 +23,7 @@ from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
 from tiergate.gateway.models import MODEL_PATH_PREFIX, handle_model, handle_models
+from tiergate.gateway.openai_compat import handle_chat_completions
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.upstream import Upstream
 from tiergate.gateway.usage import parse_query, usage_report
@@ -258,6 +259,7 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "/v1/classify": ("POST", handle_classify),
     "/v1/usage": ("GET", handle_usage),
     "/v1/models": ("GET", handle_models),
+    "/v1/chat/completions": ("POST", handle_chat_completions),
 }
 
 

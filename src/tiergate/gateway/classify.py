@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from tiergate import sse
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
@@ -217,10 +218,7 @@ def _as_events(message: dict[str, Any]) -> bytes:
         ),
         ("message_stop", {"type": "message_stop"}),
     ]
-    return b"".join(
-        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-        for name, data in events
-    )
+    return b"".join(sse.event(name, data) for name, data in events)
 
 
 def _strong_mean(path: os.PathLike[str] | str) -> float | None:

@@ -84,6 +84,19 @@ async def handle_messages(
 ) -> None:
     raw = await read_body(scope, receive, services.config.max_body_bytes)
     body = parse_json_object(raw)
+    await answer_messages(services, request, scope, raw, body, receive, send)
+
+
+async def answer_messages(
+    services: Services,
+    request: Request,
+    scope: Scope,
+    raw: bytes,
+    body: dict[str, Any],
+    receive: Receive,
+    send: Send,
+) -> None:
+    """A Messages body (``raw`` as sent, ``body`` parsed) answered: by a route or upstream."""
     check_messages_body(body, raw)
     name = body["model"]
     classifier = services.classifiers.get(name)
