@@ -5,6 +5,7 @@ classes; each answer metered in the ledger like a Messages request."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openai
 import orjson
@@ -15,7 +16,7 @@ from tiergate.emulator import EmulatorServer
 
 pytest_plugins = ("gw_fixtures",)
 
-WEATHER = {
+WEATHER: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -84,15 +85,15 @@ def test_streaming_with_usage(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_tools_round_trip(gateway: Gateway, stream: bool) -> None:
-    question = [{"role": "user", "content": "What is the weather in Paris?"}]
+    question: list[Any] = [{"role": "user", "content": "What is the weather in Paris?"}]
     with client(gateway) as sdk:
         if stream:
             calls: dict[int, dict[str, str]] = {}
             finish = None
             for chunk in sdk.chat.completions.create(
                 model=HAIKU,
-                messages=question,  # type: ignore[arg-type]
-                tools=[WEATHER],  # type: ignore[list-item]
+                messages=question,
+                tools=[WEATHER],
                 tool_choice="required",
                 max_tokens=200,
                 stream=True,
@@ -111,8 +112,8 @@ def test_tools_round_trip(gateway: Gateway, stream: bool) -> None:
         else:
             answer = sdk.chat.completions.create(
                 model=HAIKU,
-                messages=question,  # type: ignore[arg-type]
-                tools=[WEATHER],  # type: ignore[list-item]
+                messages=question,
+                tools=[WEATHER],
                 tool_choice={"type": "function", "function": {"name": "get_weather"}},
                 max_tokens=200,
             )
@@ -126,7 +127,7 @@ def test_tools_round_trip(gateway: Gateway, stream: bool) -> None:
         follow_up = sdk.chat.completions.create(
             model=HAIKU,
             messages=[
-                *question,  # type: ignore[list-item]
+                *question,
                 {
                     "role": "assistant",
                     "content": None,
@@ -140,7 +141,7 @@ def test_tools_round_trip(gateway: Gateway, stream: bool) -> None:
                 },
                 {"role": "tool", "tool_call_id": call_id, "content": "18 C and sunny"},
             ],
-            tools=[WEATHER],  # type: ignore[list-item]
+            tools=[WEATHER],
             max_tokens=100,
         )
     assert follow_up.choices[0].message.content
