@@ -18,6 +18,8 @@ import orjson
 from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
+from tiergate.gateway.batches import PREFIX as BATCHES_PREFIX
+from tiergate.gateway.batches import handle_batches
 from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
@@ -183,6 +185,8 @@ class GatewayApp:
         handler = ROUTES.get(path)
         if handler is None and path.startswith(MODEL_PATH_PREFIX):
             handler = ("GET", handle_model)
+        if handler is None and path.startswith(BATCHES_PREFIX):
+            handler = (method, handle_batches)  # methods are checked per endpoint
         if handler is None:
             raise GatewayError(404, f"no such endpoint: {path}")
         wanted, function = handler
