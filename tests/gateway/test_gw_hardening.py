@@ -205,3 +205,13 @@ def test_the_ledger_files_are_the_owners_alone(gateway: Gateway) -> None:
     assert files
     for path in files:
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+
+
+def test_the_emulator_bounds_its_body_read_like_the_gateway(emulator: EmulatorServer) -> None:
+    port = int(emulator.base_url.rsplit(":", 1)[1])
+    head = (
+        b"POST /v1/messages HTTP/1.1\r\nhost: h\r\nx-api-key: sk-test-not-real\r\n"
+        b"content-type: application/json\r\ncontent-length: 40000000\r\n\r\n"
+    )
+    answer = refused(asyncio.run(one_shot(port, head + b"{")), 413)
+    assert answer.json()["error"]["type"] == "request_too_large"

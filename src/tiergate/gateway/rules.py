@@ -13,15 +13,14 @@ route's default. Conditions:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tiergate.core.tokens import tokens_for_characters
 from tiergate.gateway.config import Rule, RulesRoute
 from tiergate.gateway.errors import GatewayError
 
-CHARACTERS_PER_TOKEN = 3.5
 MARK_FIELD = "tiergate_mark"
 
 
@@ -68,7 +67,7 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
             characters += sum(len(text) for text in _texts(message.get("content")))
     for tool in body.get("tools") or []:
         characters += len(str(tool))
-    return math.ceil(characters / CHARACTERS_PER_TOKEN)
+    return tokens_for_characters(characters)
 
 
 def _texts(content: Any) -> Iterable[str]:
