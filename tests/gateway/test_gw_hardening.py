@@ -215,3 +215,12 @@ def test_the_emulator_bounds_its_body_read_like_the_gateway(emulator: EmulatorSe
     )
     answer = refused(asyncio.run(one_shot(port, head + b"{")), 413)
     assert answer.json()["error"]["type"] == "request_too_large"
+
+
+def test_the_default_body_limit_is_the_apis_32_mb(tmp_path: Path) -> None:
+    from tiergate.gateway.config import load_config, parse_config
+
+    example = Path(__file__).parents[2] / "examples" / "gateway.yaml"
+    assert parse_config({}, tmp_path, {}).max_body_bytes == 32 * 1024 * 1024
+    # a 3.5 MB image fits: the example config's old 4 MiB limit refused it with its JSON
+    assert load_config(example, {}).max_body_bytes == 32 * 1024 * 1024
