@@ -224,3 +224,23 @@ def test_the_default_body_limit_is_the_apis_32_mb(tmp_path: Path) -> None:
     assert parse_config({}, tmp_path, {}).max_body_bytes == 32 * 1024 * 1024
     # a 3.5 MB image fits: the example config's old 4 MiB limit refused it with its JSON
     assert load_config(example, {}).max_body_bytes == 32 * 1024 * 1024
+
+
+def test_a_started_head_is_held_to_the_header_timeout_not_the_idle_one(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    limits = {"idle_timeout_s": 600, "header_timeout_s": 0.3}
+    with running_gateway(tmp_path, emulator.base_url, server=limits) as gateway:
+
+        async def scenario() -> RawAnswer | None:
+            from gw_raw import read_answer
+
+            reader, writer = await asyncio.open_connection("127.0.0.1", port_of(gateway))
+            writer.write(b"POST /v1/messages HTTP/1.1\r\nhost: h\r\n")
+            try:
+                return await read_answer(reader)  # within READ_LIMIT_S, far below 600 s
+            finally:
+                writer.close()
+
+        answer = refused(asyncio.run(scenario()), 408)
+        assert "0.3 s" in answer.json()["error"]["message"]

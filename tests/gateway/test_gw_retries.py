@@ -15,6 +15,7 @@ import pytest
 from gw_helpers import HAIKU, SONNET, running_gateway, user
 
 from tiergate.emulator import EmulatorServer
+from tiergate.emulator.streaming import message_events
 from tiergate.serving import BackgroundServer
 
 pytest_plugins = ("gw_fixtures",)
@@ -52,39 +53,7 @@ class HangsOnSonnet:
             "usage": {"input_tokens": 5, "output_tokens": 1},
         }
         if request.get("stream"):
-            events = [
-                ("message_start", {"type": "message_start", "message": {**message, "content": []}}),
-                (
-                    "content_block_start",
-                    {
-                        "type": "content_block_start",
-                        "index": 0,
-                        "content_block": {"type": "text", "text": ""},
-                    },
-                ),
-                (
-                    "content_block_delta",
-                    {
-                        "type": "content_block_delta",
-                        "index": 0,
-                        "delta": {"type": "text_delta", "text": "hello"},
-                    },
-                ),
-                ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-                (
-                    "message_delta",
-                    {
-                        "type": "message_delta",
-                        "delta": {"stop_reason": "end_turn"},
-                        "usage": {"output_tokens": 1},
-                    },
-                ),
-                ("message_stop", {"type": "message_stop"}),
-            ]
-            payload = b"".join(
-                b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-                for name, data in events
-            )
+            payload = b"".join(event.encode() for event in message_events(message))
             content_type = b"text/event-stream"
         else:
             payload, content_type = orjson.dumps(message), b"application/json"

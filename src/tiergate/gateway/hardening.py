@@ -89,7 +89,9 @@ class HardenedProtocol(HttpToolsProtocol):
                     f"{self.limits.max_header_bytes} bytes",
                 )
                 return
-            self._phase = HEAD
+            if self._phase == IDLE:
+                self._disarm()  # the idle timer: a request has begun
+                self._phase = HEAD
         super().data_received(data)
         if self._phase == HEAD:
             self._arm(self.limits.header_timeout_s, once=True)
@@ -109,7 +111,7 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._phase, self._head_bytes, self._tail = HEAD, 0, b""
+        self._phase = HEAD
 
     def on_headers_complete(self) -> None:
         self._phase = BODY
@@ -121,6 +123,7 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._phase = APP
+        self._head_bytes, self._tail = 0, b""  # what comes next is the next request's head
         self._disarm()
         super().on_message_complete()
 
