@@ -50,7 +50,12 @@ class HangsOnSonnet:
             "content": [{"type": "text", "text": "hello"}],
             "stop_reason": "end_turn",
             "stop_sequence": None,
-            "usage": {"input_tokens": 5, "output_tokens": 1},
+            "usage": {
+                "input_tokens": 5,
+                "output_tokens": 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
         }
         if request.get("stream"):
             payload = b"".join(event.encode() for event in message_events(message))
