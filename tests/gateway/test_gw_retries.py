@@ -152,3 +152,22 @@ def test_the_organisations_refused_key_is_a_configuration_error(
     assert "not about your key" in caught.value.message
     assert "invalid x-api-key" not in caught.value.message
     assert any("refused the gateway's own API key" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_without_a_first_byte_deadline_keeps_the_sessions_timeouts() -> None:
+    """The engine's tiers set no first-byte deadline: the read timeout still holds them."""
+    from tiergate.transports.base import ApiCall, Unreachable
+    from tiergate.transports.http import HttpSettings, HttpTransport
+
+    async def attempt(base_url: str) -> None:
+        transport = HttpTransport(HttpSettings(base_url, "sk-test-not-real", read_timeout_s=0.3))
+        body = {"model": SONNET, "max_tokens": 8, "messages": user("hi")}
+        try:
+            with pytest.raises(Unreachable) as caught:
+                await transport.send(ApiCall("/v1/messages", body))
+            assert "SocketTimeoutError" in str(caught.value)
+        finally:
+            await transport.aclose()
+
+    with BackgroundServer(HangsOnSonnet()) as server:
+        asyncio.run(attempt(server.base_url))

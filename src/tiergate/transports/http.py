@@ -91,15 +91,16 @@ class HttpTransport:
                 body = await response.read()
                 return ApiReply(response.status, response.headers, body, call.model)
         except (aiohttp.ClientError, TimeoutError) as error:
-            if response is None and isinstance(error, aiohttp.SocketTimeoutError):
+            timed_out = isinstance(error, aiohttp.SocketTimeoutError)
+            if response is None and timed_out and call.first_byte_s is not None:
                 raise NoFirstByte(
                     f"{self.settings.base_url}: no first byte within {call.first_byte_s:g} s"
                 ) from None
             raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
 
-    def _timeout(self, first_byte_s: float | None) -> aiohttp.ClientTimeout | None:
+    def _timeout(self, first_byte_s: float | None) -> aiohttp.ClientTimeout:
         if first_byte_s is None:
-            return None  # the session's
+            return self._open().timeout  # the session's (None would mean no timeout at all)
         timeout = self._timeouts.get(first_byte_s)
         if timeout is None:
             if len(self._timeouts) > 256:
