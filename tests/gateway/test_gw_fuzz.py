@@ -2,7 +2,8 @@
 
 Hypothesis draws batches of requests (methods, paths, query strings, headers with arbitrary
 bytes, bodies from almost-valid Messages bodies to arbitrary JSON and bytes, and raw byte
-strings that are not HTTP at all), and each batch goes to a real gateway in front of the
+strings that are not HTTP at all), and each batch goes to a real gateway process (`tiergate
+serve`, so it runs beside the generator, not under its GIL) in front of the
 emulator over keep-alive connections. Every answer must be below 500, and every error must have
 the API's shape. Failures are collected rather than asserted one by one, so no time goes into
 shrinking; the first few are printed.
@@ -16,12 +17,14 @@ from collections import Counter
 from pathlib import Path
 
 import orjson
-from gw_helpers import HAIKU, SONNET, running_gateway
+from gw_helpers import HAIKU, SONNET, config_dict
+from gw_procs import gateway_processes
 from gw_raw import RawAnswer, RawConnection, http_request, one_shot
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tiergate.emulator import EmulatorServer
+from tiergate.gateway import KeyStore
 
 pytest_plugins = ("gw_fixtures",)
 
@@ -171,10 +174,14 @@ def test_ten_thousand_fuzzed_requests_get_no_5xx(tmp_path: Path, emulator: Emula
     failures: list[tuple[bytes, int, bytes]] = []
     counted = {"requests": 0, "answers": 0}
     statuses: Counter[int] = Counter()
-    with running_gateway(
-        tmp_path, emulator.base_url, upstream_options={"forward_fault_header": False}
-    ) as gateway:
-        port = int(gateway.base_url.rsplit(":", 1)[1])
+    # The gateway runs as its own process (``tiergate serve``), beside this one's generator.
+    settings_ = config_dict(emulator.base_url)
+    settings_["upstream"]["forward_fault_header"] = False
+    config = tmp_path / "gateway.yaml"
+    config.write_bytes(orjson.dumps(settings_))
+    _, key = KeyStore(tmp_path / "keys.json").create("fuzz")
+    with gateway_processes([config], tmp_path) as [gateway]:
+        port = gateway.port
         loop = asyncio.new_event_loop()
         pool = [RawConnection(port) for _ in range(CONNECTIONS)]
 
@@ -209,7 +216,7 @@ def test_ten_thousand_fuzzed_requests_get_no_5xx(tmp_path: Path, emulator: Emula
             phases=[Phase.generate],
             suppress_health_check=list(HealthCheck),
         )
-        @given(st.lists(requests(gateway.key), min_size=BATCH, max_size=BATCH))
+        @given(st.lists(requests(key), min_size=BATCH, max_size=BATCH))
         def fuzz(batch: list[tuple[bool, bytes]]) -> None:
             loop.run_until_complete(run(batch))
 
