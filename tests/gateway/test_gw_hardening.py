@@ -244,3 +244,12 @@ def test_a_started_head_is_held_to_the_header_timeout_not_the_idle_one(
 
         answer = refused(asyncio.run(scenario()), 408)
         assert "0.3 s" in answer.json()["error"]["message"]
+
+
+def test_the_connection_cap_leaves_room_for_the_gateways_own_files() -> None:
+    from tiergate.gateway.hardening import connection_cap
+
+    # ulimit -n 1024 with a 200-connection upstream pool: 1,000 clients would exhaust it
+    assert connection_cap(1000, reserved=264, open_files=1024) == 760
+    assert connection_cap(1000, reserved=264, open_files=65536) == 1000
+    assert connection_cap(1000, reserved=264, open_files=100) == 1

@@ -21,6 +21,8 @@ server (nginx, granian) so ``tiergate serve`` stays one process and one command.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import resource
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -174,8 +176,21 @@ class HardenedProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def uvicorn_options(limits: ServerLimits) -> dict[str, Any]:
+def connection_cap(configured: int, reserved: int, open_files: int | None = None) -> int:
+    """The cap in force: the configured one, lowered so that client connections plus the
+    ``reserved`` descriptors (upstream pool, ledger, journal, listening socket) stay within
+    the process's open-file limit; past it, accept() would fail and nobody would be served."""
+    if open_files is None:
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if open_files == resource.RLIM_INFINITY or open_files <= 0:
+        return configured
+    return max(1, min(configured, open_files - reserved))
+
+
+def uvicorn_options(limits: ServerLimits, reserved_fds: int = 64) -> dict[str, Any]:
     """The uvicorn settings for a hardened server."""
+    cap = connection_cap(limits.max_connections, reserved_fds)
+    limits = dataclasses.replace(limits, max_connections=cap)
     return {
         "http": HardenedProtocol.with_limits(limits),
         "ws": "none",
