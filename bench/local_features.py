@@ -7,7 +7,9 @@ the linear and neighbour views say? Variants (combinable with ``+``):
 - ``plus``: adds the similarity margin (closest example of the predicted label minus closest of
   any other), agreement of the linear and kNN argmax, the kNN and linear probabilities;
 - ``ens``: predicts with the mean of the linear and similarity-weighted kNN probabilities;
-- ``k20``: 20 neighbours instead of 10; ``inter``: a log-odds x vote interaction.
+- ``k20``: 20 neighbours instead of 10; ``inter``: a log-odds x vote interaction;
+- ``prec``: how often the predicted label was right out of fold (smoothed; leave-one-out on
+  the calibration rows).
 
 BANKING77 calibrates out-of-fold (5 folds) on train; CLINC150 on val + out-of-scope (holdout).
 The vectors come from one encoder, cached (``--cache``). Run::
@@ -35,6 +37,7 @@ from tiergate.datasets import load_dataset
 from tiergate.encoders import load_encoder
 
 K = 20
+PRIOR_WEIGHT = 5.0  # pseudo-predictions at the overall accuracy, per label
 Floats = NDArray[np.float64]
 Ints = NDArray[np.intp]
 
@@ -114,6 +117,30 @@ def features(view: Views, variant: str) -> tuple[Ints, dict[str, Floats]]:
     return predicted, columns
 
 
+def label_precision(
+    cal_predicted: Ints, cal_correct: NDArray[np.bool_], test_predicted: Ints, labels: int
+) -> tuple[Floats, Floats]:
+    """Log-odds of how often each predicted label was right out of fold, smoothed to the mean.
+
+    Calibration rows get the leave-one-out value (their own outcome left out), test rows the
+    value over every calibration row.
+    """
+    prior = float(cal_correct.mean())
+    right = np.bincount(cal_predicted, weights=cal_correct, minlength=labels)
+    made = np.bincount(cal_predicted, minlength=labels).astype(np.float64)
+    own = cal_correct.astype(np.float64)
+    cal = (right[cal_predicted] - own + PRIOR_WEIGHT * prior) / (
+        made[cal_predicted] - 1 + PRIOR_WEIGHT
+    )
+    test = (right[test_predicted] + PRIOR_WEIGHT * prior) / (made[test_predicted] + PRIOR_WEIGHT)
+
+    def logit(p: Floats) -> Floats:
+        clipped = np.clip(p, 1e-4, 1 - 1e-4)
+        return np.log(clipped) - np.log1p(-clipped)
+
+    return logit(cal), logit(test)
+
+
 def evaluate(
     name: str, calibration: Views, test: Views, oos: Views | None, variants: Sequence[str]
 ) -> list[dict[str, object]]:
@@ -123,10 +150,23 @@ def evaluate(
         test_predicted, test_features = features(test, variant)
         cal_correct = cal_predicted == calibration.gold
         test_correct = test_predicted == test.gold
+        if "prec" in variant:
+            cal_column, test_column = label_precision(
+                cal_predicted, cal_correct, test_predicted, calibration.labels
+            )
+            cal_features["label_precision"] = cal_column
+            test_features["label_precision"] = test_column
         calibrator = Calibrator.fit(cal_features, cal_correct)
         cal_scores = calibrator.predict(cal_features)
         test_scores = calibrator.predict(test_features)
-        oos_scores = None if oos is None else calibrator.predict(features(oos, variant)[1])
+        oos_scores = None
+        if oos is not None:
+            oos_predicted, oos_features = features(oos, variant)
+            if "prec" in variant:
+                oos_features["label_precision"] = label_precision(
+                    cal_predicted, cal_correct, oos_predicted, calibration.labels
+                )[1]
+            oos_scores = calibrator.predict(oos_features)
         row: dict[str, object] = {
             "dataset": name,
             "variant": variant,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,10 +52,11 @@ def ladders(draw: st.DrawFn) -> tuple[list[TierEvidence], OwnEvidence | None]:
 
 @settings(max_examples=25, deadline=None)
 @given(ladders(), st.floats(0.0, 0.05))
-def test_a_looser_budget_never_accepts_less_nor_costs_more(
+def test_a_looser_budget_never_costs_more_and_a_free_ladder_never_accepts_less(
     drawn: tuple[list[TierEvidence], OwnEvidence | None], unaccepted_cost: float
 ) -> None:
     tiers, own = drawn
+    free_only = all(t.free for t in tiers)
     walks = walk_all(tiers, 0.05, own)
     previous_accepted, previous_objective = 0, float("inf")
     for budget in (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2):
@@ -63,10 +65,28 @@ def test_a_looser_budget_never_accepts_less_nor_costs_more(
             assert previous_accepted == 0
             continue
         assert chosen.entry_budget <= budget
-        assert chosen.accepted >= previous_accepted
         assert chosen.objective(unaccepted_cost) <= previous_objective + 1e-12
+        if free_only:
+            assert chosen.accepted >= previous_accepted
         previous_accepted = chosen.accepted
         previous_objective = chosen.objective(unaccepted_cost)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ladders(), st.floats(0.001, 0.05), st.floats(0.01, 0.1))
+def test_the_choice_is_the_cheapest_certified_configuration(
+    drawn: tuple[list[TierEvidence], OwnEvidence | None], unaccepted_cost: float, budget: float
+) -> None:
+    tiers, own = drawn
+    walks = walk_all(tiers, 0.05, own)
+    fit = walks.fit(budget, unaccepted_cost)
+    certified = [c for c in walks.candidates if c.entry_budget <= budget]
+    if fit.chosen is None:
+        assert not certified
+        return
+    assert min(c.objective(unaccepted_cost) for c in certified) == pytest.approx(
+        fit.chosen.objective(unaccepted_cost)
+    )
 
 
 @settings(max_examples=20, deadline=None)
@@ -153,3 +173,16 @@ def test_family_names_follow_the_route() -> None:
     rng = np.random.default_rng(1)
     tiers = [tier(rng, "local", 10, 0.9, 0.0, True), tier(rng, "haiku", 10, 0.9, 0.001)]
     assert Family((0, 1), 2.0).names(tiers) == ("local", "haiku")
+
+
+def test_a_whole_ladder_has_only_the_whole_ladder_as_family() -> None:
+    rng = np.random.default_rng(1)
+    paid = [tier(rng, "haiku", 300, 0.9, 0.001), tier(rng, "sonnet", 300, 0.95, 0.003)]
+    assert [f.tiers for f in families_of(paid, whole=True)] == [(0, 1)]
+    with_local = [tier(rng, "local", 300, 0.9, 0.0, free=True), *paid]
+    families = families_of(with_local, whole=True)
+    assert {f.tiers for f in families} == {(0, 1, 2)}
+    assert {f.free_multiple for f in families} == {1.0, 2.0, 4.0, 8.0}
+    walks = walk_all(paid, 0.05, whole=True)
+    chosen = walks.fit(0.15, 0.01).chosen
+    assert chosen is not None and chosen.family.tiers == (0, 1)

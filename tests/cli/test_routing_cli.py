@@ -7,6 +7,7 @@ commands must say plainly.
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -185,9 +186,19 @@ def test_bad_input_is_one_line_naming_the_problem(route: Path, tmp_path: Path) -
     assert done.returncode == 2 and "cannot read route" in done.stderr
 
 
-def test_learn_teaches_the_local_tier_from_accepted_escalations(route: Path) -> None:
+def test_learn_teaches_the_local_tier_from_accepted_escalations(
+    route: Path, tmp_path: Path
+) -> None:
+    # The fixture's local tier takes every ticket at its 10% budget, so nothing would escalate;
+    # a copy whose local tier trains on a tenth of the data leaves work for Claude.
+    strict = tmp_path / "strict"
+    shutil.copytree(route, strict, ignore=shutil.ignore_patterns("artifacts"))
+    spec = strict / "route.yaml"
+    spec.write_text(spec.read_text().replace("calibration_share: 0.35", "calibration_share: 0.9"))
+    assert tiergate("train", str(strict)).returncode == 0
+    assert tiergate("calibrate", str(strict), "--budget", "0.03").returncode == 0
     done = tiergate(
-        "learn", str(route), "--chunk", "40", "--json", "--plot", str(route / "learning.png")
+        "learn", str(strict), "--chunk", "40", "--json", "--plot", str(strict / "learning.png")
     )
     assert done.returncode == 0, done.stderr
     chunks = json.loads(done.stdout)
@@ -196,6 +207,6 @@ def test_learn_teaches_the_local_tier_from_accepted_escalations(route: Path) -> 
     assert learned > 0
     # Each accepted Claude answer joined the local pool: it grows by exactly what was learned.
     assert chunks[-1]["pool"] - chunks[0]["pool"] == learned - chunks[0]["learned"]
-    assert (route / "learning.png").read_bytes()[:4] == b"\x89PNG"
+    assert (strict / "learning.png").read_bytes()[:4] == b"\x89PNG"
     # Without --save the trained model on disk is untouched.
     assert "saved the learned" not in done.stderr

@@ -107,7 +107,9 @@ def test_the_environment_variable_names_a_file(
 def test_a_malformed_file_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("models:\n  x: {input: 1}\n")
-    with pytest.raises(PriceBookError, match=r"bad\.yaml: models\.x: output: Field required"):
+    with pytest.raises(
+        PriceBookError, match=r"bad\.yaml: models\.x\.output: required field missing"
+    ):
         load_price_book(bad, use_env=False)
     with pytest.raises(PriceBookError, match="cannot read"):
         load_price_book(tmp_path / "absent.yaml", use_env=False)
@@ -175,7 +177,7 @@ def test_only_a_book_with_stand_ins_answers_unlisted_ids() -> None:
     ("row", "message"),
     [
         ("{input: -1}", r"input: Input should be greater than or equal"),
-        ("{inptu: 0.8}", r"inptu: unknown field"),
+        ("{inptu: 0.8}", r"inptu: unknown field \(did you mean input\?\)"),
         ("{latency: {ttft_s: fast}}", r"latency\.ttft_s: Input should be a valid number"),
         ("{batch_discount: 2}", r"batch_discount: Input should be less than or equal to 1"),
         ("{context_window: 0}", r"context_window: Input should be greater than 0"),
@@ -187,6 +189,6 @@ def test_a_bad_override_names_the_file_the_model_and_the_field(
     bad = tmp_path / "override.yaml"
     bad.write_text(f"models:\n  claude-haiku-4-5: {row}\n")
     with pytest.raises(
-        PriceBookError, match=r"override\.yaml: models\.claude-haiku-4-5: " + message
+        PriceBookError, match=r"override\.yaml: models\.claude-haiku-4-5\." + message
     ):
         load_price_book(bad, use_env=False)

@@ -11,7 +11,13 @@ import orjson
 import pytest
 from gw_helpers import HAIKU, SONNET, config_dict
 
-from tiergate.gateway.config import ConfigError, RulesRoute, load_config, parse_config
+from tiergate.gateway.config import (
+    AgentRoute,
+    ConfigError,
+    RulesRoute,
+    load_config,
+    parse_config,
+)
 from tiergate.gateway.metering import StreamMeter
 from tiergate.gateway.rules import choose, strip_marks
 from tiergate.limits import RateLimits
@@ -28,7 +34,9 @@ EXAMPLE = Path(__file__).parents[2] / "examples" / "gateway.yaml"
 def test_the_example_config_loads() -> None:
     config = load_config(EXAMPLE, {"ANTHROPIC_BASE_URL": "http://127.0.0.1:9", "X": "y"})
     assert config.upstream.base_url == "http://127.0.0.1:9"
-    assert set(config.routes) == {"tickets", "auto"}
+    assert set(config.routes) == {"tickets", "auto", "agent"}
+    agent = config.routes["agent"]
+    assert isinstance(agent, AgentRoute) and agent.policy == EXAMPLE.parent / "bfcl/route.yaml"
     assert config.ledger_url.startswith("sqlite:////")  # made absolute, beside the config
     auto = config.routes["auto"]
     assert isinstance(auto, RulesRoute) and auto.strong == SONNET
@@ -39,8 +47,14 @@ def test_the_example_config_loads() -> None:
     [
         ({"tiers": {"cheap": HAIKU}, "rules": [{"when": {"sunny": 1}, "tier": "cheap"}]}, "sunny"),
         ({"tiers": {"cheap": HAIKU}, "rules": [{"when": {"marked": "x"}, "tier": "gold"}]}, "gold"),
-        ({"kind": "classify"}, "route: FILE"),
+        ({"kind": "classify"}, r"routes\.r\.route: required field missing"),
         ({"tiers": {"cheap": HAIKU}, "default": "strong"}, "default"),
+        ({"kind": "agent", "tiers": {"cheap": HAIKU}}, r"tiers\.strong: required field missing"),
+        ({"kind": "agent", "tiers": {"cheap": HAIKU, "strong": SONNET}, "rules": []}, "rules"),
+        (
+            {"kind": "agent", "tiers": {"cheap": HAIKU, "strong": SONNET}, "strong_when": {"x": 1}},
+            "strong_when",
+        ),
     ],
 )
 def test_bad_routes_are_refused_with_the_field(route: dict[str, object], message: str) -> None:

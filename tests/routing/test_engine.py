@@ -5,6 +5,7 @@ from routing_fakes import sigmoid_policy, view
 
 from tiergate.routing.engine import NotCalibratedError, Router
 from tiergate.routing.route import Route, load_route
+from tiergate.tasks.base import Context, Item
 from tiergate.tiers.base import TierAnswer
 from tiergate.tiers.replay import ReplayTier, ReplayViewer
 
@@ -129,3 +130,34 @@ async def test_or_handed_to_a_human(route: Route) -> None:
 async def test_a_ladder_without_calibration_is_refused(route: Route) -> None:
     with pytest.raises(NotCalibratedError, match="tiergate calibrate"):
         Router(route, {}, {}, None)
+
+
+class Recording:
+    """A tier that answers with a fixed label and keeps the contexts it was asked with."""
+
+    def __init__(self, name: str, label: str, stated: float) -> None:
+        self.name = name
+        self.label, self.stated = label, stated
+        self.seen: list[Context] = []
+
+    async def answer(self, item: Item, context: Context) -> TierAnswer:
+        self.seen.append(context)
+        return claude(self.name, self.label, self.stated, 0.001)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_tier_sees_the_usable_answers_of_the_tiers_below(route: Route) -> None:
+    haiku, sonnet = Recording(HAIKU, "lost_card", -5.0), Recording(SONNET, "refund", 5.0)
+    policies = {
+        "local": sigmoid_policy("local_probability", 0.99),
+        HAIKU: sigmoid_policy("stated_confidence", 0.5),
+        SONNET: sigmoid_policy("stated_confidence", 0.5),
+    }
+    viewer = ReplayViewer({"where is my card": view("card_arrival", 0.6)})
+    router = Router(route, {HAIKU: haiku, SONNET: sonnet}, policies, viewer)
+    decision = await router.decide("where is my card")
+    assert decision.tier == SONNET and decision.payload == "refund"
+    assert [c.earlier for c in haiku.seen] == [(("local", "card_arrival"),)]
+    assert [c.earlier for c in sonnet.seen] == [(("local", "card_arrival"), (HAIKU, "lost_card"))]

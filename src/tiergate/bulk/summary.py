@@ -39,7 +39,7 @@ class Tally:
     tiers: dict[str, TierTally] = field(default_factory=dict)
 
 
-def _gold_labels(source: Path) -> Iterator[tuple[int, str | None]]:
+def _gold_labels(source: Path) -> Iterator[tuple[int, Any]]:
     for item in read_rows(source):
         if isinstance(item, Row):
             yield item.line, item.label
@@ -56,14 +56,16 @@ def tally(route: Route, source: Path, output: Path) -> Tally:
         result.escalated += bool(record["escalated"])
         result.paid_usd += record["cost_usd"]
         result.live_usd += record["live_cost_usd"]
-        right = label is not None and record["label"] == label
-        if label is not None:
+        known = label is not None and route.task.known_gold(label)
+        answer = record.get("answer", record.get("label"))
+        right = known and answer is not None and route.task.correct(answer, label)
+        if known:
             result.labelled += 1
             result.correct += right
         tier = result.tiers.get(record["tier"] or "")
         if record["accepted"] and tier is not None:
             tier.accepted += 1
-            if label is not None:
+            if known:
                 tier.labelled += 1
                 tier.correct += right
         else:

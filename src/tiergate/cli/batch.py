@@ -131,7 +131,11 @@ async def _run(args: argparse.Namespace) -> BulkResult:
     def known() -> list[Example]:
         # Only for the emulator: the input's labelled rows, so it knows their true labels.
         rows = (row for row in read_rows(args.source) if isinstance(row, Row) and row.label)
-        return data.train + data.calibration + [Example(row.text, row.label or "") for row in rows]
+        return (
+            data.train
+            + data.calibration
+            + [Example(row.text, row.label or "", request=row.request) for row in rows]
+        )
 
     async with claude_access(args, route, known) as access:
         say(access.banner())

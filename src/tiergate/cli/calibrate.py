@@ -62,13 +62,20 @@ def run(args: argparse.Namespace) -> int:
 async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.cli.claude_access import claude_access, estimate_calls_usd
     from tiergate.core.prices import load_price_book
-    from tiergate.datasets import Example, load_dataset
+    from tiergate.datasets import Example
     from tiergate.routing.calibrate import CalibrateOptions, calibrate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import RUNS_FILE, paid_tiers, route_data
+    from tiergate.routing.runtime import (
+        RUNS_FILE,
+        check_tiers,
+        paid_tiers,
+        read_examples,
+        route_data,
+    )
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
+    check_tiers(route, book)  # before any emulator starts
     options = CalibrateOptions(
         data=args.data,
         limit=args.limit,
@@ -86,7 +93,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     data = route_data(route)
 
     def known() -> list[Example]:
-        extra = load_dataset(args.data, require_labels=False) if args.data else []
+        extra = read_examples(route, args.data, require_labels=False) if args.data else []
         return data.train + data.calibration + extra
 
     async with claude_access(args, route, known) as access:
@@ -201,6 +208,8 @@ def render(report: dict[str, Any]) -> str:
                 f"{_usd(alone['certified_cost_per_1000_usd_alone'])} per 1,000 tickets"
                 if share
                 else "cannot be certified for any share of tickets"
+                if alone.get("fitted_alone", True)
+                else "not fitted alone: its confidence reads the answers of the tiers below"
             )
             + f"; answering everything it is {percent(alone['accuracy_if_everything_accepted'])}"
             " accurate"

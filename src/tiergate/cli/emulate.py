@@ -72,7 +72,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--scenario",
         metavar="FILE",
-        help="scenario file (JSON or YAML): classification, or kind: agent",
+        help="scenario file (JSON or YAML): classification, kind: agent or kind: extract",
+    )
+    parser.add_argument(
+        "--route",
+        metavar="ROUTE",
+        help="instead of --scenario: the scenario of a route's task, from the route's data",
     )
     parser.add_argument(
         "--batch-seconds",
@@ -127,6 +132,8 @@ def _serve(args: argparse.Namespace) -> int:
         failures = parse_failures(args.fail)
         slow_rate, slow_s = parse_slow(args.slow_first_byte) if args.slow_first_byte else (0.0, 0.0)
         scenario = load_scenario(args.scenario) if args.scenario else None
+        if args.route and scenario is None:
+            scenario = _route_scenario(args.route)
     except (ValueError, FaultSpecError, ScenarioError) as error:
         raise CliError(str(error)) from None
     config = EmulatorConfig(
@@ -155,14 +162,37 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _route_scenario(path: str) -> Any:
+    """The route's task's scenario, knowing every labelled example of the route's data."""
+    from tiergate.errors import TiergateError
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import read_examples, route_data
+
+    try:
+        route = load_route(path)
+        data = route_data(route)
+        examples = data.train + data.calibration
+        if route.test_data is not None:
+            examples += read_examples(route, route.test_data)
+    except TiergateError as error:
+        raise CliError(str(error)) from None
+    return route.task.scenario(examples, route.name)
+
+
 def _described(scenario: object) -> str:
     from tiergate.emulator.agent_scenario import AgentScenario
+    from tiergate.emulator.extract_scenario import ExtractScenario
     from tiergate.emulator.scenario import Scenario
+    from tiergate.emulator.tool_scenario import ToolScenario
 
     if isinstance(scenario, Scenario):
         return f", scenario {scenario.name} with {len(scenario.items)} texts"
     if isinstance(scenario, AgentScenario):
         return f", agent scenario {scenario.name} with {len(scenario.rules)} rules"
+    if isinstance(scenario, ExtractScenario):
+        return f", extraction scenario {scenario.name} with {len(scenario.items)} documents"
+    if isinstance(scenario, ToolScenario):
+        return f", tool scenario {scenario.name} with {len(scenario.items)} requests"
     return ""
 
 

@@ -42,15 +42,16 @@ def run(args: argparse.Namespace) -> int:
 async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from tiergate.cli.claude_access import claude_access, estimate_calls_usd
     from tiergate.core.prices import load_price_book
-    from tiergate.datasets import Example, load_dataset
+    from tiergate.datasets import Example
     from tiergate.routing.evaluate import EvaluateOptions, evaluate_route
     from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import paid_tiers, route_data
+    from tiergate.routing.runtime import check_tiers, paid_tiers, read_examples, route_data
 
     full = load_route(args.route)
     tiers = args.tiers.split(",") if args.tiers else None
     route = full.restricted(tiers) if tiers else full
     book = load_price_book(args.prices)
+    check_tiers(route, book)  # before any emulator starts
     options = EvaluateOptions(args.data, tiers, args.limit, args.concurrency)
     if not route.claude_tiers:
         result = await evaluate_route(full, book, None, options, say=say)
@@ -62,12 +63,12 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
     def known() -> list[Example]:
         data = route_data(full)
-        return data.train + data.calibration + load_dataset(path)
+        return data.train + data.calibration + read_examples(full, path)
 
     async with claude_access(args, full, known) as access:
         say(access.banner())
         if access.real:
-            texts = [e.text for e in load_dataset(path)][: args.limit]
+            texts = [e.text for e in read_examples(full, path)][: args.limit]
             calls = paid_tiers(route, book, access.transport, pool=route_data(full).train)
             worst = estimate_calls_usd(calls, texts, {name: len(texts) for name in calls})
             say(f"at most about ${worst:.2f} if every ticket climbed every Claude tier")
@@ -140,6 +141,25 @@ def render(result: dict[str, Any]) -> str:
             f"out of scope ({scope['label']}): {percent(scope['wrongly_accepted_share'])} of "
             f"{scope['out_of_scope_tickets']:,} wrongly accepted with an in-scope label"
         )
+    fields = {k: v for k, v in (result.get("field_accuracy") or {}).items() if v is not None}
+    if fields:
+        worst = sorted(fields, key=lambda name: (fields[name], name))[:3]
+        mean = sum(fields.values()) / len(fields)
+        lines.append(
+            f"fields (all final answers): {len(fields)}, mean {percent(mean)}; lowest "
+            + ", ".join(f"{name} {percent(fields[name])}" for name in worst)
+        )
+    categories = result.get("categories")
+    if categories:
+        lines += [
+            "",
+            f"{'category':<24} {'items':>6} {'accuracy':>9} {'accepted':>9} {'acc. acc.':>9}",
+        ]
+        for name, row in categories.items():
+            lines.append(
+                f"{name:<24} {row['items']:>6,} {percent(row['accuracy']):>9} "
+                f"{percent(row['accepted_share']):>9} {percent(row['accepted_accuracy']):>9}"
+            )
     if result.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "

@@ -60,7 +60,7 @@ async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
     from tiergate.core.prices import load_price_book
     from tiergate.plots.learning import plot_learning
     from tiergate.routing.learning import learn
-    from tiergate.routing.route import load_route
+    from tiergate.routing.route import LOCAL, load_route
     from tiergate.routing.runtime import (
         labelled_examples,
         load_runs,
@@ -70,6 +70,8 @@ async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
     )
 
     route = load_route(args.route)
+    if LOCAL not in route.tiers:
+        raise CliError(f"{route.path}: learning teaches the local tier, and this ladder has none")
     book = load_price_book(args.prices)
     _, stream = labelled_examples(route, args.data, args.limit)
     data = route_data(route)

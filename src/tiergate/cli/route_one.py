@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.formatting import say
+from tiergate.tasks.base import Item
 
 if TYPE_CHECKING:
     from tiergate.routing.engine import Decision
@@ -47,13 +48,37 @@ async def _route(args: argparse.Namespace) -> tuple[Decision, Task]:
 
     route = load_route(args.route)
     book = load_price_book(args.prices)
+    item = _item(args.text)
     if not route.claude_tiers:
-        return await open_router(route, book, None).decide(args.text), route.task
+        return await open_router(route, book, None).decide(item), route.task
     data = route_data(route)
-    async with claude_access(args, route, data.train + data.calibration) as access:
+    known = data.train + data.calibration
+    if item.request is not None and args.text.lstrip().startswith("{"):
+        row = json.loads(args.text)
+        if isinstance(row, dict) and row.get("label") is not None:  # a labelled data row
+            known.append(route.task.example(row, "the request"))
+    async with claude_access(args, route, known) as access:
         say(access.banner())
         router = open_router(route, book, access.transport)
-        return await router.decide(args.text), route.task
+        return await router.decide(item), route.task
+
+
+def _item(text: str) -> Item:
+    """The text, or for tasks that need the whole request (tool decisions) a JSON object: a
+    Messages request (``messages``, ``tools``), or a data row with ``text`` and ``request``."""
+    if not text.lstrip().startswith("{"):
+        return Item(text)
+    from tiergate.cli.errors import CliError
+    from tiergate.tasks.tool import last_user_text
+
+    try:
+        body = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise CliError(f"the request is not valid JSON: {error}") from None
+    request = body.get("request", body)
+    if not isinstance(request, dict) or not isinstance(request.get("messages"), list):
+        raise CliError("a JSON request needs `messages` (and `tools` for a tool decision)")
+    return Item(str(body.get("text") or last_user_text(request)), body.get("id"), request)
 
 
 def render(decision: Decision, task: Task) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,18 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tiergate.classifier.settings import FinetuneSettings
-    from tiergate.classifier.training import build_local_model
-    from tiergate.routing.route import load_route
-    from tiergate.routing.runtime import check_labels, local_dir, route_data
+    from tiergate.routing.route import LOCAL, load_route
+    from tiergate.routing.runtime import route_data
+    from tiergate.routing.train import train_route
 
     route = load_route(args.route)
-    data = route_data(route)
-    check_labels(route, data.train, str(route.train_data))
+    if not route.task.trains_local_model or (LOCAL not in route.tiers and route.few_shot == 0):
+        # No local tier and no few-shot neighbours: no local model would ever be used.
+        print(
+            f"nothing to train: route {route.name!r} ({route.task.kind}) uses no local "
+            "model; run `tiergate calibrate` next"
+        )
+        return 0
     settings = route.local
     if getattr(args, "encoder", None):
         settings = dataclasses.replace(settings, encoder=args.encoder)
@@ -54,18 +58,16 @@ def run(args: argparse.Namespace) -> int:
         how += f" {settings.quantize}"
     if settings.finetune is not None:
         how += f", fine-tuned ({settings.finetune.folds}-fold cross-fitted)"
-    say(f"training the local model of {route.name!r} on {len(data.train):,} examples ({how})")
-    started = time.perf_counter()
-    directory = local_dir(route)
-    model = build_local_model(data.train, settings, directory, seed=route.seed, progress=say)
-    path = model.save(directory)
-    trained = time.perf_counter() - started
-    predictions = model.predict([example.text for example in data.calibration])
-    right = sum(p.label == e.label for p, e in zip(predictions, data.calibration, strict=True))
-    print(f"trained in {trained:.1f} s on {len(data.train):,} examples, {len(model.labels)} labels")
+    examples = len(route_data(route).train)
+    say(f"training the local model of {route.name!r} on {examples:,} examples ({how})")
+    report = train_route(route, settings, say=say)
     print(
-        f"held-out accuracy (calibration data, {len(data.calibration):,}): "
-        f"{right / len(data.calibration):.1%}"
+        f"trained in {report.seconds:.1f} s on {report.examples:,} examples, {report.labels} labels"
     )
-    print(f"saved to {path}")
+    if report.held_out_accuracy is not None:
+        print(
+            f"held-out accuracy (calibration data, {report.held_out:,}): "
+            f"{report.held_out_accuracy:.1%}"
+        )
+    print(f"saved to {report.saved}")
     return 0

@@ -14,13 +14,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tiergate.errors import TiergateError
-from tiergate.validation import validated
+from tiergate.validation import FieldProblem, did_you_mean, parse_yaml, read_yaml, validated
 
 PRICES_ENV = "TIERGATE_PRICES"
 MILLION = 1_000_000
@@ -222,8 +221,38 @@ class _Row(BaseModel):
     api_key_env: str | None = None
 
 
+class _Local(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    latency: _Latency
+    source: str = ""
+    as_of: str = ""
+
+
+class _BookFile(BaseModel):
+    """A price book file's top level; rows are checked once the layers are merged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: Literal[1] = 1
+    currency: Literal["USD"] = "USD"
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    models: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    local: _Local | None = None
+
+    @field_validator("defaults")
+    @classmethod
+    def _row_fields(cls, defaults: dict[str, Any]) -> dict[str, Any]:
+        for key in defaults:
+            if key not in _Row.model_fields:
+                raise FieldProblem(
+                    (key,), "unknown field" + did_you_mean(str(key), _Row.model_fields)
+                )
+        return defaults
+
+
 def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], origin: str) -> ModelPrice:
-    row = validated(_Row, {**defaults, **raw}, f"{origin}: models.{name}", PriceBookError)
+    row = validated(_Row, {**defaults, **raw}, origin, PriceBookError, at=("models", name))
     long_prompt = row.long_prompt
     return ModelPrice(
         name=name,
@@ -256,19 +285,13 @@ def _row(name: str, raw: Mapping[str, Any], defaults: Mapping[str, Any], origin:
 
 
 def _read(path: Path | None) -> dict[str, Any]:
-    try:
-        if path is None:
-            text = resources.files("tiergate").joinpath("data/prices.yaml").read_text("utf-8")
-        else:
-            text = path.read_text("utf-8")
-        loaded = yaml.safe_load(text)
-    except OSError as error:
-        raise PriceBookError(f"cannot read price book {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise PriceBookError(f"price book {path} is not valid YAML: {error}") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("models", {}), dict):
-        raise PriceBookError(f"price book {path} must be a mapping with a 'models' mapping")
-    return loaded
+    if path is None:
+        text = resources.files("tiergate").joinpath("data/prices.yaml").read_text("utf-8")
+        raw = parse_yaml(text, "built-in price book", PriceBookError, "price book")
+    else:
+        raw = read_yaml(path, PriceBookError, "price book")
+    source = "built-in price book" if path is None else path
+    return validated(_BookFile, raw, source, PriceBookError).model_dump(exclude_unset=True)
 
 
 def load_price_book(override: str | Path | None = None, *, use_env: bool = True) -> PriceBook:
@@ -294,14 +317,12 @@ def _merge(layers: Iterable[tuple[str, dict[str, Any]]]) -> PriceBook:
         sources.append(origin)
         defaults.update(layer.get("defaults") or {})
         for name, row in (layer.get("models") or {}).items():
-            if not isinstance(row, dict):
-                raise PriceBookError(f"{origin}: model {name!r} must be a mapping")
             # Field by field, so a user can override one price and keep the rest of the row.
             raw_models[str(name)] = {**raw_models.get(str(name), {}), **row}
             origins[str(name)] = origin
         local.update(layer.get("local") or {})
     models = {name: _row(name, row, defaults, origins[name]) for name, row in raw_models.items()}
-    latency = local.get("latency", {"ttft_s": 0.01, "output_tokens_per_s": 0})
+    latency = local.get("latency") or {"ttft_s": 0.01, "output_tokens_per_s": 0}
     return PriceBook(
         models=models,
         local_latency=LatencyProfile(

@@ -10,10 +10,13 @@
 When a classification scenario is loaded and the last user turn holds a known ticket,
 structured answers carry the scenario's label, confidence and reason in the configured fields,
 and a free-text answer is that JSON object as text. An agent scenario
-(:mod:`tiergate.emulator.agent_scenario`) scripts tool calls and answers instead. With thinking
-on, a thinking block comes first (:mod:`tiergate.emulator.thinking`) and the answer gets the
-``max_tokens`` the thought left. Everything is seeded by (seed, model, prompt), so it is
-reproducible; the thought has its own generator, so thinking does not change the answer.
+(:mod:`tiergate.emulator.agent_scenario`) scripts tool calls and answers instead; a task's
+scenario that makes objects (:class:`~tiergate.emulator.scenario.ObjectScenario`: extraction,
+in :mod:`tiergate.emulator.extract_scenario`) gives the structured answer for the items it
+knows. With thinking on, a thinking block comes first (:mod:`tiergate.emulator.thinking`) and
+the answer gets the ``max_tokens`` the thought left. Everything is seeded by (seed, model,
+prompt), so it is reproducible; the thought has its own generator, so thinking does not change
+the answer.
 """
 
 from __future__ import annotations
@@ -30,10 +33,11 @@ import orjson
 from tiergate.emulator.agent_scenario import AgentScenario, Step, TextStep
 from tiergate.emulator.filler import filler
 from tiergate.emulator.ids import IdMaker
-from tiergate.emulator.scenario import AnyScenario, Scenario, ScenarioAnswer
+from tiergate.emulator.scenario import AnyScenario, ObjectScenario, Scenario, ScenarioAnswer
 from tiergate.emulator.schema_values import sample
 from tiergate.emulator.thinking import think
 from tiergate.emulator.tokens import count_text
+from tiergate.emulator.tool_scenario import ToolDecision, ToolScenario
 from tiergate.emulator.validation import MessagesRequest
 
 # Framing tokens of a tool call (block markers, the name), added to its JSON's count.
@@ -53,7 +57,7 @@ class Answer:
 @dataclass(frozen=True, slots=True)
 class AnswerSettings:
     seed: int
-    scenario: AnyScenario | None
+    scenario: AnyScenario | ToolScenario | None
     filler_tokens: tuple[int, int]
 
 
@@ -83,8 +87,22 @@ def _said(request: MessagesRequest, settings: AnswerSettings, ids: IdMaker) -> A
         step = settings.scenario.step(request.body["messages"])
         if step is not None:
             return _agent_step(step, request, ids)
+    if isinstance(settings.scenario, ToolScenario) and request.tools:
+        decision = settings.scenario.decide(
+            settings.seed,
+            request.model.name,
+            request.model.family,
+            request.body["messages"],
+            request.tools,
+        )
+        if decision is not None:
+            return _tool_decision(decision, request, ids)
     labels = settings.scenario if isinstance(settings.scenario, Scenario) else None
     last_user = last_user_text(request.body["messages"])
+    if isinstance(settings.scenario, ObjectScenario):
+        made = _scenario_object(request, settings.scenario, settings.seed, last_user, ids)
+        if made is not None:
+            return made
     rng = random.Random(_seed(settings.seed, request.model.name, request.body["messages"]))
     verdict = _scenario_answer(request, labels, settings.seed, last_user)
     tool = _chosen_tool(request, last_user)
@@ -143,6 +161,45 @@ def _agent_step(step: Step, request: MessagesRequest, ids: IdMaker) -> Answer:
         )
         return _whole_text(text, request, None)
     return _tool_call(tool, dict(step.input), request.max_tokens, ids, None)
+
+
+def _scenario_object(
+    request: MessagesRequest, scenario: ObjectScenario, seed: int, last_user: str, ids: IdMaker
+) -> Answer | None:
+    """A scenario's object (extraction, ...), by tool call or as JSON text as the request asks."""
+    tool = _chosen_tool(request, last_user)
+    schema = tool["input_schema"] if tool is not None else request.output_schema
+    if schema is None:
+        return None
+    value = scenario.respond(seed, request.model.name, request.model.family, last_user, schema)
+    if value is None:
+        return None
+    if tool is not None:
+        return _tool_call(tool, value, request.max_tokens, ids, None)
+    return _whole_text(orjson.dumps(value).decode(), request, None)
+
+
+def _tool_decision(decision: ToolDecision, request: MessagesRequest, ids: IdMaker) -> Answer:
+    """A tool-scenario decision: the confidence line, then the calls (or a text answer)."""
+    text = f"confidence: {decision.confidence:.2f}"
+    if decision.text:
+        text += "\n" + decision.text
+    said = _whole_text(text, request, None)
+    if not decision.calls or said.stop_reason != "end_turn":
+        return said
+    content = list(said.content)
+    tokens = said.output_tokens
+    offered = {str(tool["name"]): tool for tool in request.tools}
+    for call in decision.calls:
+        tool = offered.get(call["name"])
+        if tool is None:
+            continue
+        made = _tool_call(tool, call["arguments"], request.max_tokens - tokens, ids, None)
+        content += made.content
+        tokens += made.output_tokens
+        if made.stop_reason != "tool_use":
+            return Answer(content, made.stop_reason, None, min(tokens, request.max_tokens))
+    return Answer(content, "tool_use", None, tokens)
 
 
 def _scenario_answer(

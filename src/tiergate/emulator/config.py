@@ -9,6 +9,7 @@ from tiergate.core.prices import PriceBook
 from tiergate.emulator.clock import Clock, system_clock
 from tiergate.emulator.faults import FaultPlan
 from tiergate.emulator.scenario import AnyScenario
+from tiergate.emulator.tool_scenario import ToolScenario
 from tiergate.limits import RateLimits
 
 
@@ -30,7 +31,7 @@ class EmulatorConfig:
     limits_by_model: Mapping[str, RateLimits] = field(default_factory=dict)
     faults: FaultPlan = field(default_factory=FaultPlan)
     seed: int = 0
-    scenario: AnyScenario | None = None
+    scenario: AnyScenario | ToolScenario | None = None
     batch_processing_s: float = 0.0
     filler_tokens: tuple[int, int] = (30, 200)
     api_keys: frozenset[str] | None = None

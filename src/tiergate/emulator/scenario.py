@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import importlib
 import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 import yaml
@@ -128,18 +129,12 @@ class Scenario:
         if truth is None:
             return None
         behaviour = self.behaviour(model, family)
-        difficulty = self.difficulty.get(key)
-        if difficulty is None:
-            difficulty = _uniform(seed, "difficulty", key)
-        noise = _uniform(seed, f"model:{model}", key)
-        rho = self.correlation
-        latent = math.sqrt(rho) * _NORMAL.inv_cdf(_clip(difficulty)) + math.sqrt(
-            1.0 - rho
-        ) * _NORMAL.inv_cdf(noise)
-        correct = _NORMAL.cdf(latent) < behaviour.accuracy
+        correct = latent_right(
+            seed, model, key, behaviour.accuracy, self.difficulty.get(key), self.correlation
+        )
         label = truth if correct else self._wrong_label(seed, truth, key)
         shape = behaviour.confidence_right if correct else behaviour.confidence_wrong
-        draw = _uniform(seed, f"confidence:{model}", key)
+        draw = uniform(seed, f"confidence:{model}", key)
         confidence = round(self._quantiles[shape].quantile(draw), 2)
         return ScenarioAnswer(label, confidence, correct, _reason(label))
 
@@ -150,14 +145,29 @@ class Scenario:
         if not choices:
             return truth
         # Chosen per text, not per model: models that err on a text tend to make the same error.
-        return choices[int(_uniform(seed, "wrong", key) * len(choices)) % len(choices)]
+        return choices[int(uniform(seed, "wrong", key) * len(choices)) % len(choices)]
 
 
 def normalize(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def _uniform(seed: int, purpose: str, key: str) -> float:
+def latent_right(
+    seed: int, model: str, key: str, accuracy: float, difficulty: float | None, rho: float
+) -> bool:
+    """Whether ``model`` is right on the item ``key``: its latent difficulty (given, else drawn
+    from (seed, key)) mixed with the model's own noise at correlation ``rho`` (module docstring)."""
+    if difficulty is None:
+        difficulty = uniform(seed, "difficulty", key)
+    noise = uniform(seed, f"model:{model}", key)
+    latent = math.sqrt(rho) * _NORMAL.inv_cdf(_clip(difficulty)) + math.sqrt(
+        1.0 - rho
+    ) * _NORMAL.inv_cdf(noise)
+    return _NORMAL.cdf(latent) < accuracy
+
+
+def uniform(seed: int, purpose: str, key: str) -> float:
+    """A uniform draw in (0, 1), fixed by (seed, purpose, key): reproducible in any order."""
     digest = hashlib.blake2b(f"{seed}|{purpose}|{key}".encode(), digest_size=8).digest()
     return _clip((int.from_bytes(digest, "big") + 0.5) / 2**64)
 
@@ -212,9 +222,30 @@ def confusable_sets(labels: Iterable[str], count: int = CONFUSABLE_COUNT) -> dic
     return result
 
 
+@runtime_checkable
+class ObjectScenario(Protocol):
+    """A scenario that answers a structured request (a forced tool call or a JSON format) with
+    an object of its own: a task's scenario (extraction, ...) is one, and plugs in with a module
+    of its own and a ``kind`` in ``OBJECT_KINDS``."""
+
+    @property
+    def name(self) -> str: ...
+
+    def respond(
+        self, seed: int, model: str, family: str, prompt: str, schema: Mapping[str, Any]
+    ) -> dict[str, Any] | None:
+        """The object answering a request whose last user turn is ``prompt`` and whose answer
+        has ``schema``; None to answer as without a scenario."""
+        ...
+
+
 CLASSIFY_KIND = "classify"
-# A scenario of either kind; a file says which with ``kind`` (classify when it says nothing).
-AnyScenario = Scenario | AgentScenario
+# kind -> "module:function" reading such a scenario from a mapping (imported when used).
+OBJECT_KINDS: dict[str, str] = {
+    "extract": "tiergate.emulator.extract_scenario:extract_scenario_from_dict",
+}
+# A scenario of any kind; a file says which with ``kind`` (classify when it says nothing).
+AnyScenario = Scenario | AgentScenario | ObjectScenario
 
 
 def load_scenario(path: str | Path) -> AnyScenario:
@@ -233,8 +264,14 @@ def load_scenario(path: str | Path) -> AnyScenario:
     kind = raw.get("kind", CLASSIFY_KIND) if isinstance(raw, Mapping) else CLASSIFY_KIND
     if kind == AGENT_KIND:
         return agent_scenario_from_dict(raw, origin=str(source))
+    if kind in OBJECT_KINDS:
+        module, function = OBJECT_KINDS[kind].split(":")
+        reader = getattr(importlib.import_module(module), function)
+        scenario: ObjectScenario = reader(raw, origin=str(source))
+        return scenario
     if kind != CLASSIFY_KIND:
-        raise ScenarioError(f"{source}: kind must be {CLASSIFY_KIND!r} or {AGENT_KIND!r}")
+        kinds = ", ".join(repr(name) for name in (CLASSIFY_KIND, AGENT_KIND, *OBJECT_KINDS))
+        raise ScenarioError(f"{source}: kind must be one of {kinds}")
     return scenario_from_dict(raw, origin=str(source))
 
 

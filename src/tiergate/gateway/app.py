@@ -20,7 +20,14 @@ from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.batches import PREFIX as BATCHES_PREFIX
 from tiergate.gateway.batches import handle_batches
-from tiergate.gateway.config import ClassifyRoute, ConfigError, GatewayConfig, RulesRoute
+from tiergate.gateway.config import (
+    AgentRoute,
+    ClassifyRoute,
+    GatewayConfig,
+    LearnedRoute,
+    RulesRoute,
+    check_models,
+)
 from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
@@ -60,7 +67,7 @@ class GatewayApp:
         config = self.config
         listed = self._book or load_price_book(config.prices)
         rules = {n: r for n, r in config.routes.items() if isinstance(r, RulesRoute)}
-        _check_models(config, listed, rules)
+        check_models(config, listed, "the gateway config")
         # Requests may name Claude models the book does not list: passed through, priced by a
         # stand-in row (PriceBook.stand_in); the config itself must name listed models.
         book = listed.with_stand_ins()
@@ -98,6 +105,16 @@ class GatewayApp:
             services.classifiers = await asyncio.to_thread(
                 _open_classifiers, classify_routes, listed, upstream.transport
             )
+        learned = [r for r in config.routes.values() if isinstance(r, LearnedRoute)]
+        if learned:
+            from tiergate.gateway.learned import open_learned
+
+            services.learned = await asyncio.to_thread(open_learned, learned)
+        agent_routes = [r for r in config.routes.values() if isinstance(r, AgentRoute)]
+        if agent_routes:
+            from tiergate.gateway.agent import AgentTurns
+
+            services.agents = {r.name: AgentTurns.open(r, listed) for r in agent_routes}
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
         self._services = services
@@ -112,6 +129,8 @@ class GatewayApp:
             services, self._services = self._services, None
             for classifier in services.classifiers.values():
                 await classifier.aclose()
+            for chooser in services.learned.values():
+                chooser.close()
             await services.upstream.close()
             await services.ledger.close()  # writes every row still pending
             await services.stores.close()
@@ -265,23 +284,6 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "/v1/models": ("GET", handle_models),
     "/v1/chat/completions": ("POST", handle_chat_completions),
 }
-
-
-def _check_models(config: GatewayConfig, book: PriceBook, rules: dict[str, RulesRoute]) -> None:
-    """Fail at start-up, not on the first request, on a model the price book does not know."""
-    names = [config.strong_model, *config.upstream.fallbacks, *config.upstream.fallbacks.values()]
-    names += [model for route in rules.values() for model in route.tiers.values()]
-    names += list(config.limits.per_model)
-    for name in names:
-        if name not in book:
-            hint = ", ".join(book.suggest(name))
-            raise ConfigError(
-                f"unknown model {name!r} in the config"
-                + (f" (did you mean {hint}?)" if hint else "")
-            )
-    clash = set(config.routes) & set(book.names())
-    if clash:
-        raise ConfigError(f"route names must not be model ids: {', '.join(sorted(clash))}")
 
 
 def _open_classifiers(

@@ -10,27 +10,24 @@ model (or torch).
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tiergate import sse
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
 from tiergate.gateway.asgi import SSE, ClientGone, Receive, Send, respond
-from tiergate.gateway.config import ClassifyRoute, ConfigError
+from tiergate.gateway.config import ClassifyRoute
 from tiergate.gateway.costs import max_cost_usd
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.events import message_events
 from tiergate.gateway.services import Outcome, Request, Services, record
 from tiergate.gateway.spend import Held, intend
 from tiergate.routing.engine import Decision, Router
-from tiergate.routing.route import LOCAL, load_route
-from tiergate.routing.runtime import open_router
+from tiergate.routing.route import load_route
+from tiergate.routing.runtime import load_calibration, open_router
 from tiergate.tasks.base import Context, Item
 from tiergate.tiers.anthropic import AnthropicTier
 from tiergate.transports.base import Transport
@@ -48,14 +45,9 @@ class Classifier:
 
     @classmethod
     def open(cls, config: ClassifyRoute, book: PriceBook, transport: Transport) -> Classifier:
-        route = load_route(config.route_file)
-        if route.task.kind != config.kind:
-            raise ConfigError(
-                f"routes.{config.name}: kind {config.kind} but {config.route_file} is a "
-                f"{route.task.kind} route"
-            )
-        router = open_router(route, book, transport, concurrency=config.concurrency)
-        return cls(config.name, router, _strong_mean(route.artifacts / "calibration.json"))
+        route = load_route(config.route_file)  # its kind was checked with the config
+        router = open_router(route, book, transport, concurrency=config.concurrency, batched=True)
+        return cls(config.name, router, load_calibration(route).strong_mean_cost_usd(route))
 
     async def aclose(self) -> None:
         await self.router.aclose()
@@ -155,7 +147,7 @@ class Classifier:
         }
         headers = _headers(outcome)
         if body.get("stream") is True:
-            await respond(send, 200, _as_events(message), request.request_id, headers, SSE)
+            await respond(send, 200, message_events(message), request.request_id, headers, SSE)
         else:
             await respond(send, 200, orjson.dumps(message), request.request_id, headers)
 
@@ -182,51 +174,3 @@ def last_user_text(body: Mapping[str, Any]) -> str:
                     if isinstance(block, dict) and block.get("type") == "text"
                 ).strip()
     return ""
-
-
-def _as_events(message: dict[str, Any]) -> bytes:
-    """A complete answer as the API's event sequence, for clients that asked for a stream."""
-    usage = message["usage"]
-    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 0}}
-    text = message["content"][0]["text"]
-    events = [
-        ("message_start", {"type": "message_start", "message": start}),
-        (
-            "content_block_start",
-            {
-                "type": "content_block_start",
-                "index": 0,
-                "content_block": {"type": "text", "text": ""},
-            },
-        ),
-        (
-            "content_block_delta",
-            {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": text},
-            },
-        ),
-        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        (
-            "message_delta",
-            {
-                "type": "message_delta",
-                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                "usage": usage,
-            },
-        ),
-        ("message_stop", {"type": "message_stop"}),
-    ]
-    return b"".join(sse.event(name, data) for name, data in events)
-
-
-def _strong_mean(path: os.PathLike[str] | str) -> float | None:
-    """The strong tier's mean cost per call on the calibration data: the strong-only baseline
-    for tickets that never reached it."""
-    try:
-        report = json.loads(Path(path).read_text()).get("tiers_report") or []
-    except (OSError, ValueError):
-        return None
-    costs = [row["mean_cost_per_call_usd"] for row in report if row.get("tier") != LOCAL]
-    return float(costs[-1]) if costs else None

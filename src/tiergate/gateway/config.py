@@ -1,73 +1,143 @@
-"""The gateway's YAML configuration, read once at start into frozen dataclasses.
+"""The gateway's YAML configuration, validated once at start into frozen pydantic models.
 
-Relative paths (key store, ledger file, classification routes, price book) are resolved against
-the configuration file's folder, so a config and its files travel together.
+A mistake fails the load with one line naming the file, the field and what was expected
+(``gateway.yaml: upstream.timeout_s: Input should be greater than 0 (got -1)``); unknown keys
+are mistakes too. Relative paths (key store, ledger file, routes, price book) are resolved
+against the configuration file's folder, so a config and its files travel together. The kinds
+of route live in ``route_config.py``.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from tiergate.core.prices import PriceBook, PriceBookError, load_price_book
+from tiergate.gateway.config_fields import ConfigError, ConfigPath, Section, context_of
+from tiergate.gateway.route_config import (
+    KINDS,
+    AgentRoute,
+    ClassifyRoute,
+    LearnedRoute,
+    RouteConfig,
+    Rule,
+    RulesRoute,
+    route_kind,
+    route_model,
+)
 from tiergate.limits import RateLimits
-from tiergate.tasks import TASKS
+from tiergate.validation import did_you_mean, read_yaml, validated
 
 DEFAULT_UPSTREAM = "https://api.anthropic.com"
 
+__all__ = [
+    "AgentRoute",
+    "BudgetConfig",
+    "ClassifyRoute",
+    "ConfigError",
+    "GatewayConfig",
+    "LearnedRoute",
+    "LimitsConfig",
+    "RouteConfig",
+    "Rule",
+    "RulesRoute",
+    "ServerLimits",
+    "UpstreamConfig",
+    "check_models",
+    "load_config",
+    "parse_config",
+]
 
-class ConfigError(ValueError):
-    """A configuration that cannot be served; the message names the field."""
 
-
-@dataclass(frozen=True)
-class UpstreamConfig:
-    base_url: str = DEFAULT_UPSTREAM
-    api_key: str = ""
-    timeout_s: float = 600.0
-    connect_timeout_s: float = 5.0
-    max_retries: int = 2
+class UpstreamConfig(Section):
+    # Default: $ANTHROPIC_BASE_URL, else the real API.
+    base_url: str = ""
+    # The organisation's key: given here, else read from the variable ``api_key_env`` names.
+    api_key: str = Field(default="", repr=False)
+    api_key_env: str = "ANTHROPIC_API_KEY"
+    timeout_s: PositiveFloat = 600.0
+    connect_timeout_s: PositiveFloat = 5.0
+    max_retries: NonNegativeInt = 2
     # Retry waits are capped: a gateway holding a request for a minute helps nobody.
-    max_retry_wait_s: float = 8.0
-    retry_base_s: float = 0.5
-    fallbacks: Mapping[str, str] = field(default_factory=dict)
+    max_retry_wait_s: NonNegativeFloat = 8.0
+    retry_base_s: NonNegativeFloat = 0.5
+    fallbacks: dict[str, str] = Field(default_factory=dict)
     # Pass the emulator's x-tiergate-fault header through (tests and demos only).
     forward_fault_header: bool = False
-    connections: int = 200
+    connections: PositiveInt = 200
     # An attempt that sends no first byte in this time fails (and falls back); a complete
     # answer's head comes only when it is written, so it also gets max_tokens at this pace.
-    first_byte_timeout_s: float = 30.0
-    slowest_tokens_per_s: float = 20.0
+    first_byte_timeout_s: PositiveFloat = 30.0
+    slowest_tokens_per_s: PositiveFloat = 20.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_the_environment(cls, data: Any, info: ValidationInfo) -> Any:
+        if not isinstance(data, dict):
+            return data
+        env = context_of(info).get("env") or {}
+        filled = dict(data)
+        if not filled.get("base_url"):
+            filled["base_url"] = env.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM
+        key_env = filled.get("api_key_env", "ANTHROPIC_API_KEY")
+        if not filled.get("api_key") and isinstance(key_env, str):
+            filled["api_key"] = env.get(key_env, "")
+        return filled
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"expected an http:// or https:// URL, got {url!r}")
+        return url.rstrip("/")
 
 
-@dataclass(frozen=True)
-class LimitsConfig:
-    default: RateLimits = field(default_factory=RateLimits)
-    per_model: Mapping[str, RateLimits] = field(default_factory=dict)
+class LimitValues(Section):
+    """Per-minute limits for one model; a limit left out is unlimited."""
+
+    rpm: PositiveInt | None = None
+    itpm: PositiveInt | None = None
+    otpm: PositiveInt | None = None
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.rpm, self.itpm, self.otpm)
+
+
+class LimitsConfig(Section):
+    default_values: LimitValues = Field(default_factory=LimitValues, alias="default")
+    models: dict[str, LimitValues] = Field(default_factory=dict)
     # How long a request may wait for its model's buckets before it is refused with 429.
-    queue_s: float = 2.0
+    queue_s: NonNegativeFloat = 2.0
 
+    @property
+    def default(self) -> RateLimits:
+        return self.default_values.rate_limits
 
-@dataclass(frozen=True)
-class ServerLimits:
-    """The HTTP server's own limits (see tiergate.gateway.hardening)."""
-
-    max_header_bytes: int = 32 * 1024
-    header_timeout_s: float = 10.0
-    body_timeout_s: float = 60.0
-    idle_timeout_s: float = 30.0
-    max_connections: int = 1000
+    @property
+    def per_model(self) -> dict[str, RateLimits]:
+        return {model: values.rate_limits for model, values in self.models.items()}
 
 
 BUDGET_POLICIES = ("clamp", "refuse")
 
 
-@dataclass(frozen=True)
-class BudgetConfig:
+class BudgetConfig(Section):
     """What to do with a request whose ``max_tokens`` the budget left cannot cover.
 
     ``clamp`` (default): lower ``max_tokens`` to what the budget affords, down to
@@ -75,65 +145,47 @@ class BudgetConfig:
     ``refuse``: refuse it whole. Either way spend never exceeds the budget.
     """
 
-    policy: str = "clamp"
-    min_tokens: int = 64
+    policy: Literal["clamp", "refuse"] = "clamp"
+    min_tokens: PositiveInt = 64
 
 
-@dataclass(frozen=True)
-class Rule:
-    """``when`` (one condition) sends the request to ``tier``."""
+class ServerLimits(Section):
+    """The HTTP server's own limits (see tiergate.gateway.hardening)."""
 
-    condition: str
-    value: Any
-    tier: str
-
-
-@dataclass(frozen=True)
-class RulesRoute:
-    name: str
-    tiers: Mapping[str, str]  # tier name -> model id
-    default: str
-    rules: tuple[Rule, ...]
-
-    @property
-    def strong(self) -> str:
-        return self.tiers.get("strong", self.tiers[self.default])
+    max_header_bytes: PositiveInt = 32 * 1024
+    header_timeout_s: PositiveFloat = 10.0
+    body_timeout_s: PositiveFloat = 60.0
+    idle_timeout_s: PositiveFloat = 30.0
+    max_connections: PositiveInt = 1000
 
 
-@dataclass(frozen=True)
-class ClassifyRoute:
-    """A route answered by the engine: a route file of any task kind (classify, extract, ...);
-    ``kind`` in the gateway config names the task the route file must have."""
-
-    name: str
-    route_file: Path
-    concurrency: int = 32
-    kind: str = "classify"
+SECTIONS = ("upstream", "limits", "budget", "routes", "server")
 
 
-RouteConfig = RulesRoute | ClassifyRoute
-
-CONDITIONS = ("input_tokens_over", "marked", "max_tokens_at_most", "assistant_prefill")
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    upstream: UpstreamConfig = field(default_factory=UpstreamConfig)
-    limits: LimitsConfig = field(default_factory=LimitsConfig)
-    routes: Mapping[str, RouteConfig] = field(default_factory=dict)
-    keys_path: Path = Path("tiergate-keys.json")
-    ledger_url: str = "sqlite:///tiergate-ledger.db"
-    max_body_bytes: int = 32 * 1024 * 1024  # the API's own limit for /v1/messages
+class GatewayConfig(Section):
+    upstream: UpstreamConfig
+    limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig())
+    routes: dict[str, RouteConfig] = Field(default_factory=dict)
+    # Defaults are validated too: default files sit beside the config like given ones.
+    keys_path: ConfigPath = Field(
+        default=Path("tiergate-keys.json"), alias="keys", validate_default=True
+    )
+    ledger_url: str = Field(
+        default="sqlite:///tiergate-ledger.db", alias="ledger", validate_default=True
+    )
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024  # the API's own limit for /v1/messages
     strong_model: str = "claude-sonnet-4-6"
-    prices: Path | None = None
-    ledger_flush_s: float = 0.25
+    prices: ConfigPath | None = None
+    ledger_flush_s: PositiveFloat = 0.25
     # Budgets, limits and keys: "memory" (this process; keys in the `keys:` file) or a Redis
     # URL shared by several gateways (redis://host:6379/0).
     state: str = "memory"
     # The intent journal (see tiergate.stores.journal): a folder on this host.
-    journal_path: Path = Path("tiergate-journal")
-    budget: BudgetConfig = field(default_factory=BudgetConfig)
-    server: ServerLimits = field(default_factory=ServerLimits)
+    journal_path: ConfigPath = Field(
+        default=Path("tiergate-journal"), alias="journal", validate_default=True
+    )
+    budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig())
+    server: ServerLimits = Field(default_factory=lambda: ServerLimits())
     # /metrics answers only an admin key (keys create --admin) when true.
     metrics_admin_only: bool = False
 
@@ -141,197 +193,123 @@ class GatewayConfig:
     def shared_state(self) -> bool:
         return self.state != "memory"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data: Any) -> Any:
+        """``limits:`` with nothing under it means the defaults. ``upstream`` is validated even
+        when absent, so ANTHROPIC_BASE_URL and the key's variable are read."""
+        if not isinstance(data, dict):
+            return data
+        filled = {k: v for k, v in data.items() if not (k in SECTIONS and v is None)}
+        filled.setdefault("upstream", {})
+        return filled
+
+    @field_validator("state")
+    @classmethod
+    def _state(cls, state: str) -> str:
+        if state != "memory" and not state.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected memory or a redis:// URL, got {state!r}")
+        return state
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger_beside_the_config(cls, url: str, info: ValidationInfo) -> str:
+        prefix = "sqlite:///"
+        base = context_of(info).get("base")
+        if "://" not in url:
+            raise ValueError(f"expected a database URL such as sqlite:///ledger.db, got {url!r}")
+        if (
+            base is not None
+            and url.startswith(prefix)
+            and not url.startswith(prefix + "/")
+            and ":memory:" not in url
+        ):
+            return prefix + str(Path(base) / url[len(prefix) :])
+        return url
+
 
 def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> GatewayConfig:
-    env = os.environ if environ is None else environ
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as error:
-        raise ConfigError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path}: not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return parse_config(raw, path.resolve().parent, env)
-
-
-def parse_config(raw: Mapping[str, Any], base: Path, env: Mapping[str, str]) -> GatewayConfig:
-    ledger = str(raw.get("ledger", "sqlite:///tiergate-ledger.db"))
-    return GatewayConfig(
-        upstream=_upstream(raw.get("upstream") or {}, env),
-        limits=_limits(raw.get("limits") or {}),
-        routes=_routes(raw.get("routes") or {}, base),
-        keys_path=_path(base, raw.get("keys", "tiergate-keys.json")),
-        ledger_url=_ledger_url(ledger, base),
-        max_body_bytes=_positive_int(raw.get("max_body_bytes", 32 * 1024 * 1024), "max_body_bytes"),
-        strong_model=str(raw.get("strong_model", "claude-sonnet-4-6")),
-        prices=_path(base, raw["prices"]) if raw.get("prices") else None,
-        ledger_flush_s=float(raw.get("ledger_flush_s", 0.25)),
-        state=_state(raw.get("state", "memory")),
-        journal_path=_path(base, raw.get("journal", "tiergate-journal")),
-        budget=_budget(raw.get("budget") or {}),
-        server=_server(raw.get("server") or {}),
-        metrics_admin_only=bool(raw.get("metrics_admin_only", False)),
+    raw = read_yaml(path, ConfigError, "gateway config")
+    return parse_config(
+        raw, path.resolve().parent, os.environ if environ is None else environ, path
     )
 
 
-def _server(raw: Any) -> ServerLimits:
-    if not isinstance(raw, dict):
-        raise ConfigError("server: expected a mapping of limits")
-    known = ServerLimits.__dataclass_fields__
-    unknown = set(raw) - set(known)
-    if unknown:
-        raise ConfigError(f"server: unknown setting {sorted(unknown)[0]!r} ({', '.join(known)})")
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        where = f"server.{name}"
-        values[name] = (
-            _positive_float(value, where) if name.endswith("_s") else _positive_int(value, where)
-        )
-    return ServerLimits(**values)
-
-
-def _state(value: Any) -> str:
-    state = str(value)
-    if state != "memory" and not state.startswith(("redis://", "rediss://", "unix://")):
-        raise ConfigError(f"state: expected memory or a redis:// URL, got {state!r}")
-    return state
-
-
-def _budget(raw: Any) -> BudgetConfig:
-    if not isinstance(raw, dict):
-        raise ConfigError("budget: expected a mapping with policy and min_tokens")
-    policy = str(raw.get("policy", "clamp"))
-    if policy not in BUDGET_POLICIES:
-        raise ConfigError(f"budget.policy: expected clamp or refuse, got {policy!r}")
-    return BudgetConfig(policy, _positive_int(raw.get("min_tokens", 64), "budget.min_tokens"))
-
-
-def _upstream(raw: Mapping[str, Any], env: Mapping[str, str]) -> UpstreamConfig:
-    key_env = str(raw.get("api_key_env", "ANTHROPIC_API_KEY"))
-    base_url = raw.get("base_url") or env.get("ANTHROPIC_BASE_URL") or DEFAULT_UPSTREAM
-    fallbacks = raw.get("fallbacks") or {}
-    if not isinstance(fallbacks, dict):
-        raise ConfigError("upstream.fallbacks: expected a mapping of model -> alternative model")
-    return UpstreamConfig(
-        base_url=str(base_url).rstrip("/"),
-        api_key=str(raw.get("api_key") or env.get(key_env, "")),
-        timeout_s=float(raw.get("timeout_s", 600.0)),
-        connect_timeout_s=float(raw.get("connect_timeout_s", 5.0)),
-        max_retries=int(raw.get("max_retries", 2)),
-        max_retry_wait_s=float(raw.get("max_retry_wait_s", 8.0)),
-        retry_base_s=float(raw.get("retry_base_s", 0.5)),
-        fallbacks={str(model): str(alternative) for model, alternative in fallbacks.items()},
-        forward_fault_header=bool(raw.get("forward_fault_header", False)),
-        connections=_positive_int(raw.get("connections", 200), "upstream.connections"),
-        first_byte_timeout_s=_positive_float(
-            raw.get("first_byte_timeout_s", 30.0), "upstream.first_byte_timeout_s"
-        ),
-        slowest_tokens_per_s=_positive_float(
-            raw.get("slowest_tokens_per_s", 20.0), "upstream.slowest_tokens_per_s"
-        ),
+def parse_config(
+    raw: Mapping[str, Any],
+    base: Path,
+    env: Mapping[str, str],
+    source: str | Path = "gateway config",
+) -> GatewayConfig:
+    """The config from a mapping (a parsed file); ``source`` names it in errors."""
+    context = {"base": base, "env": env}
+    routes = _routes(raw.get("routes"), source, context)
+    config = validated(
+        GatewayConfig, {**raw, "routes": routes}, source, ConfigError, context=context
     )
+    check_models(config, _book(config, source), source)
+    return config
 
 
-def _rate_limits(raw: Any, where: str) -> RateLimits:
+def _routes(raw: Any, source: str | Path, context: Mapping[str, Any]) -> dict[str, RouteConfig]:
+    """Each route by its kind's model (``route_config.py``), named by its key."""
+    if raw is None:
+        return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping with rpm, itpm, otpm")
-    unknown = set(raw) - {"rpm", "itpm", "otpm"}
-    if unknown:
-        raise ConfigError(f"{where}: unknown limit {sorted(unknown)[0]!r} (rpm, itpm, otpm)")
-    values = {name: raw.get(name) for name in ("rpm", "itpm", "otpm")}
-    return RateLimits(
-        **{
-            name: None if value is None else _positive_int(value, f"{where}.{name}")
-            for name, value in values.items()
-        }
-    )
-
-
-def _limits(raw: Mapping[str, Any]) -> LimitsConfig:
-    per_model = {
-        str(model): _rate_limits(value, f"limits.models.{model}")
-        for model, value in (raw.get("models") or {}).items()
-    }
-    return LimitsConfig(
-        default=_rate_limits(raw.get("default") or {}, "limits.default"),
-        per_model=per_model,
-        queue_s=float(raw.get("queue_s", 2.0)),
-    )
-
-
-def _routes(raw: Mapping[str, Any], base: Path) -> dict[str, RouteConfig]:
+        raise ConfigError(f"{source}: routes: expected a mapping of route name -> route")
     routes: dict[str, RouteConfig] = {}
     for name, body in raw.items():
+        where = f"{source}: routes.{name}"
         if not isinstance(body, dict):
-            raise ConfigError(f"routes.{name}: expected a mapping")
-        kind = body.get("kind", "rules")
-        if kind in TASKS:
-            if "route" not in body:
-                raise ConfigError(f"routes.{name}: a {kind} route needs `route: FILE`")
-            routes[name] = ClassifyRoute(
-                name, _path(base, body["route"]), int(body.get("concurrency", 32)), str(kind)
+            raise ConfigError(f"{where}: expected a mapping with a kind ({', '.join(KINDS)})")
+        kind = route_kind(body)
+        model = route_model(kind)
+        if model is None:
+            hint = did_you_mean(str(kind), KINDS)
+            raise ConfigError(
+                f"{where}.kind: expected one of {', '.join(KINDS)}, got {kind!r}{hint}"
             )
-        elif kind == "rules":
-            routes[name] = _rules_route(str(name), body)
-        else:
-            kinds = ", ".join(["rules", *sorted(TASKS)])
-            raise ConfigError(f"routes.{name}: kind must be one of {kinds}, got {kind!r}")
+        if "name" in body:
+            raise ConfigError(f"{where}.name: unknown field (a route is named by its key)")
+        route = validated(
+            model, body, source, ConfigError, at=("routes", str(name)), context=context
+        )
+        routes[str(name)] = route.model_copy(update={"name": str(name)})
     return routes
 
 
-def _rules_route(name: str, body: Mapping[str, Any]) -> RulesRoute:
-    tiers = body.get("tiers")
-    if not isinstance(tiers, dict) or not tiers:
-        raise ConfigError(f"routes.{name}.tiers: expected a mapping like {{cheap: MODEL}}")
-    default = str(body.get("default", next(iter(tiers))))
-    if default not in tiers:
-        raise ConfigError(f"routes.{name}.default: {default!r} is not one of its tiers")
-    rules = []
-    for index, raw_rule in enumerate(body.get("rules") or []):
-        where = f"routes.{name}.rules[{index}]"
-        if not isinstance(raw_rule, dict) or set(raw_rule) != {"when", "tier"}:
-            raise ConfigError(f"{where}: expected {{when: {{CONDITION: VALUE}}, tier: TIER}}")
-        when = raw_rule["when"]
-        if not isinstance(when, dict) or len(when) != 1:
-            raise ConfigError(f"{where}.when: expected exactly one condition")
-        condition, value = next(iter(when.items()))
-        if condition not in CONDITIONS:
-            raise ConfigError(f"{where}: unknown condition {condition!r} ({', '.join(CONDITIONS)})")
-        if raw_rule["tier"] not in tiers:
-            raise ConfigError(f"{where}: tier {raw_rule['tier']!r} is not one of the route's tiers")
-        rules.append(Rule(str(condition), value, str(raw_rule["tier"])))
-    return RulesRoute(name, {str(k): str(v) for k, v in tiers.items()}, default, tuple(rules))
-
-
-def _path(base: Path, value: Any) -> Path:
-    path = Path(os.path.expanduser(str(value)))
-    return path if path.is_absolute() else base / path
-
-
-def _ledger_url(url: str, base: Path) -> str:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        return prefix + str(base / url[len(prefix) :])
-    return url
-
-
-def _positive_float(value: Any, where: str) -> float:
+def _book(config: GatewayConfig, source: str | Path) -> PriceBook:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a number of seconds, got {value!r}") from None
-    if not number > 0:
-        raise ConfigError(f"{where}: must be positive, got {number}")
-    return number
+        return load_price_book(config.prices)
+    except PriceBookError as error:
+        raise ConfigError(f"{source}: prices: {error}") from None
 
 
-def _positive_int(value: Any, where: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{where}: must be positive, got {number}")
-    return number
+def check_models(config: GatewayConfig, book: PriceBook, source: str | Path) -> None:
+    """Every model the config names is in the price book, and no route is named like one."""
+    named: list[tuple[str, str]] = [("strong_model", config.strong_model)]
+    for model, alternative in config.upstream.fallbacks.items():
+        named += [
+            (f"upstream.fallbacks.{model}", model),
+            (f"upstream.fallbacks.{model}", alternative),
+        ]
+    named += [(f"limits.models.{model}", model) for model in config.limits.models]
+    for name, route in config.routes.items():
+        if isinstance(route, RulesRoute):
+            named += [(f"routes.{name}.tiers.{tier}", m) for tier, m in route.tiers.items()]
+        elif isinstance(route, LearnedRoute | AgentRoute):
+            named += [
+                (f"routes.{name}.tiers.cheap", route.tiers.cheap),
+                (f"routes.{name}.tiers.strong", route.tiers.strong),
+            ]
+    for where, model in named:
+        if model not in book:
+            hint = " or ".join(book.suggest(model))
+            raise ConfigError(
+                f"{source}: {where}: {model!r} is not in the price book"
+                + (f"; did you mean {hint}?" if hint else " (add its row with `prices: FILE`)")
+            )
+    for name in config.routes:
+        if name in book:
+            raise ConfigError(f"{source}: routes.{name}: a route name must not be a model id")

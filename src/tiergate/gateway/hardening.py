@@ -21,7 +21,6 @@ server (nginx, granian) so ``tiergate serve`` stays one process and one command.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import resource
 from typing import Any
 
@@ -190,7 +189,7 @@ def connection_cap(configured: int, reserved: int, open_files: int | None = None
 def uvicorn_options(limits: ServerLimits, reserved_fds: int = 64) -> dict[str, Any]:
     """The uvicorn settings for a hardened server."""
     cap = connection_cap(limits.max_connections, reserved_fds)
-    limits = dataclasses.replace(limits, max_connections=cap)
+    limits = limits.model_copy(update={"max_connections": cap})
     return {
         "http": HardenedProtocol.with_limits(limits),
         "ws": "none",

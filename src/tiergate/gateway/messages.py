@@ -22,7 +22,7 @@ from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.final import unavailable, upstream_error
 from tiergate.gateway.metering import StreamMeter
-from tiergate.gateway.rules import choose, marks_of, strip_marks
+from tiergate.gateway.rules import Choice, choose, marks_of, strip_marks
 from tiergate.gateway.services import Outcome, Request, Services, price, record
 from tiergate.gateway.shapes import check_shape
 from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
@@ -69,7 +69,7 @@ def passed_through(services: Services, name: str) -> bool:
 
 
 def unknown_model(services: Services, name: str) -> GatewayError:
-    routes = sorted([*services.rules, *services.classifiers])
+    routes = sorted([*services.rules, *services.classifiers, *services.learned, *services.agents])
     hint = services.book.suggest(name)
     did_you_mean = f"; did you mean {', '.join(hint)}?" if hint else ""
     return GatewayError(
@@ -103,21 +103,32 @@ async def answer_messages(
     if classifier is not None:
         await classifier.answer_message(services, request, body, receive, send)
         return
+    agent = services.agents.get(name)
+    if agent is not None:
+        await agent.answer_message(services, request, scope, body, receive, send)
+        return
     route, tier = DIRECT, DIRECT
+    choice: Choice | None = None
     rules = services.rules.get(name)
+    learned = services.learned.get(name)  # a LearnedChooser (gateway/learned.py)
     if rules is not None:
         choice = choose(rules, body, marks_of(header(scope, b"x-tiergate-mark"), body))
+    elif learned is not None:
+        choice = await learned.choose(body)
+    elif not passed_through(services, name):
+        raise unknown_model(services, name)
+    if choice is not None:
         route, tier = name, choice.tier
         body = {**strip_marks(body), "model": choice.model}
         raw = orjson.dumps(body)
-    elif not passed_through(services, name):
-        raise unknown_model(services, name)
     model = body["model"]
     models = services.upstream.models_for(model)
     bound = request_bound([services.book.get(m) for m in models], raw, body)
     # A refusal here leaves no row: it is counted (per key and day) by the app.
     held = await spend.reserve(services, request, bound, body)
     outcome = Outcome(route, tier, [model], "", 0, "rejected")
+    if choice is not None:
+        outcome.headers.extend(choice.headers)
     if held.clamped_to is not None:
         body = {**body, "max_tokens": held.clamped_to}
         raw = orjson.dumps(body)
@@ -276,6 +287,12 @@ async def handle_count_tokens(
     rules = services.rules.get(name)
     if rules is not None:
         body = {**strip_marks(body), "model": rules.tiers[rules.default]}
+        raw = orjson.dumps(body)
+    elif name in services.learned:
+        body = {**strip_marks(body), "model": services.learned[name].models[0]}
+        raw = orjson.dumps(body)
+    elif name in services.agents:
+        body = {**body, "model": services.agents[name].config.strong}
         raw = orjson.dumps(body)
     elif name in services.classifiers:
         raise GatewayError(400, f"{name!r} is a classification route: use /v1/classify")

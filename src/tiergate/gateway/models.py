@@ -17,7 +17,7 @@ from tiergate.api_errors import AnthropicError
 from tiergate.api_lists import parse_list_query
 from tiergate.api_models import EPOCH, listing, retrieve
 from tiergate.gateway.asgi import JSON, Receive, Scope, Send, respond
-from tiergate.gateway.config import ClassifyRoute, RouteConfig, RulesRoute
+from tiergate.gateway.config import ClassifyRoute, LearnedRoute, RouteConfig, RulesRoute
 from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.services import Request, Services
 
@@ -77,6 +77,8 @@ def route_object(services: Services, name: str, route: RouteConfig) -> dict[str,
 def _models_of(route: RouteConfig) -> list[str]:
     if isinstance(route, RulesRoute):
         return list(route.tiers.values())
+    if isinstance(route, LearnedRoute):
+        return [route.tiers.cheap, route.tiers.strong]
     return []
 
 
@@ -86,4 +88,6 @@ def _described(route: RouteConfig) -> str:
         return f"rules over {tiers}"
     if isinstance(route, ClassifyRoute):
         return f"classification ({route.route_file.name})"
+    if isinstance(route, LearnedRoute):
+        return f"learned router over cheap {route.tiers.cheap}, strong {route.tiers.strong}"
     return type(route).__name__

@@ -29,6 +29,7 @@ class Choice:
     tier: str
     model: str
     reason: str
+    headers: tuple[tuple[str, str], ...] = ()  # for the answer (a learned route's score)
 
 
 def marks_of(header_value: bytes | None, body: dict[str, Any]) -> set[str]:

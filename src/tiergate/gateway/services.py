@@ -29,6 +29,10 @@ class Services:
     strong: ModelPrice
     # Classification routes: name -> tiergate.gateway.classify.Classifier, loaded at start-up.
     classifiers: dict[str, Any] = field(default_factory=dict)
+    # Learned routes: name -> tiergate.gateway.learned.LearnedChooser, loaded at start-up.
+    learned: dict[str, Any] = field(default_factory=dict)
+    # Agent routes: name -> tiergate.gateway.agent.AgentTurns.
+    agents: dict[str, Any] = field(default_factory=dict)
 
     @property
     def keys(self) -> KeyStore:

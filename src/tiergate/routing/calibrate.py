@@ -25,6 +25,7 @@ from tiergate.routing.runtime import (
     RecordedRuns,
     check_held_out,
     check_labels,
+    check_tiers,
     load_local,
     load_runs,
     own_rows,
@@ -83,6 +84,7 @@ async def calibrate_route(
 
     ``transport`` reaches the paid tiers; it is needed only when answers must be collected.
     """
+    check_tiers(route, book)
     if options.budget is not None:
         if not 0.0 < options.budget < 1.0:
             raise CalibrationError(f"the budget must be between 0 and 1, got {options.budget}")
@@ -124,7 +126,8 @@ async def calibrate_route(
         own = None
         if local is not None and LOCAL in route.tiers:
             say("scoring the local tier out of fold on its own training data")
-            own = own_rows(local)
+            gold = [e.label for e in examples if isinstance(e.label, str) and e.label]
+            own = own_rows(local, gold or None, seed=route.seed)
         save_runs(route, examples, runs, own, model_hash=_model_hash(local))
     silver = 0
     if any(not route.task.known_gold(example.label) for example in examples):
@@ -146,6 +149,7 @@ async def calibrate_route(
             "every_answer_accepted": report["every_answer_accepted"],
         },
         budget_from_route=options.budget is None,
+        mean_cost_usd={fit.tier: fit.mean_cost_usd for fit in fitted.fits if fit.tier != LOCAL},
     )
     report["saved"] = str(saved)
     report["reused_answers"] = reusable is not None
@@ -251,9 +255,11 @@ async def _report(
                 }
             )
     single = {}
-    for tier in route.tiers:
+    for index, tier in enumerate(route.tiers):
         certified = fitted.alone.get(tier)
         single[tier] = {
+            # A tier whose features read the tiers below it is never fitted alone.
+            "fitted_alone": index == 0 or not route.task.uses_earlier_answers,
             "accuracy_if_everything_accepted": _accuracy(route.task, runs[tier], examples),
             "meets_budget_alone": _accuracy(route.task, runs[tier], examples)
             >= 1.0 - route.error_budget,

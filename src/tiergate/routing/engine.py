@@ -14,7 +14,7 @@ import asyncio
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from tiergate.errors import TiergateError
 from tiergate.routing.policy import TierPolicy
@@ -27,6 +27,13 @@ class LocalViewer(Protocol):
     """The local model seen from the engine: texts in, one view per text."""
 
     def view(self, texts: Sequence[str]) -> list[LocalView]: ...
+
+
+@runtime_checkable
+class AsyncLocalViewer(Protocol):
+    """A local model that batches concurrent callers itself (a serving process's)."""
+
+    async def view_async(self, texts: Sequence[str]) -> list[LocalView]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,9 +164,8 @@ class Router:
         """Many items: the local model sees them in one batch, the paid tiers concurrently."""
         started = time.perf_counter()
         walked = [item if isinstance(item, Item) else Item(item) for item in items]
-        # Encoding is CPU work: off the event loop, so other requests keep moving meanwhile.
         views: list[LocalView | None] = (
-            list(await asyncio.to_thread(self.local.view, [item.text for item in walked]))
+            list(await self._views([item.text for item in walked]))
             if self.local is not None
             else [None] * len(walked)
         )
@@ -172,6 +178,14 @@ class Router:
                 )
             )
         )
+
+    async def _views(self, texts: list[str]) -> list[LocalView]:
+        # Encoding is CPU work: off the event loop, so other requests keep moving meanwhile.
+        local = self.local
+        if isinstance(local, AsyncLocalViewer):
+            return await local.view_async(texts)
+        assert local is not None
+        return await asyncio.to_thread(local.view, texts)
 
     async def _walk(self, item: Item, context: Context, local_seconds: float) -> Decision:
         trace: list[Step] = []
@@ -188,8 +202,9 @@ class Router:
             elif name == LOCAL:
                 answer = await self.tiers[name].answer(item, context)
             else:
+                seen = Context(context.local, earlier_answers(answers))
                 async with self._semaphore:
-                    answer = await self.tiers[name].answer(item, context)
+                    answer = await self.tiers[name].answer(item, seen)
                 latency += answer.latency_s
             answers.append(answer)
             step = self._judge(answer)
@@ -266,6 +281,14 @@ class Router:
     async def aclose(self) -> None:
         for tier in self.tiers.values():
             await tier.aclose()
+        close = getattr(self.local, "close", None)
+        if callable(close):
+            close()
+
+
+def earlier_answers(answers: Sequence[TierAnswer]) -> tuple[tuple[str, Payload], ...]:
+    """The usable answers so far, in ladder order: what the next tier's context holds."""
+    return tuple((a.tier, a.payload) for a in answers if a.usable and a.payload is not None)
 
 
 def local_answer(context: Context) -> TierAnswer:

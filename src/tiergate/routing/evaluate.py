@@ -138,8 +138,14 @@ async def evaluate_route(
     say: Callable[[str], None] = lambda message: None,
 ) -> dict[str, Any]:
     """Route labelled tickets through the calibrated ladder and score it (``tiergate eval``)."""
-    from tiergate.routing.runtime import labelled_examples, load_calibration_report, open_router
+    from tiergate.routing.runtime import (
+        check_tiers,
+        labelled_examples,
+        load_calibration_report,
+        open_router,
+    )
 
+    check_tiers(route, book)
     full = route
     if options.tiers:
         route = route.restricted(list(options.tiers))

@@ -49,7 +49,7 @@ from tiergate.calibration import (
 from tiergate.calibration.ladder import Candidate, LadderFit, OwnEvidence, TierEvidence, Walks
 from tiergate.calibration.ladder import walk_all as walk_ladders
 from tiergate.datasets import Example
-from tiergate.routing.engine import Decision, LocalViewer, local_answer
+from tiergate.routing.engine import Decision, LocalViewer, earlier_answers, local_answer
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tasks.base import Context, Item, Task
@@ -140,9 +140,14 @@ async def collect(
         if name == LOCAL:
             runs[name] = [local_answer(context) for context in contexts]
         else:
+            # Each tier sees the answers of the tiers below, as when the engine climbs.
+            seen = [
+                Context(context.local, earlier_answers([runs[below][row] for below in runs]))
+                for row, context in enumerate(contexts)
+            ]
             runs[name] = list(
                 await asyncio.gather(
-                    *(ask(tiers[name], i, c) for i, c in zip(items, contexts, strict=True))
+                    *(ask(tiers[name], i, c) for i, c in zip(items, seen, strict=True))
                 )
             )
     return runs
@@ -192,14 +197,17 @@ def fit_policies(
             TierEvidence(name, tier.scores, tier.correct, tier.costs, free=name == LOCAL)
             for name, tier in zip(route.tiers, tiers, strict=True)
         ]
-        walks = walk_ladders(evidence, route.delta, extra)
+        walks = walk_ladders(evidence, route.delta, extra, whole=route.task.uses_earlier_answers)
     chosen = walks.fit(route.error_budget, unaccepted)
     policies = _joint_policies(route, tiers, chosen)
+    # A tier alone, for the report; not one whose scores read the answers of tiers below.
     alone = {
         tier.name: walk_ladders([tier], route.delta, extra if tier.free else None)
         .fit(route.error_budget, unaccepted)
         .chosen
-        for tier in walks.tiers
+        if index == 0 or not route.task.uses_earlier_answers
+        else None
+        for index, tier in enumerate(walks.tiers)
     }
     return Fitted(policies, _report(route, tiers, policies), walks, chosen, unaccepted, alone)
 

@@ -30,13 +30,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tiergate.classifier.settings import LocalSettings, LocalSettingsError
 from tiergate.errors import TiergateError
 from tiergate.tasks.base import Task
-from tiergate.validation import validated
+from tiergate.validation import did_you_mean, read_yaml, validated
 
 LOCAL = "local"
 WhenUnsure = Literal["flag", "human"]
@@ -134,15 +133,18 @@ def load_route(path: str | Path) -> Route:
     path = Path(path)
     if path.is_dir():
         path = path / "route.yaml"
-    try:
-        raw = yaml.safe_load(path.read_text("utf-8"))
-    except OSError as error:
-        raise RouteError(f"cannot read route {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise RouteError(f"route {path} is not valid YAML: {error}") from None
-    if not isinstance(raw, dict):
-        raise RouteError(f"route {path} must be a mapping")
-    return route_from_mapping(raw, path)
+    return route_from_mapping(read_yaml(path, RouteError, "route"), path)
+
+
+def _with_suggestion(message: str, path: Path, own: Mapping[str, Any], common: set[str]) -> str:
+    """A key the task refused as unknown may be a misspelt common setting (``error_budjet``):
+    say which. The task names only its own fields."""
+    for key in own:
+        unknown = f"{path}: {key}: unknown field"
+        hint = did_you_mean(str(key), common)
+        if message.startswith(unknown) and hint and "did you mean" not in message:
+            return f"{unknown}{hint}"
+    return message
 
 
 def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
@@ -155,12 +157,13 @@ def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
             f"({', '.join(sorted(TASKS))})"
         )
     common = set(RouteSettings.model_fields)
-    task = task_class(settings.task).from_route(
-        {key: value for key, value in raw.items() if key not in common},
-        path,
-        description=settings.description,
-        few_shot=settings.few_shot,
-    )
+    own = {key: value for key, value in raw.items() if key not in common}
+    try:
+        task = task_class(settings.task).from_route(
+            own, path, description=settings.description, few_shot=settings.few_shot
+        )
+    except RouteError as error:
+        raise RouteError(_with_suggestion(str(error), path, own, common)) from None
     try:
         local = LocalSettings.from_mapping(settings.local)
     except LocalSettingsError as error:

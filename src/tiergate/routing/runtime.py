@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example, load_dataset, stratified_split
@@ -99,21 +100,88 @@ class LocalModelViewer:
         return [LocalView(prediction, self._index) for prediction in predictions]
 
 
-def own_rows(local: LocalModelViewer) -> OwnRows:
-    """The local model's out-of-fold predictions on its gold training examples."""
+class BatchedViewer:
+    """The local model for a serving process: views asked for by concurrent requests are
+    computed together, one whole prediction (encoder, linear model, neighbours) per batch, on
+    one worker thread with one BLAS thread (the event loop keeps the other core)."""
+
+    def __init__(self, viewer: LocalModelViewer, *, max_batch: int = 64, max_wait: float = 0.002):
+        from tiergate.batching import Batched
+
+        self.viewer = viewer
+        self.model = viewer.model
+        self._batched: Batched[list[LocalView]] = Batched(
+            self._predict, max_batch=max_batch, max_wait=max_wait, name="tiergate-local"
+        )
+
+    def _predict(self, texts: list[str]) -> list[LocalView]:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # without it, numpy's default threads
+            return self.viewer.view(texts)
+        with threadpool_limits(limits=1):
+            return self.viewer.view(texts)
+
+    def view(self, texts: Sequence[str]) -> list[LocalView]:
+        return self._batched.call(texts) if texts else []
+
+    async def view_async(self, texts: Sequence[str]) -> list[LocalView]:
+        return await self._batched.call_async(texts) if texts else []
+
+    def close(self) -> None:
+        self._batched.close()
+
+
+def own_rows(
+    local: LocalModelViewer, like: Sequence[str] | None = None, *, seed: int = 0
+) -> OwnRows:
+    """The local model's out-of-fold predictions on its gold training examples.
+
+    ``like``: the held-out tickets' gold labels. The rows are then subsampled so their label
+    mix is the held-out one (see :func:`label_matched`): a training set is often balanced
+    where traffic is not (CLINC150 trains on 0.7% out-of-scope messages and calibrates on
+    3.2%), and rows of the wrong mix would misstate the local tier's error.
+    """
     from tiergate.datasets import GOLD
 
     model = local.model
     crossed = model.cross_fit()
     keep = np.array([example.provenance == GOLD for example in model.examples], dtype=bool)
+    rows = np.flatnonzero(keep)
+    if like:
+        gold = [crossed.gold[i] for i in rows.tolist()]
+        rows = rows[label_matched(gold, like, seed)]
     return OwnRows(
-        [label for label, kept in zip(crossed.labels, keep, strict=True) if kept],
-        np.asarray(crossed.correct, dtype=bool)[keep],
+        [crossed.labels[i] for i in rows.tolist()],
+        np.asarray(crossed.correct, dtype=bool)[rows],
         {
-            name: np.asarray(column, dtype=np.float64)[keep]
+            name: np.asarray(column, dtype=np.float64)[rows]
             for name, column in crossed.features.items()
         },
     )
+
+
+def label_matched(gold: Sequence[str], target: Sequence[str], seed: int) -> NDArray[np.intp]:
+    """The largest subsample of ``gold`` (row indices, in order) whose label shares are
+    ``target``'s, each label's share smoothed by one pseudo-row so a label the target lacks
+    keeps a little weight. Deterministic for a seed."""
+    from collections import Counter
+
+    own = Counter(gold)
+    wanted = Counter(target)
+    labels = sorted(set(own) | set(wanted))
+    total = len(target) + len(labels)
+    share = {label: (wanted[label] + 1) / total for label in labels}
+    scale = min(own[label] / share[label] for label in own)
+    rng = np.random.default_rng(seed)
+    by_label: dict[str, list[int]] = {}
+    for index, label in enumerate(gold):
+        by_label.setdefault(label, []).append(index)
+    kept: list[int] = []
+    for label, indices in sorted(by_label.items()):
+        count = min(len(indices), int(np.floor(scale * share[label] + 1e-9)))
+        kept += rng.choice(indices, size=count, replace=False).tolist()
+    return np.array(sorted(kept), dtype=np.intp)
 
 
 def check_held_out(route: Route, local: LocalModelViewer, examples: Sequence[Example]) -> None:
@@ -145,6 +213,18 @@ def load_local(route: Route) -> LocalModelViewer:
     return LocalModelViewer(LocalModel.load(directory))
 
 
+def check_tiers(route: Route, book: PriceBook) -> None:
+    """Every paid tier of the ladder is a model of the price book (else the route file's
+    ``tiers`` entry is named, with the closest known models)."""
+    for index, tier in enumerate(route.tiers):
+        if tier != LOCAL and tier not in book:
+            hint = " or ".join(book.suggest(tier))
+            raise RuntimeSetupError(
+                f"{route.path}: tiers[{index}]: {tier!r} is neither `local` nor a model of the "
+                "price book" + (f"; did you mean {hint}?" if hint else " (add it with --prices)")
+            )
+
+
 def paid_tiers(
     route: Route,
     book: PriceBook,
@@ -154,10 +234,11 @@ def paid_tiers(
 ) -> dict[str, Tier]:
     """The route's paid tiers, built by their providers (``tiers/factory.py``), with the task
     prepared on the labelled pool (the local model's examples, else the training data)."""
+    check_tiers(route, book)
     if pool is None:
         pool = (
             local.model.examples
-            if isinstance(local, LocalModelViewer)
+            if isinstance(local, LocalModelViewer | BatchedViewer)
             else (route_data(route).train if route.train_data else [])
         )
     task = route.task.prepared(pool)
@@ -170,9 +251,11 @@ def save_policies(
     extra: Mapping[str, Any],
     *,
     budget_from_route: bool = True,
+    mean_cost_usd: Mapping[str, float] | None = None,
 ) -> Path:
     """Write calibration.json atomically. ``budget_from_route=False``: the budget was given on
-    the command line (``calibrate --budget``) and holds until the next calibration."""
+    the command line (``calibrate --budget``) and holds until the next calibration.
+    ``mean_cost_usd``: each paid tier's mean cost per call on the calibration tickets."""
     route.artifacts.mkdir(parents=True, exist_ok=True)
     path = route.artifacts / POLICY_FILE
     body = {
@@ -182,6 +265,7 @@ def save_policies(
         "budget_from": "route" if budget_from_route else "option",
         "confidence": route.confidence,
         "tiers": {name: policy.to_dict() for name, policy in policies.items()},
+        "mean_cost_per_call_usd": dict(mean_cost_usd or {}),
         **extra,
     }
     temporary = path.with_suffix(".json.tmp")
@@ -192,10 +276,17 @@ def save_policies(
 
 @dataclass(frozen=True)
 class Calibration:
-    """What ``tiergate calibrate`` saved: the policies and the budget they were fitted for."""
+    """What ``calibrate_route`` saved: the policies, the budget they were fitted for, and each
+    paid tier's mean cost per call on the calibration tickets (the strong-only baseline for
+    items that never reach the strong tier)."""
 
     policies: dict[str, TierPolicy]
     error_budget: float
+    mean_cost_usd: dict[str, float] = field(default_factory=dict)
+
+    def strong_mean_cost_usd(self, route: Route) -> float | None:
+        claude = route.claude_tiers
+        return self.mean_cost_usd.get(claude[-1]) if claude else None
 
 
 def load_calibration(route: Route) -> Calibration:
@@ -213,7 +304,20 @@ def load_calibration(route: Route) -> Calibration:
             "the recorded answers, no new calls)"
         )
     policies = {name: TierPolicy.from_dict(data) for name, data in body["tiers"].items()}
-    return Calibration(policies, budget)
+    return Calibration(policies, budget, _mean_costs(body))
+
+
+def _mean_costs(body: Mapping[str, Any]) -> dict[str, float]:
+    """Per paid tier; files written before the field existed carry it in their report."""
+    saved = body.get("mean_cost_per_call_usd")
+    if isinstance(saved, dict):
+        return {str(tier): float(cost) for tier, cost in saved.items()}
+    rows = body.get("tiers_report") or []
+    return {
+        str(row["tier"]): float(row["mean_cost_per_call_usd"])
+        for row in rows
+        if row.get("tier") != LOCAL and row.get("mean_cost_per_call_usd") is not None
+    }
 
 
 def load_calibration_report(route: Route) -> dict[str, Any]:
@@ -241,13 +345,20 @@ def open_router(
     transport: Transport | None,
     *,
     concurrency: int = 32,
+    batched: bool = False,
 ) -> Router:
-    local = load_local(route) if uses_local_model(route) else None
+    """The route's engine. ``batched``: concurrent requests share local-model predictions (a
+    serving process, :class:`BatchedViewer`)."""
+    local: LocalModelViewer | BatchedViewer | None = (
+        load_local(route) if uses_local_model(route) else None
+    )
     tiers: dict[str, Tier] = {}
     if route.claude_tiers:
         if transport is None:
             raise RuntimeSetupError("the route's ladder has paid tiers but no transport was given")
         tiers = paid_tiers(route, book, transport, local)
+    if batched and isinstance(local, LocalModelViewer):
+        local = BatchedViewer(local)
     calibration = load_calibration(route)
     # A budget given to `calibrate --budget` holds until the next calibration.
     route = replace(route, error_budget=calibration.error_budget)

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 # kind -> "module:class"
 TASKS: dict[str, str] = {
     "classify": "tiergate.tasks.classify:ClassifyTask",
+    "extract": "tiergate.tasks.extract:ExtractTask",
+    "tool": "tiergate.tasks.tool:ToolTask",
 }
 
 

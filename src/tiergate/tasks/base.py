@@ -50,9 +50,12 @@ class Item:
 @dataclass(frozen=True, slots=True)
 class Context:
     """What a tier may use beyond the item: the local model's view of it (few-shot neighbours,
-    the local answer to agree or disagree with)."""
+    the local answer to agree or disagree with), and the usable answers of the tiers below it
+    on this item in ladder order, ``(tier, payload)`` (for a task whose features say whether
+    tiers agree: ``Task.uses_earlier_answers``)."""
 
     local: LocalView | None = None
+    earlier: tuple[tuple[str, Payload], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,13 @@ class Task(ABC):
     """One kind of work. Built from a route's settings by :meth:`from_route`."""
 
     kind: ClassVar[str]
+    # Whether `tiergate train` has a local model to train for this task (one label per item).
+    trains_local_model: ClassVar[bool] = True
+
+    # Features read the answers of the tiers below (Context.earlier). The ladder is then fitted
+    # whole: a sub-ladder that skipped a tier would score the tiers above with an answer it
+    # never paid for.
+    uses_earlier_answers: ClassVar[bool] = False
 
     @classmethod
     @abstractmethod

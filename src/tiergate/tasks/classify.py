@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 from tiergate.tasks.base import Context, Item, Payload, Reading, StructuredTask, relative
-from tiergate.validation import validated
+from tiergate.validation import validated, yaml_problem
 
 if TYPE_CHECKING:
     from tiergate.datasets import Example
@@ -225,7 +225,9 @@ def read_labels(raw: Any, path: Path) -> tuple[Label, ...]:
         except OSError as error:
             raise RouteError(f"{path}: labels: cannot read {file}: {error.strerror}") from None
         except yaml.YAMLError as error:
-            raise RouteError(f"{path}: labels: {file} is not valid YAML: {error}") from None
+            raise RouteError(
+                f"{path}: labels: {file} is not valid YAML: {yaml_problem(error)}"
+            ) from None
         if isinstance(raw, dict):
             raw = raw.get("labels", raw)
     if isinstance(raw, dict):
