@@ -21,8 +21,16 @@ class BackgroundServer:
     startup_timeout_s = 15.0
     graceful_timeout_s = 2
 
-    def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.app = app
+        self.options = options or {}  # more uvicorn settings (the gateway's hardening)
         self._host, self._port = host, port
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -40,6 +48,7 @@ class BackgroundServer:
             access_log=False,
             lifespan="on",
             timeout_graceful_shutdown=self.graceful_timeout_s,
+            **self.options,
         )
         server = uvicorn.Server(config)
         thread = threading.Thread(
@@ -87,7 +96,12 @@ class BackgroundServer:
 
 
 def serve_forever(
-    app: Any, host: str, port: int, log_level: str = "warning", graceful_timeout_s: int = 2
+    app: Any,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    graceful_timeout_s: int = 2,
+    options: dict[str, Any] | None = None,
 ) -> None:
     """Serve in the foreground (one worker, uvloop and httptools when installed) until Ctrl-C."""
     uvicorn.run(
@@ -98,6 +112,6 @@ def serve_forever(
         access_log=False,
         lifespan="on",
         loop="auto",
-        http="auto",
         timeout_graceful_shutdown=graceful_timeout_s,
+        **{"http": "auto", **(options or {})},
     )

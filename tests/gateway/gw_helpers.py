@@ -122,12 +122,19 @@ def config_dict(upstream: str, **overrides: Any) -> dict[str, Any]:
 
 @contextmanager
 def running_gateway(
-    folder: Path, upstream: str, *, budget_usd_day: float | None = None, **overrides: Any
+    folder: Path,
+    upstream: str,
+    *,
+    budget_usd_day: float | None = None,
+    upstream_options: dict[str, Any] | None = None,
+    **overrides: Any,
 ) -> Iterator[Gateway]:
     folder.mkdir(parents=True, exist_ok=True)
     store = KeyStore(folder / "keys.json")
     _, secret = store.create("tests", budget_usd_day=budget_usd_day)
-    config = parse_config(config_dict(upstream, **overrides), folder, {})
+    settings = config_dict(upstream, **overrides)
+    settings["upstream"].update(upstream_options or {})
+    config = parse_config(settings, folder, {})
     with GatewayServer(config) as server:
         yield Gateway(server, secret, store, folder)
 

@@ -69,3 +69,22 @@ def test_a_classification_route_answers_as_a_model(tickets_gateway: Gateway) -> 
 def test_an_unknown_classification_route_is_404(tickets_gateway: Gateway) -> None:
     with pytest.raises(anthropic.NotFoundError), tickets_gateway.client() as client:
         client.post("/v1/classify", body={"route": "nope", "text": "hi"}, cast_to=object)
+
+
+def test_the_engines_claude_calls_go_through_the_gateways_upstream(
+    tickets_gateway: Gateway,
+) -> None:
+    """One upstream stack for every route: the engine's Claude tiers are watched (and limited,
+    retried, fallen back) by the same transports as a passed-through request."""
+    texts = ["hello", "?", "card pin refund transfer top up", "it does not work", "help me"]
+    with tickets_gateway.client() as client:
+        answers: list[Any] = [
+            client.post("/v1/classify", body={"route": "tickets", "text": t}, cast_to=object)
+            for t in texts
+        ]
+    claude_calls = sum(
+        1 for answer in answers for step in answer["trace"] if step["tier"] != "local"
+    )
+    assert claude_calls > 0, "no text escalated: pick vaguer ones"
+    health = tickets_gateway.server.app.services.upstream.health
+    assert health.attempts == claude_calls

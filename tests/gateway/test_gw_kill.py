@@ -79,6 +79,7 @@ def test_sigkill_under_load_loses_no_billed_request(
         assert rows[answer.request_id]["cost_usd"] == pytest.approx(answer.cost_usd, abs=1e-8)
     assert len(rows) >= upstream_calls  # every call that may have been billed has a row
     spent = sum(row["cost_usd"] for row in rows.values())
-    assert spent >= sum(answer.cost_usd or 0.0 for answer in answered)
+    # (a float sum in another order may differ in its last bits)
+    assert spent >= sum(answer.cost_usd or 0.0 for answer in answered) - 1e-9
     assert not list((tmp_path / "journal").glob("*.journal"))  # all replayed and cleared
     ledger.engine.dispose()

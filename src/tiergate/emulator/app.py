@@ -18,6 +18,7 @@ import orjson
 from tiergate.api_errors import AnthropicError
 from tiergate.api_lists import page_body, parse_list_query
 from tiergate.api_models import listing, retrieve
+from tiergate.asgi_body import ClientGone, read_body
 from tiergate.emulator.batches import render, results_jsonl
 from tiergate.emulator.config import EmulatorConfig
 from tiergate.emulator.errors import DEFAULT_MESSAGES, ApiError, error_body, invalid
@@ -40,6 +41,9 @@ SSE = b"text/event-stream; charset=utf-8"
 JSONL = b"application/x-jsonl"
 EMULATED = (b"x-tiergate-emulated", b"true")
 BATCHES = "/v1/messages/batches"
+# The API's request size limits: 32 MB for Messages, 256 MB for a batch.
+BODY_LIMIT = 32 * 1024 * 1024
+BATCH_BODY_LIMIT = 256 * 1024 * 1024
 MODELS = "/v1/models"
 ENDPOINTS = frozenset({"/v1/messages", "/v1/messages/count_tokens", BATCHES, MODELS})
 
@@ -91,12 +95,15 @@ class EmulatorApp:
         state = self.state
         request_id = state.ids.make("req")
         headers = dict(scope["headers"])
-        body = await _read_body(receive)
         model: str | None = None
         try:
+            limit = BATCH_BODY_LIMIT if scope["path"].startswith(BATCHES) else BODY_LIMIT
+            body = await read_body(scope, receive, limit)
             reply, model = await self._route(scope, headers, body)
         except AnthropicError as error:
             reply = Reply(error.status, error_body(error, request_id), error.headers)
+        except ClientGone:
+            return
         except Exception:
             log.exception("emulator failed on %s %s", scope["method"], scope["path"])
             failure = ApiError(500, "Internal server error")
@@ -354,18 +361,6 @@ def _base_url(scope: Scope) -> str:
         server = scope.get("server") or ("127.0.0.1", 80)
         host = f"{server[0]}:{server[1]}"
     return f"{scope.get('scheme', 'http')}://{host}"
-
-
-async def _read_body(receive: Receive) -> bytes:
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    chunks = [body]
-    while message.get("more_body", False):
-        message = await receive()
-        chunks.append(message.get("body", b""))
-    return b"".join(chunks)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from tiergate import sse
 from tiergate.emulator.tokens import count_text
 
 WORDS_PER_TEXT_DELTA = 3
@@ -29,7 +30,7 @@ class Event:
     tokens: int = 0  # output tokens this event carries, for pacing
 
     def encode(self) -> bytes:
-        return b"event: " + self.name.encode() + b"\ndata: " + orjson.dumps(self.data) + b"\n\n"
+        return sse.event(self.name, self.data)
 
     @property
     def is_delta(self) -> bool:

@@ -33,15 +33,15 @@ from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, respond
 from tiergate.gateway.config import AgentRoute, ConfigError
 from tiergate.gateway.costs import request_bound
 from tiergate.gateway.disconnect import guard
-from tiergate.gateway.errors import GatewayError
 from tiergate.gateway.events import message_events
+from tiergate.gateway.final import unavailable, upstream_error
 from tiergate.gateway.messages import BYTES_PER_TOKEN, _relay_stream
 from tiergate.gateway.services import Outcome, Request, Services, price, record
 from tiergate.gateway.spend import Held, intend
-from tiergate.gateway.upstream import Outbound, Reply, UpstreamUnavailable
 from tiergate.routing.policy import TierPolicy
 from tiergate.tasks.base import Context, Item
 from tiergate.tasks.tool import ToolTask, instructed, last_user_text, without_confidence
+from tiergate.transports.base import ApiCall, ApiReply, Unreachable
 
 log = logging.getLogger("tiergate.gateway")
 CHEAP, STRONG = "cheap", "strong"
@@ -144,15 +144,15 @@ class AgentTurns:
         receive: Receive,
     ) -> Judged | None:
         """The cheap tier's answer, judged; None if it gave none (the strong tier answers)."""
-        outbound = _outbound(body, headers)
+        call = _call(services, body, headers)
         outcome.tiers_tried.append(CHEAP)
         try:
-            reply = await guard(services.upstream.send(outbound), receive)
-        except UpstreamUnavailable:
+            reply = await guard(services.upstream.send(call), receive)
+        except Unreachable:
             return None
         if reply.status >= 400:
             return None
-        message = orjson.loads(reply.body)
+        message = reply.json()
         self._charge(services, reply, message, outcome)
         assert self.policy is not None
         model = services.book.get(self.config.cheap)
@@ -165,7 +165,7 @@ class AgentTurns:
         return Judged(message, confidence, confidence >= threshold)
 
     def _charge(
-        self, services: Services, reply: Reply, message: Mapping[str, Any], outcome: Outcome
+        self, services: Services, reply: ApiReply, message: Mapping[str, Any], outcome: Outcome
     ) -> None:
         usage = Usage.from_api(message.get("usage") or {})
         cost, strong_only = price(services, reply.model, usage)
@@ -174,9 +174,7 @@ class AgentTurns:
         # strong tier's own call, once it has answered).
         outcome.strong_only_usd = strong_only
         outcome.usage = outcome.usage + usage
-        outcome.model = reply.model
-        if reply.grant is not None:
-            services.limits.settle(reply.grant, int(usage.output_tokens))
+        outcome.model = reply.model  # (the rate limits settled the output in the transport)
 
     async def _send_cheap(
         self,
@@ -209,26 +207,27 @@ class AgentTurns:
     ) -> None:
         """The client's request, as sent, answered by the strong tier."""
         strong = {**body, "model": self.config.strong}
-        outbound = _outbound(strong, headers)
+        call = _call(services, strong, headers)
         outcome.tier = STRONG
         outcome.tiers_tried.append(STRONG)
         if strong.get("stream") is True:
             earlier = (outcome.cost_usd, outcome.usage)
             try:
-                await _relay_stream(services, request, outbound, outcome, receive, send)
+                await _relay_stream(services, request, call, outcome, receive, send)
             finally:  # the relay priced the strong stream alone: add the cheap call
                 outcome.cost_usd += earlier[0]
                 outcome.usage = outcome.usage + earlier[1]
             return
         try:
-            reply = await guard(services.upstream.send(outbound), receive)
-        except UpstreamUnavailable as error:
-            raise GatewayError(502, f"upstream unavailable: {error}") from None
+            reply = await guard(services.upstream.send(call), receive)
+        except Unreachable as error:
+            raise unavailable(error) from None
         if reply.status >= 400:
             outcome.status, outcome.outcome = reply.status, "upstream_error"
-            await respond(send, reply.status, reply.body, request.request_id)
+            status, answer, passed = upstream_error(reply)
+            await respond(send, status, answer, request.request_id, passed)
             return
-        self._charge(services, reply, orjson.loads(reply.body), outcome)
+        self._charge(services, reply, reply.json(), outcome)
         outcome.status, outcome.outcome = 200, "ok"
         record(services, request, outcome)
         headers_out = self._headers(outcome, None)
@@ -246,15 +245,14 @@ class AgentTurns:
         return headers
 
 
-def _outbound(body: dict[str, Any], headers: dict[str, str]) -> Outbound:
+def _call(services: Services, body: dict[str, Any], headers: dict[str, str]) -> ApiCall:
     raw = orjson.dumps(body)
-    return Outbound(
+    return services.upstream.call(
         "/v1/messages",
-        str(body["model"]),
         raw,
         body,
         headers,
-        input_estimate=len(raw) // BYTES_PER_TOKEN,
+        input_tokens=len(raw) // BYTES_PER_TOKEN,
         max_tokens=int(body["max_tokens"]),
     )
 

@@ -21,6 +21,8 @@ from tiergate.dashboard.handlers import PREFIX as DASHBOARD
 from tiergate.dashboard.handlers import handle_dashboard
 from tiergate.gateway.asgi import JSON, ClientGone, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.audit_api import handle_audit
+from tiergate.gateway.batches import PREFIX as BATCHES_PREFIX
+from tiergate.gateway.batches import handle_batches
 from tiergate.gateway.config import (
     AgentRoute,
     ClassifyRoute,
@@ -33,12 +35,14 @@ from tiergate.gateway.errors import GatewayError, RequestIds, error_body
 from tiergate.gateway.messages import handle_count_tokens, handle_messages, parse_json_object
 from tiergate.gateway.metrics import Metrics
 from tiergate.gateway.models import MODEL_PATH_PREFIX, handle_model, handle_models
+from tiergate.gateway.openai_compat import handle_chat_completions
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.upstream import Upstream
 from tiergate.gateway.usage import parse_query, usage_report
 from tiergate.stores import ApiKey, StateSettings, open_stores, utc_day
 from tiergate.stores.journal import Journal
 from tiergate.stores.ledger import Ledger
+from tiergate.transports.base import Transport
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -102,7 +106,11 @@ class GatewayApp:
         classify_routes = [r for r in config.routes.values() if isinstance(r, ClassifyRoute)]
         if classify_routes:
             services.classifiers = await asyncio.to_thread(
-                _open_classifiers, classify_routes, listed, config
+                _open_classifiers,
+                classify_routes,
+                listed,
+                upstream.transport,
+                {name for name, audit in config.audits.items() if audit.shadow > 0},
             )
         learned = [r for r in config.routes.values() if isinstance(r, LearnedRoute)]
         if learned:
@@ -197,9 +205,13 @@ class GatewayApp:
     ) -> None:
         path, method = scope["path"], scope["method"]
         if path == "/healthz":
-            await respond(send, 200, b'{"status":"ok"}', request_id)
+            await respond(send, 200, health_report(services), request_id)
             return
         if path == "/metrics":
+            if services.config.metrics_admin_only:
+                key = await authenticate(services, scope)
+                if not key.admin:
+                    raise GatewayError(403, "/metrics takes an admin key (keys create --admin)")
             await respond(
                 send, 200, services.metrics.render(), request_id, (), services.metrics.content_type
             )
@@ -210,6 +222,8 @@ class GatewayApp:
         handler = ROUTES.get(path)
         if handler is None and path.startswith(MODEL_PATH_PREFIX):
             handler = ("GET", handle_model)
+        if handler is None and path.startswith(BATCHES_PREFIX):
+            handler = (method, handle_batches)  # methods are checked per endpoint
         if handler is None:
             raise GatewayError(404, f"no such endpoint: {path}")
         wanted, function = handler
@@ -221,6 +235,16 @@ class GatewayApp:
 
 
 COUNTED_REFUSALS = (401, 429)
+
+
+def health_report(services: Services) -> bytes:
+    """200 while the gateway serves (a load balancer should keep it): ``status`` says
+    ``degraded`` when the upstream failed its last attempts, with the figures."""
+    upstream = services.upstream.health.report()
+    status = "ok" if upstream["healthy"] else "degraded"
+    return orjson.dumps({"status": status, "upstream": upstream})
+
+
 UNAUTHENTICATED = "-"
 
 
@@ -277,23 +301,17 @@ ROUTES: dict[str, tuple[str, Any]] = {
     "/v1/usage": ("GET", handle_usage),
     "/v1/models": ("GET", handle_models),
     "/v1/audit": ("GET", handle_audit),
+    "/v1/chat/completions": ("POST", handle_chat_completions),
 }
 
 
 def _open_classifiers(
-    routes: list[ClassifyRoute], book: PriceBook, config: GatewayConfig
+    routes: list[ClassifyRoute], book: PriceBook, transport: Transport, shadowed: set[str]
 ) -> dict[str, Any]:
+    """The engine's Claude tiers call through the gateway's own upstream stack: the same
+    limits, retries, fallback and health as a passed-through request."""
     from tiergate.gateway.classify import Classifier
-    from tiergate.transports.retry import anthropic_transport
 
-    upstream = config.upstream
-    transport = anthropic_transport(
-        upstream.base_url,
-        upstream.api_key or "sk-none",
-        max_retries=upstream.max_retries,
-        fallbacks=upstream.fallbacks,
-    )
-    shadowed = {name for name, audit in config.audits.items() if audit.shadow > 0}
     return {
         route.name: Classifier.open(route, book, transport, shadow=route.name in shadowed)
         for route in routes

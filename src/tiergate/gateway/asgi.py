@@ -6,52 +6,16 @@ millisecond per request on one core; every helper here is a few lines over the A
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
-from tiergate.gateway.errors import GatewayError
+from tiergate.asgi_body import ClientGone, Message, Receive, Scope, header, read_body
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+__all__ = ["ClientGone", "Message", "Receive", "Scope", "Send", "header", "read_body"]
 
 JSON = b"application/json"
 SSE = b"text/event-stream; charset=utf-8"
-
-
-class ClientGone(Exception):
-    """The client disconnected before its answer was complete."""
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a request header (``name`` lower-case, as ASGI gives them)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body, refusing with 413 as soon as it is known to exceed ``limit``."""
-    declared = header(scope, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(
-                413, f"request body is larger than the gateway's limit of {limit} bytes"
-            )
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def encode_headers(

@@ -56,6 +56,7 @@ __all__ = [
     "RouteConfig",
     "Rule",
     "RulesRoute",
+    "ServerLimits",
     "UpstreamConfig",
     "check_models",
     "load_config",
@@ -79,6 +80,10 @@ class UpstreamConfig(Section):
     # Pass the emulator's x-tiergate-fault header through (tests and demos only).
     forward_fault_header: bool = False
     connections: PositiveInt = 200
+    # An attempt that sends no first byte in this time fails (and falls back); a complete
+    # answer's head comes only when it is written, so it also gets max_tokens at this pace.
+    first_byte_timeout_s: PositiveFloat = 30.0
+    slowest_tokens_per_s: PositiveFloat = 20.0
 
     @model_validator(mode="before")
     @classmethod
@@ -145,7 +150,17 @@ class BudgetConfig(Section):
     min_tokens: PositiveInt = 64
 
 
-SECTIONS = ("upstream", "limits", "budget", "routes", "audit")
+class ServerLimits(Section):
+    """The HTTP server's own limits (see tiergate.gateway.hardening)."""
+
+    max_header_bytes: PositiveInt = 32 * 1024
+    header_timeout_s: PositiveFloat = 10.0
+    body_timeout_s: PositiveFloat = 60.0
+    idle_timeout_s: PositiveFloat = 30.0
+    max_connections: PositiveInt = 1000
+
+
+SECTIONS = ("upstream", "limits", "budget", "routes", "server", "audit")
 
 
 class GatewayConfig(Section):
@@ -159,7 +174,7 @@ class GatewayConfig(Section):
     ledger_url: str = Field(
         default="sqlite:///tiergate-ledger.db", alias="ledger", validate_default=True
     )
-    max_body_bytes: PositiveInt = 4 * 1024 * 1024
+    max_body_bytes: PositiveInt = 32 * 1024 * 1024  # the API's own limit for /v1/messages
     strong_model: str = "claude-sonnet-4-6"
     prices: ConfigPath | None = None
     ledger_flush_s: PositiveFloat = 0.25
@@ -173,6 +188,9 @@ class GatewayConfig(Section):
     budget: BudgetConfig = Field(default_factory=lambda: BudgetConfig())
     # The audit loop per engine route (tiergate.audit.config).
     audit: dict[str, RouteAudit | None] = Field(default_factory=dict)
+    server: ServerLimits = Field(default_factory=lambda: ServerLimits())
+    # /metrics answers only an admin key (keys create --admin) when true.
+    metrics_admin_only: bool = False
 
     @property
     def shared_state(self) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from tiergate import sse
+
 
 def message_events(message: Mapping[str, Any]) -> bytes:
     usage = dict(message.get("usage") or {})
@@ -55,10 +57,7 @@ def message_events(message: Mapping[str, Any]) -> bytes:
         )
     )
     events.append(("message_stop", {"type": "message_stop"}))
-    return b"".join(
-        b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-        for name, data in events
-    )
+    return b"".join(sse.event(name, data) for name, data in events)
 
 
 def _split(block: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:

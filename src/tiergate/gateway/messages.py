@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
 from tiergate.api_errors import AnthropicError
@@ -21,10 +20,12 @@ from tiergate.gateway.asgi import SSE, ClientGone, Receive, Scope, Send, header,
 from tiergate.gateway.costs import request_bound
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.final import unavailable, upstream_error
 from tiergate.gateway.metering import StreamMeter
 from tiergate.gateway.rules import Choice, choose, marks_of, strip_marks
 from tiergate.gateway.services import Outcome, Request, Services, price, record
-from tiergate.gateway.upstream import OpenStream, Outbound, Reply, UpstreamUnavailable
+from tiergate.gateway.shapes import check_shape
+from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
 
 DIRECT = "direct"
 # Rough bytes per token for the upstream ITPM bucket (the budget uses a strict bound instead).
@@ -45,7 +46,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     return body
 
 
-def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) -> None:
+def check_messages_body(
+    body: dict[str, Any], raw: bytes = b"", *, needs_max_tokens: bool = True
+) -> None:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise GatewayError(400, "model: Field required (a Claude model id or a tiergate route)")
@@ -56,6 +59,7 @@ def check_messages_body(body: dict[str, Any], *, needs_max_tokens: bool = True) 
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise GatewayError(400, "messages: Field required (a non-empty list)")
+    check_shape(body, raw)
 
 
 def passed_through(services: Services, name: str) -> bool:
@@ -80,7 +84,20 @@ async def handle_messages(
 ) -> None:
     raw = await read_body(scope, receive, services.config.max_body_bytes)
     body = parse_json_object(raw)
-    check_messages_body(body)
+    await answer_messages(services, request, scope, raw, body, receive, send)
+
+
+async def answer_messages(
+    services: Services,
+    request: Request,
+    scope: Scope,
+    raw: bytes,
+    body: dict[str, Any],
+    receive: Receive,
+    send: Send,
+) -> None:
+    """A Messages body (``raw`` as sent, ``body`` parsed) answered: by a route or upstream."""
+    check_messages_body(body, raw)
     name = body["model"]
     classifier = services.classifiers.get(name)
     if classifier is not None:
@@ -117,20 +134,19 @@ async def handle_messages(
         raw = orjson.dumps(body)
         outcome.headers.append((spend.CLAMPED_HEADER, str(held.clamped_to)))
     spend.intend(services, request, route, model, held)
-    outbound = Outbound(
+    call = services.upstream.call(
         "/v1/messages",
-        model,
         raw,
         body,
         services.upstream.headers_for(scope["headers"]),
-        input_estimate=len(raw) // BYTES_PER_TOKEN,
+        input_tokens=len(raw) // BYTES_PER_TOKEN,
         max_tokens=body["max_tokens"],
     )
     try:
         if body.get("stream") is True:
-            await _relay_stream(services, request, outbound, outcome, receive, send)
+            await _relay_stream(services, request, call, outcome, receive, send)
         else:
-            await _forward(services, request, outbound, outcome, receive, send)
+            await _forward(services, request, call, outcome, receive, send)
     except AnthropicError as error:
         outcome.status = error.status
         outcome.outcome = "rejected" if error.status == 429 else "upstream_unavailable"
@@ -156,47 +172,41 @@ def _answer_headers(outcome: Outcome, asked: str, answered: str) -> list[tuple[s
 
 
 async def _send_upstream_error(
-    reply: Reply, request: Request, outcome: Outcome, send: Send
+    reply: ApiReply, request: Request, outcome: Outcome, send: Send
 ) -> None:
     outcome.status, outcome.outcome, outcome.tiers_tried = (
         reply.status,
         "upstream_error",
         reply.tried,
     )
-    passed = [
-        (name, reply.headers[name])
-        for name in ("retry-after", "x-should-retry")
-        if name in reply.headers
-    ]
-    await respond(send, reply.status, reply.body, request.request_id, passed)
+    status, body, headers = upstream_error(reply)
+    await respond(send, status, body, request.request_id, headers)
 
 
 async def _forward(
     services: Services,
     request: Request,
-    outbound: Outbound,
+    call: ApiCall,
     outcome: Outcome,
     receive: Receive,
     send: Send,
 ) -> None:
     try:
-        reply = await guard(services.upstream.send(outbound), receive)
+        reply = await guard(services.upstream.send(call), receive)
     except ClientGone:
         outcome.status, outcome.outcome = 499, "client_disconnected"
         return
-    except UpstreamUnavailable as error:
-        raise GatewayError(502, f"upstream unavailable: {error}") from None
+    except Unreachable as error:
+        raise unavailable(error) from None
     if reply.status >= 400:
         await _send_upstream_error(reply, request, outcome, send)
         return
-    message = orjson.loads(reply.body)
+    message = reply.json()
     usage = Usage.from_api(message.get("usage") or {})
     outcome.cost_usd, outcome.strong_only_usd = price(services, reply.model, usage)
     outcome.usage, outcome.model, outcome.tiers_tried = usage, reply.model, reply.tried
     outcome.status, outcome.outcome = reply.status, "ok"
-    if reply.grant is not None:
-        services.limits.settle(reply.grant, int(usage.output_tokens))
-    headers = _answer_headers(outcome, outbound.model, reply.model)
+    headers = _answer_headers(outcome, call.model, reply.model)
     headers.append(("x-tiergate-cost-usd", f"{outcome.cost_usd:.8f}"))
     record(services, request, outcome)  # journaled before the client can see the answer
     await respond(send, 200, reply.body, request.request_id, headers)
@@ -205,25 +215,25 @@ async def _forward(
 async def _relay_stream(
     services: Services,
     request: Request,
-    outbound: Outbound,
+    call: ApiCall,
     outcome: Outcome,
     receive: Receive,
     send: Send,
 ) -> None:
     outcome.streamed = True
     try:
-        opened = await guard(services.upstream.open_stream(outbound), receive)
+        opened = await guard(services.upstream.open_stream(call), receive)
     except ClientGone:
         outcome.status, outcome.outcome = 499, "client_disconnected"
         return
-    except UpstreamUnavailable as error:
-        raise GatewayError(502, f"upstream unavailable: {error}") from None
-    if isinstance(opened, Reply):
+    except Unreachable as error:
+        raise unavailable(error) from None
+    if isinstance(opened, ApiReply):
         await _send_upstream_error(opened, request, outcome, send)
         return
     outcome.model, outcome.tiers_tried, outcome.status = opened.model, opened.tried, 200
     meter = StreamMeter()
-    headers = _answer_headers(outcome, outbound.model, opened.model)
+    headers = _answer_headers(outcome, call.model, opened.model)
     try:
         await send(
             {
@@ -244,26 +254,21 @@ async def _relay_stream(
         except ClientGone:
             outcome.status, outcome.outcome = 499, "client_disconnected"
     finally:
-        if meter.finished:
-            opened.response.release()
-        else:
-            opened.response.close()  # cancels the upstream generation
+        await opened.aclose()  # cut short, this cancels the upstream generation
         usage = meter.usage()
         outcome.usage = usage
         outcome.cost_usd, outcome.strong_only_usd = price(services, opened.model, usage)
-        services.limits.settle(opened.grant, int(usage.output_tokens))
+        if opened.on_usage is not None:
+            opened.on_usage(int(usage.output_tokens))
 
 
 async def _pump(opened: OpenStream, meter: StreamMeter, send: Send) -> None:
     """Relay the upstream's bytes as they come; end with an ``error`` event if it breaks."""
     meter.feed(opened.first_chunk)
     await send({"type": "http.response.body", "body": opened.first_chunk, "more_body": True})
-    try:
-        async for chunk in opened.response.content.iter_any():
-            meter.feed(chunk)
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except (aiohttp.ClientError, TimeoutError):
-        pass
+    async for chunk in opened.chunks():
+        meter.feed(chunk)
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
     if not meter.finished and not meter.errored:
         # After the first byte there is no falling back: say so the way the API does.
         meter.errored = True
@@ -277,7 +282,7 @@ async def handle_count_tokens(
     """Passed through (free upstream); a route name counts on the route's default model."""
     raw = await read_body(scope, receive, services.config.max_body_bytes)
     body = parse_json_object(raw)
-    check_messages_body(body, needs_max_tokens=False)
+    check_messages_body(body, raw, needs_max_tokens=False)
     name = body["model"]
     rules = services.rules.get(name)
     if rules is not None:
@@ -293,19 +298,21 @@ async def handle_count_tokens(
         raise GatewayError(400, f"{name!r} is a classification route: use /v1/classify")
     elif not passed_through(services, name):
         raise unknown_model(services, name)
-    outbound = Outbound(
+    call = services.upstream.call(
         "/v1/messages/count_tokens",
-        body["model"],
         raw,
         body,
         services.upstream.headers_for(scope["headers"]),
-        input_estimate=0,
-        max_tokens=0,
+        limited=False,
     )
     try:
-        reply = await guard(services.upstream.send(outbound, limited=False), receive)
+        reply = await guard(services.upstream.send(call), receive)
     except ClientGone:
         return
-    except UpstreamUnavailable as error:
-        raise GatewayError(502, f"upstream unavailable: {error}") from None
+    except Unreachable as error:
+        raise unavailable(error) from None
+    if reply.status >= 400:
+        status, answer, headers = upstream_error(reply)
+        await respond(send, status, answer, request.request_id, headers)
+        return
     await respond(send, reply.status, reply.body, request.request_id)

@@ -9,14 +9,12 @@ them only at the end.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import orjson
 
+from tiergate.core.tokens import tokens_for_characters
 from tiergate.core.usage import Usage
-
-CHARACTERS_PER_TOKEN = 3.5
 
 
 class StreamMeter:
@@ -60,7 +58,7 @@ class StreamMeter:
         usage = Usage.from_api(self._usage)
         if self.finished:
             return usage
-        estimated = math.ceil(self.output_chars / CHARACTERS_PER_TOKEN)
+        estimated = tokens_for_characters(self.output_chars)
         return Usage(
             input_tokens=usage.input_tokens,
             output_tokens=max(usage.output_tokens, estimated),

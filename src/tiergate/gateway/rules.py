@@ -13,14 +13,14 @@ route's default. Conditions:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tiergate.core.tokens import tokens_for_characters
 from tiergate.gateway.config import Rule, RulesRoute
+from tiergate.gateway.errors import GatewayError
 
-CHARACTERS_PER_TOKEN = 3.5
 MARK_FIELD = "tiergate_mark"
 
 
@@ -35,7 +35,11 @@ class Choice:
 def marks_of(header_value: bytes | None, body: dict[str, Any]) -> set[str]:
     marks: set[str] = set()
     if header_value:
-        marks.update(part.strip().lower() for part in header_value.decode().split(","))
+        try:
+            text = header_value.decode("ascii")
+        except UnicodeDecodeError:
+            raise GatewayError(400, "x-tiergate-mark: expected comma-separated words") from None
+        marks.update(part.strip().lower() for part in text.split(","))
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and MARK_FIELD in metadata:
         value = metadata[MARK_FIELD]
@@ -64,7 +68,7 @@ def estimate_input_tokens(body: dict[str, Any]) -> int:
             characters += sum(len(text) for text in _texts(message.get("content")))
     for tool in body.get("tools") or []:
         characters += len(str(tool))
-    return math.ceil(characters / CHARACTERS_PER_TOKEN)
+    return tokens_for_characters(characters)
 
 
 def _texts(content: Any) -> Iterable[str]:

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from tiergate.gateway.app import GatewayApp
 from tiergate.gateway.config import GatewayConfig
+from tiergate.gateway.hardening import uvicorn_options
 from tiergate.serving import BackgroundServer
 from tiergate.serving import serve_forever as serve_app
 
@@ -28,7 +29,7 @@ class GatewayServer(BackgroundServer):
     app: GatewayApp
 
     def __init__(self, config: GatewayConfig, *, host: str = "127.0.0.1", port: int = 0) -> None:
-        super().__init__(GatewayApp(config), host=host, port=port)
+        super().__init__(GatewayApp(config), host=host, port=port, options=server_options(config))
 
     def call(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run a coroutine on the server's loop from another thread (e.g. a ledger flush)."""
@@ -41,6 +42,12 @@ async def _run(work: Callable[[], Awaitable[T]]) -> T:
     return await work()
 
 
+def server_options(config: GatewayConfig) -> dict[str, object]:
+    """The hardened server, its connection cap leaving room for the upstream pool and files."""
+    return uvicorn_options(config.server, reserved_fds=config.upstream.connections + 64)
+
+
 def serve_forever(config: GatewayConfig, host: str, port: int, log_level: str = "warning") -> None:
     """One worker, uvloop and httptools when installed, until Ctrl-C (the ledger is flushed)."""
-    serve_app(GatewayApp(config), host, port, log_level, graceful_timeout_s=10)
+    options = server_options(config)
+    serve_app(GatewayApp(config), host, port, log_level, graceful_timeout_s=10, options=options)

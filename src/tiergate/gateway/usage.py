@@ -32,8 +32,12 @@ class UsageQuery:
     key_id: str | None
 
 
+MAX_DAYS = 36_600  # a century: far enough back for any ledger, near enough for the clock
+
+
 def parse_query(query_string: bytes, key: ApiKey, now: float) -> UsageQuery:
-    params = {name: values[-1] for name, values in parse_qs(query_string.decode()).items()}
+    text = query_string.decode("latin-1")
+    params = {name: values[-1] for name, values in parse_qs(text).items()}
     until = params.get("until", utc_day(now))
     if "since" in params:
         since = params["since"]
@@ -42,8 +46,8 @@ def parse_query(query_string: bytes, key: ApiKey, now: float) -> UsageQuery:
             days = int(params.get("days", "30"))
         except ValueError:
             raise GatewayError(400, "days: expected a whole number") from None
-        if days < 1:
-            raise GatewayError(400, "days: must be at least 1")
+        if not 1 <= days <= MAX_DAYS:
+            raise GatewayError(400, f"days: expected 1 to {MAX_DAYS}")
         since = utc_day(now - (days - 1) * 86400)
     for name, value in (("since", since), ("until", until)):
         if not DAY.match(value):

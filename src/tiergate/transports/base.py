@@ -14,7 +14,7 @@ reset, timed out before the first byte).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -25,6 +25,10 @@ MESSAGES = "/v1/messages"
 
 class Unreachable(Exception):
     """No HTTP answer: connection refused or reset, or no first byte in time."""
+
+
+class NoFirstByte(Unreachable):
+    """The upstream accepted the call but sent nothing within ``ApiCall.first_byte_s``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,8 @@ class ApiCall:
     input_tokens: int = 0
     max_tokens: int = 0
     limited: bool = True  # counts against the model's rate limits (count_tokens does not)
+    # No first byte (a stream's first chunk) within this many seconds: the attempt failed.
+    first_byte_s: float | None = None
 
     @property
     def model(self) -> str:
@@ -69,13 +75,19 @@ class ApiReply:
     body: bytes
     model: str = ""
     tried: list[str] = field(default_factory=list)
+    parsed: Any = None  # the body as JSON, once someone asked for it
 
     @property
     def ok(self) -> bool:
         return self.status < 400
 
     def json(self) -> Any:
-        return orjson.loads(self.body)
+        if self.parsed is None:
+            self.parsed = orjson.loads(self.body)
+        return self.parsed
+
+
+UsageReport = Callable[[int], None]
 
 
 class OpenStream(Protocol):
@@ -87,6 +99,9 @@ class OpenStream(Protocol):
     first_chunk: bytes
     model: str
     tried: list[str]
+    # Set by a wrapper that holds something until the output is known (the rate limits'
+    # output-token reservation): the reader calls it with the stream's output tokens.
+    on_usage: UsageReport | None
 
     def chunks(self) -> AsyncIterator[bytes]: ...
 

@@ -7,12 +7,20 @@ Retries and fallback are a wrapper (``retry.py``); this transport makes exactly 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 import aiohttp
 
-from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Unreachable
+from tiergate.transports.base import (
+    ApiCall,
+    ApiReply,
+    NoFirstByte,
+    OpenStream,
+    Unreachable,
+    UsageReport,
+)
 
 # The version the official SDK (anthropic 2.x) sends; a call may name its own.
 DEFAULT_VERSION = "2026-10-21"
@@ -37,6 +45,7 @@ class HttpTransport:
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -67,39 +76,64 @@ class HttpTransport:
 
     async def send(self, call: ApiCall) -> ApiReply:
         session = self._open()
+        response: aiohttp.ClientResponse | None = None
         try:
-            async with session.request(
+            # The first byte is due within first_byte_s: aiohttp's own read timer counts it,
+            # so a complete answer adds no timer of its own to the hot path.
+            response = await session.request(
                 call.method,
                 self.settings.base_url + call.path,
                 data=call.content() if call.method != "GET" else None,
                 headers=self._headers(call),
-            ) as response:
+                timeout=self._timeout(call.first_byte_s),
+            )
+            async with response:
                 body = await response.read()
-                return ApiReply(response.status, dict(response.headers), body, call.model)
+                return ApiReply(response.status, response.headers, body, call.model)
         except (aiohttp.ClientError, TimeoutError) as error:
+            timed_out = isinstance(error, aiohttp.SocketTimeoutError)
+            if response is None and timed_out and call.first_byte_s is not None:
+                raise NoFirstByte(
+                    f"{self.settings.base_url}: no first byte within {call.first_byte_s:g} s"
+                ) from None
             raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+
+    def _timeout(self, first_byte_s: float | None) -> aiohttp.ClientTimeout:
+        if first_byte_s is None:
+            return self._open().timeout  # the session's (None would mean no timeout at all)
+        timeout = self._timeouts.get(first_byte_s)
+        if timeout is None:
+            if len(self._timeouts) > 256:
+                self._timeouts.clear()
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=self.settings.connect_timeout_s, sock_read=first_byte_s
+            )
+            self._timeouts[first_byte_s] = timeout
+        return timeout
 
     async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
         session = self._open()
         response: aiohttp.ClientResponse | None = None
+        deadline = asyncio.timeout(call.first_byte_s)
         try:
-            response = await session.request(
-                call.method,
-                self.settings.base_url + call.path,
-                data=call.content(),
-                headers=self._headers(call),
-            )
-            if response.status >= 400:
-                body = await response.read()
-                return ApiReply(response.status, dict(response.headers), body, call.model)
-            first = await response.content.readany()
+            async with deadline:
+                response = await session.request(
+                    call.method,
+                    self.settings.base_url + call.path,
+                    data=call.content(),
+                    headers=self._headers(call),
+                )
+                if response.status >= 400:
+                    body = await response.read()
+                    return ApiReply(response.status, response.headers, body, call.model)
+                first = await response.content.readany()
             if ERROR_EVENT in first:
                 return stream_error_reply(first, call.model)
             opened = HttpStream(response, first, call.model)
             response = None  # the stream owns it now
             return opened
         except (aiohttp.ClientError, TimeoutError) as error:
-            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
+            raise _unreachable(self.settings.base_url, error, deadline, call) from None
         finally:
             if response is not None:
                 response.close()
@@ -114,10 +148,12 @@ class HttpStream:
     def __init__(self, response: aiohttp.ClientResponse, first_chunk: bytes, model: str) -> None:
         self._response = response
         self.status = response.status
-        self.headers: Mapping[str, str] = dict(response.headers)
+        self.headers: Mapping[str, str] = response.headers
         self.first_chunk = first_chunk
         self.model = model
         self.tried: list[str] = [model]
+        self.on_usage: UsageReport | None = None
+        self._complete = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
@@ -125,9 +161,23 @@ class HttpStream:
                 yield chunk
         except (aiohttp.ClientError, TimeoutError):
             return  # the caller sees the stream end without message_stop
+        self._complete = True
 
     async def aclose(self) -> None:
-        self._response.close()
+        """Read to the end: the connection goes back to the pool; cut short: it is closed,
+        which cancels the upstream generation."""
+        if self._complete:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def _unreachable(
+    base_url: str, error: Exception, deadline: asyncio.Timeout, call: ApiCall
+) -> Unreachable:
+    if deadline.expired():
+        return NoFirstByte(f"{base_url}: no first byte within {call.first_byte_s:g} s")
+    return Unreachable(f"{base_url}: {type(error).__name__}")
 
 
 def stream_error_reply(chunk: bytes, model: str) -> ApiReply:

@@ -3,7 +3,8 @@
 Retries follow the SDK's rules: 408, 409, 429 and 5xx (and no answer at all) are transient;
 ``x-should-retry`` overrides that; the wait honours ``retry-after-ms`` / ``retry-after`` up to
 ``max_wait_s``, else an exponential backoff with jitter. When a model's attempts are used up on
-transient failures, its fallback model gets its own. A stream counts as failed while nothing has
+transient failures, its fallback model gets its own; one that sent no first byte in time
+(:class:`NoFirstByte`) goes straight to its fallback. A stream counts as failed while nothing has
 reached the client (an ``error`` event in its first chunk falls back too). Cancellation (a
 client gone) stops everything at once: no retry is made for a client that left.
 """
@@ -16,7 +17,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from tiergate.transports.base import ApiCall, ApiReply, OpenStream, Transport, Unreachable
+from tiergate.transports.base import (
+    ApiCall,
+    ApiReply,
+    NoFirstByte,
+    OpenStream,
+    Transport,
+    Unreachable,
+)
 
 RETRY_COUNT_HEADER = "x-stainless-retry-count"
 Result = TypeVar("Result", ApiReply, "OpenStream | ApiReply")
@@ -78,20 +86,13 @@ class Retrying:
             tried.append(model)
             target = call.for_model(model) if model else call
             for retry in range(self.policy.max_retries + 1):
-                numbered = ApiCall(
-                    target.path,
-                    target.body,
-                    target.method,
-                    {**target.headers, RETRY_COUNT_HEADER: str(count)},
-                    target.raw,
-                    target.key,
-                    target.input_tokens,
-                    target.max_tokens,
-                    target.limited,
-                )
+                # The first attempt goes as it is: only retries say which try they are.
+                numbered = target if count == 0 else _numbered(target, count)
                 count += 1
                 try:
                     result = await attempt(numbered)
+                except NoFirstByte:
+                    break  # a model that hangs is likely to hang again: on to the fallback
                 except Unreachable:
                     if retry < self.policy.max_retries:
                         await asyncio.sleep(self.policy.backoff(retry))
@@ -111,6 +112,21 @@ class Retrying:
             raise Unreachable(f"no answer after {count} attempts")
         last.tried = list(tried)
         return last
+
+
+def _numbered(call: ApiCall, count: int) -> ApiCall:
+    return ApiCall(
+        call.path,
+        call.body,
+        call.method,
+        {**call.headers, RETRY_COUNT_HEADER: str(count)},
+        call.raw,
+        call.key,
+        call.input_tokens,
+        call.max_tokens,
+        call.limited,
+        call.first_byte_s,
+    )
 
 
 def header_wait(headers: Mapping[str, str]) -> float | None:

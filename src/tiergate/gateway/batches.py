@@ -1,0 +1,252 @@
+"""``/v1/messages/batches``: the Message Batches API passed through, metered at batch prices.
+
+- ``POST /v1/messages/batches``: each request's ``params`` is resolved like a Messages body (a
+  rules route picks its tier's model; a classification route cannot be batched; an unknown
+  model is refused with suggestions). The batch is admitted only if the key's budget can cover
+  the worst case of every request (its bound at ``max_tokens``, at batch prices) now; the
+  budget is charged when results are read, since a batch may end another day. The gateway
+  writes a $0 ``batch_created`` ledger row naming the key that owns the batch.
+- ``GET /v1/messages/batches/{id}``, ``POST .../{id}/cancel``, ``DELETE .../{id}`` and
+  ``GET /v1/messages/batches`` (listed batches: the key's own; an admin key sees all) pass
+  through, for the owning key (or an admin).
+- ``GET .../{id}/results``: passed through as JSONL; the first read writes one ledger row per
+  request (``route: batch``, ``request_id`` ``BATCH_ID/CUSTOM_ID``), each succeeded one priced
+  at batch rates (``batch_discount`` off every component, from the price book) and charged to
+  the owner's budget; reading again charges nothing more (the rows are keyed by request id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+
+from tiergate.core.cost import price_usage
+from tiergate.core.usage import Usage
+from tiergate.gateway.asgi import JSON, Receive, Scope, Send, header, read_body, respond
+from tiergate.gateway.costs import request_bound
+from tiergate.gateway.errors import GatewayError
+from tiergate.gateway.final import unavailable, upstream_error
+from tiergate.gateway.messages import (
+    check_messages_body,
+    parse_json_object,
+    passed_through,
+    unknown_model,
+)
+from tiergate.gateway.rules import choose, marks_of, strip_marks
+from tiergate.gateway.services import Request, Services
+from tiergate.stores.base import BudgetExceeded
+from tiergate.stores.ledger import LedgerRow
+from tiergate.transports.base import ApiCall, ApiReply, Unreachable
+
+PREFIX = "/v1/messages/batches"
+ROUTE = "batch"
+CREATED = "batch_created"
+
+
+async def handle_batches(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    path, method = scope["path"], scope["method"]
+    rest = path.removeprefix(PREFIX).strip("/")
+    batch_id, _, action = rest.partition("/")
+    if not batch_id:
+        if method == "POST":
+            await _create(services, request, scope, receive, send)
+        elif method == "GET":
+            await _list(services, request, scope, send)
+        else:
+            raise GatewayError(405, f"{PREFIX} takes POST or GET, not {method}")
+        return
+    allowed = {"": ("GET", "DELETE"), "cancel": ("POST",), "results": ("GET",)}
+    if action not in allowed:
+        raise GatewayError(404, f"no such endpoint: {path}")
+    if method not in allowed[action]:
+        raise GatewayError(405, f"{path} takes {' or '.join(allowed[action])}, not {method}")
+    owner = await _owner(services, request, batch_id)
+    reply = await _upstream(services, scope, method, path)
+    if reply.ok and action == "results":
+        await _meter_results(services, request, owner, batch_id, reply.body)
+    elif reply.ok:
+        reply = _own_urls(reply, scope)
+    await _pass(reply, request, send)
+
+
+def _own_urls(reply: ApiReply, scope: Scope) -> ApiReply:
+    """``results_url`` is absolute: the upstream's own, which the client must not call
+    directly (the results would go unmetered). It is pointed at this gateway instead."""
+    found = reply.json()
+    batches = found.get("data") if found.get("type") != "message_batch" else [found]
+    base = f"{scope.get('scheme', 'http')}://{(header(scope, b'host') or b'').decode('latin-1')}"
+    for batch in batches or []:
+        if isinstance(batch, dict) and batch.get("results_url"):
+            batch["results_url"] = f"{base}{PREFIX}/{batch['id']}/results"
+    return ApiReply(reply.status, reply.headers, orjson.dumps(found))
+
+
+async def _create(
+    services: Services, request: Request, scope: Scope, receive: Receive, send: Send
+) -> None:
+    raw = await read_body(scope, receive, services.config.max_body_bytes)
+    body = parse_json_object(raw)
+    requests = body.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise GatewayError(400, "requests: Field required (a non-empty list)")
+    resolved, worst_usd, models = [], 0.0, []
+    for index, item in enumerate(requests):
+        params = item.get("params") if isinstance(item, dict) else None
+        if not isinstance(params, dict):
+            raise GatewayError(400, f"requests.{index}.params: Field required")
+        params = _resolve(services, params, index)
+        models.append(params["model"])
+        price = services.book.get(params["model"])
+        params_raw = orjson.dumps(params)
+        bound = request_bound([price], params_raw, params).usd(params["max_tokens"])
+        worst_usd += bound * (1.0 - price.batch_discount)
+        resolved.append({**item, "params": params})
+    # Admitted only if the worst case fits now; charged when the results are read.
+    held = await services.budgets.reserve(request.key, worst_usd, request.at)
+    services.budgets.settle(held, 0.0)
+    raw = orjson.dumps({**body, "requests": resolved})
+    reply = await _upstream(services, scope, "POST", PREFIX, raw)
+    if reply.ok:
+        batch = reply.json()
+        services.ledger.add(_row(services, request, str(batch.get("id")), models[0], CREATED))
+        reply = _own_urls(reply, scope)
+    await _pass(reply, request, send)
+
+
+def _resolve(services: Services, params: dict[str, Any], index: int) -> dict[str, Any]:
+    where = f"requests.{index}.params"
+    try:
+        check_messages_body(params, b"")
+    except GatewayError as error:
+        raise GatewayError(400, f"{where}.{error.message}") from None
+    name = params["model"]
+    if name in services.classifiers:
+        raise GatewayError(400, f"{where}.model: {name!r} is a classification route: not batchable")
+    rules = services.rules.get(name)
+    if rules is not None:
+        choice = choose(rules, params, marks_of(None, params))
+        return {**strip_marks(params), "model": choice.model}
+    if not passed_through(services, name):
+        raise unknown_model(services, name)
+    return params
+
+
+async def _owner(services: Services, request: Request, batch_id: str) -> str:
+    await services.ledger.flush()
+    rows = await _rows(services, request_id=batch_id, outcome=CREATED)
+    owner = str(rows[0]["key_id"]) if rows else None
+    if request.key.admin:
+        return owner or request.key.id
+    if owner != request.key.id:
+        raise GatewayError(404, f"message_batch: {batch_id} not found for this key")
+    return owner
+
+
+async def _rows(services: Services, **equal: Any) -> list[Any]:
+    return await asyncio.to_thread(services.ledger.rows, **equal)
+
+
+async def _list(services: Services, request: Request, scope: Scope, send: Send) -> None:
+    query = scope.get("query_string", b"").decode("latin-1")
+    reply = await _upstream(services, scope, "GET", PREFIX + (f"?{query}" if query else ""))
+    if reply.ok and not request.key.admin:
+        await services.ledger.flush()
+        mine = {
+            row["request_id"]
+            for row in await _rows(services, key_id=request.key.id, outcome=CREATED)
+        }
+        page = reply.json()
+        page["data"] = [batch for batch in page.get("data") or [] if batch.get("id") in mine]
+        reply = ApiReply(reply.status, reply.headers, orjson.dumps(page))
+    if reply.ok:
+        reply = _own_urls(reply, scope)
+    await _pass(reply, request, send)
+
+
+async def _meter_results(
+    services: Services, request: Request, owner: str, batch_id: str, body: bytes
+) -> None:
+    lines = [orjson.loads(line) for line in body.splitlines() if line.strip()]
+    if not lines:
+        return
+    first = f"{batch_id}/{lines[0].get('custom_id')}"
+    await services.ledger.flush()
+    if await _rows(services, request_id=first):
+        return  # metered at the first read
+    charged = 0.0
+    for line in lines:
+        result = line.get("result") or {}
+        message = result.get("message") if result.get("type") == "succeeded" else None
+        usage = Usage.from_api((message or {}).get("usage") or {})
+        model = str((message or {}).get("model") or "")
+        cost = strong = 0.0
+        if message is not None:
+            cost = price_usage(usage, services.book.get(model), batch=True).total_usd
+            strong = price_usage(usage, services.strong, batch=True).total_usd
+        charged += cost
+        row_id = f"{batch_id}/{line.get('custom_id')}"
+        row = _row(services, request, row_id, model, "ok" if message else str(result.get("type")))
+        row.key_id, row.cost_usd, row.strong_only_usd = owner, cost, strong
+        row.input_tokens = int(usage.input_tokens)
+        row.output_tokens = int(usage.output_tokens)
+        row.cache_read_tokens = int(usage.cache_read_tokens)
+        row.cache_write_5m_tokens = int(usage.cache_write_5m_tokens)
+        row.cache_write_1h_tokens = int(usage.cache_write_1h_tokens)
+        services.ledger.add(row)
+    key = next((known for known in services.keys.list() if known.id == owner), request.key)
+    try:  # the money is spent already: charged even past the budget, never lost
+        held = await services.budgets.reserve(key, 0.0, time.time())
+    except BudgetExceeded:
+        return
+    services.budgets.settle(held, charged)
+
+
+def _row(services: Services, request: Request, row_id: str, model: str, outcome: str) -> LedgerRow:
+    return LedgerRow(
+        request_id=row_id,
+        at=request.at,
+        day=services.budgets.day_of(request.at),
+        key_id=request.key.id,
+        route=ROUTE,
+        tier=ROUTE,
+        tiers_tried=model,
+        model=model,
+        status=200,
+        outcome=outcome,
+        streamed=False,
+        escalated=False,
+        input_tokens=0,
+        output_tokens=0,
+        cache_write_5m_tokens=0,
+        cache_write_1h_tokens=0,
+        cache_read_tokens=0,
+        cost_usd=0.0,
+        strong_only_usd=0.0,
+        latency_ms=(time.perf_counter() - request.started) * 1000.0,
+        ttft_ms=None,
+    )
+
+
+async def _upstream(
+    services: Services, scope: Scope, method: str, path: str, raw: bytes | None = None
+) -> ApiReply:
+    headers = services.upstream.headers_for(scope["headers"])
+    call = ApiCall(path, None, method, headers, raw, limited=False)
+    try:
+        return await services.upstream.send(call)
+    except Unreachable as error:
+        raise unavailable(error) from None
+
+
+async def _pass(reply: ApiReply, request: Request, send: Send) -> None:
+    if not reply.ok:
+        status, body, headers = upstream_error(reply)
+        await respond(send, status, body, request.request_id, headers)
+        return
+    content_type = str(reply.headers.get("content-type") or "application/json").encode()
+    await respond(send, reply.status, reply.body, request.request_id, (), content_type or JSON)
