@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from cli_run import tiergate
+
 from tiergate.cli.tables import render_table
-
-
-def tiergate(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    return subprocess.run(
-        [sys.executable, "-m", "tiergate", *args], capture_output=True, text=True, env=env
-    )
 
 
 def test_a_missing_config_or_an_unknown_route_is_one_line(tmp_path: Path) -> None:

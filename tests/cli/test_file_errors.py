@@ -8,13 +8,11 @@ line on stderr naming the file, the field and what was expected, and nothing sta
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import tiergate
 
 GATEWAY = """\
 upstream:
@@ -187,18 +185,6 @@ COMMANDS = {
 TEXTS = {"gateway": GATEWAY, "route": ROUTE, "prices": PRICES}
 
 
-def tiergate(args: list[str]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "TIERGATE_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "tiergate", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(("kind", "change", "expected"), CASES)
 def test_one_mistake_is_one_line_naming_the_file_and_the_field(
     tmp_path: Path, kind: str, change: tuple[str, str] | str, expected: str
@@ -216,7 +202,7 @@ def test_one_mistake_is_one_line_naming_the_file_and_the_field(
     name, command = COMMANDS[kind]
     path = tmp_path / name
     path.write_text(text)
-    done = tiergate([*command, str(path)])
+    done = tiergate(*command, str(path))
     assert done.returncode == 2, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr

@@ -6,13 +6,11 @@ commands must say plainly.
 
 import csv
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import tiergate
 
 DATA = Path(__file__).parents[2] / "examples" / "banking77" / "data"
 LABELS = [
@@ -25,19 +23,6 @@ LABELS = [
     "top_up_failed",
     "change_pin",
 ]
-
-
-def tiergate(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "tiergate", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=env,
-        cwd=cwd,
-    )
 
 
 def rows(path: Path, per_label: int) -> list[dict[str, str]]:

@@ -2,28 +2,14 @@
 runs them, with the Claude tiers emulated."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+from cli_run import tiergate
 
 SNIPS = Path(__file__).parents[2] / "examples" / "snips"
-
-
-def tiergate(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env["HF_HUB_OFFLINE"] = "1"
-    return subprocess.run(
-        [sys.executable, "-m", "tiergate", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-    )
 
 
 def head(source: Path, target: Path, count: int) -> list[dict[str, object]]:

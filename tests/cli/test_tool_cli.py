@@ -7,7 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
-from test_routing_cli import tiergate
+from cli_run import tiergate
 
 BFCL = Path(__file__).parents[2] / "examples" / "bfcl"
 
