@@ -176,39 +176,43 @@ def main() -> None:
         seconds, rss = run(batch(args, source, out, base_url, "live"), args.work / "live.log")
         runs.append(Run("live, uninterrupted", seconds, rss, _summary(args.work / "live.log")))
 
-        killed = args.work / "killed.jsonl"
-        command = batch(args, source, killed, base_url, "live")
-        pick = random.Random(args.seed + 1)
-        # One random moment in each part of the file, so that every kill falls in new work.
-        part = args.rows // args.kills
-        moments = [
-            pick.randint(part * k + part // 10, part * (k + 1) - part // 10)
-            for k in range(args.kills)
-        ]
-        total_s, peak, calls = 0.0, 0.0, 0
-        served_before = _served(base_url)
-        for number, rows in enumerate(moments):
-            log = args.work / f"killed-{number}.log"
-            seconds, rss = run(command, log, kill_at_rows=rows)
-            total_s, peak = total_s + seconds, max(peak, rss)
-            print(f"  killed after {rows:,} rows written ({seconds:.1f} s)")
-        seconds, rss = run(command, args.work / "resumed.log")
-        summary = _summary(args.work / "resumed.log")
-        journal = args.work / "killed.jsonl.state" / "journal.jsonl"
-        with journal.open() as handle:
-            calls = sum(1 for raw in handle if '"k":"answer"' in raw)
-        summary["upstream_calls_this_run"] = calls
-        served = _served(base_url) - served_before
-        print(
-            f"  the emulator served {served:,} requests across the killed and resumed runs for "
-            f"{calls:,} recorded answers: {served - calls:,} were in flight at a kill (or 429s)"
-        )
-        runs.append(
-            Run(
-                f"live, {args.kills} x kill -9 + resume", total_s + seconds, max(peak, rss), summary
+        if args.kills > 0:  # --kills 0: the uninterrupted run alone
+            killed = args.work / "killed.jsonl"
+            command = batch(args, source, killed, base_url, "live")
+            pick = random.Random(args.seed + 1)
+            # One random moment in each part of the file, so that every kill falls in new work.
+            part = args.rows // args.kills
+            moments = [
+                pick.randint(part * k + part // 10, part * (k + 1) - part // 10)
+                for k in range(args.kills)
+            ]
+            total_s, peak, calls = 0.0, 0.0, 0
+            served_before = _served(base_url)
+            for number, rows in enumerate(moments):
+                log = args.work / f"killed-{number}.log"
+                seconds, rss = run(command, log, kill_at_rows=rows)
+                total_s, peak = total_s + seconds, max(peak, rss)
+                print(f"  killed after {rows:,} rows written ({seconds:.1f} s)")
+            seconds, rss = run(command, args.work / "resumed.log")
+            summary = _summary(args.work / "resumed.log")
+            journal = args.work / "killed.jsonl.state" / "journal.jsonl"
+            with journal.open() as handle:
+                calls = sum(1 for raw in handle if '"k":"answer"' in raw)
+            summary["upstream_calls_this_run"] = calls
+            served = _served(base_url) - served_before
+            print(
+                f"  the emulator served {served:,} requests across the killed and resumed runs for "
+                f"{calls:,} recorded answers: {served - calls:,} were in flight at a kill (or 429s)"
             )
-        )
-        _compare(answers(out), answers(killed))
+            runs.append(
+                Run(
+                    f"live, {args.kills} x kill -9 + resume",
+                    total_s + seconds,
+                    max(peak, rss),
+                    summary,
+                )
+            )
+            _compare(answers(out), answers(killed))
 
         if not args.skip_batches:
             out_b = args.work / "batches.jsonl"

@@ -7,10 +7,13 @@ latency; a load generator in its own process offers --rate requests a second (op
 request is due at its time, whatever the earlier ones are doing) for --seconds, each a BANKING77
 test ticket sent as a Messages request to the route. Per variant: completed per second, p50 and
 p99 latency from when each request was due, the gateway's CPU per request, the share that
-climbed to a Claude tier, and the gateway's peak memory.
+climbed to a Claude tier, and the gateway's peak memory. `in s` runs from the first request
+due to the last answer, so it includes the last escalations' Claude latency: when every
+offered request is answered, the route kept the offered rate.
 
     .venv/bin/python bench/classify_route.py                      # 167/s for 20 s per variant
     .venv/bin/python bench/classify_route.py --variants onnx --seconds 60
+    .venv/bin/python bench/classify_route.py --reuse --concurrency 32   # the route default
 
 Claude answers are emulated (realistic latency: Haiku ~0.6 s, Sonnet ~2.3 s per call).
 """
@@ -181,7 +184,8 @@ def measure(variant: str, route: Path, upstream: str, args: argparse.Namespace) 
         f"upstream: {{base_url: '{upstream}', api_key: {FAKE_KEY}, max_retries: 2}}\n"
         "limits: {default: {rpm: 100000, itpm: 100000000, otpm: 10000000}}\n"
         "keys: keys.json\nledger: sqlite:///ledger.db\n"
-        f"routes: {{tickets: {{kind: classify, route: {route / 'route.yaml'}}}}}\n"
+        f"routes: {{tickets: {{kind: classify, route: {route / 'route.yaml'}, "
+        f"concurrency: {args.concurrency}}}}}\n"
     )
     created = tiergate("keys", "create", "--config", str(config), "--name", "bench")
     key = next(word for word in created.stdout.split() if word.startswith("sk-tg-"))
@@ -257,6 +261,12 @@ def main() -> None:
     parser.add_argument("--variants", default="onnx,torch,static")
     parser.add_argument("--rate", type=float, default=10_000 / 60)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=512,
+        help="the route's Claude calls in flight (a route's default, 32, caps it near 40/s)",
+    )
     parser.add_argument("--work", type=Path, default=ROOT / "out" / "bench" / "classify-route")
     parser.add_argument("--reuse", action="store_true", help="keep trained copies from a run")
     parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
@@ -291,14 +301,16 @@ def print_table(rows: list[Row], args: argparse.Namespace) -> None:
         f"(load average {load[0]:.1f} after, {os.cpu_count()} CPUs)\n"
     )
     print(
-        f"{'local tier':<12} {'done/s':>8} {'errors':>7} {'p50 ms':>8} {'p99 ms':>9} "
-        f"{'CPU ms/req':>11} {'climbed':>8} {'peak MB':>8}"
+        f"{'local tier':<12} {'offered':>8} {'answered':>9} {'in s':>6} {'done/s':>8} "
+        f"{'errors':>7} {'p50 ms':>8} {'p99 ms':>9} {'CPU ms/req':>11} {'climbed':>8} "
+        f"{'peak MB':>8}"
     )
     reference = next((row for row in rows if row.variant == "torch"), None)
     for row in rows:
         rate = row.completed / row.seconds if row.seconds else 0.0
         print(
-            f"{row.variant:<12} {rate:>8.1f} {row.errors:>7} {row.p50_ms:>8.1f} "
+            f"{row.variant:<12} {row.offered:>8,} {row.completed:>9,} {row.seconds:>6.1f} "
+            f"{rate:>8.1f} {row.errors:>7} {row.p50_ms:>8.1f} "
             f"{row.p99_ms:>9.1f} {row.cpu_ms_per_request:>11.2f} {row.escalated_share:>8.1%} "
             f"{row.peak_rss_mb:>8.0f}"
         )
