@@ -147,3 +147,36 @@ def test_a_route_file_of_another_task_is_refused(
 def test_an_empty_request_is_an_anthropic_error(fields_gateway: Gateway) -> None:
     with pytest.raises(anthropic.BadRequestError), fields_gateway.client() as client:
         client.messages.create(model="fields", max_tokens=50, messages=user(" "))
+
+
+def test_the_sdk_through_tiergate_serve_gets_a_valid_object(
+    snips: tuple[Path, EmulatorServer], tmp_path: Path
+) -> None:
+    """The same through the command line's server: `tiergate serve` in its own process."""
+    from gw_procs import gateway_processes, write_config
+
+    from tiergate.gateway import KeyStore
+
+    folder, emulator = snips
+    routes = {"fields": {"kind": "extract", "route": str(folder)}}
+    config = write_config(tmp_path, emulator.base_url, routes=routes)
+    _, key = KeyStore(tmp_path / "keys.json").create("extract-test")
+    schema = json.loads((folder / "schema.json").read_text())
+    documents = known_documents(folder, 4)
+    with gateway_processes([config], tmp_path) as (gateway,):
+        client = anthropic.Anthropic(api_key=key, base_url=gateway.base_url, max_retries=0)
+        raws = [
+            client.messages.with_raw_response.create(
+                model="fields", max_tokens=400, messages=user(document["text"])
+            )
+            for document in documents
+        ]
+    valid = 0
+    for raw in raws:
+        assert raw.headers["x-tiergate-route"] == "fields"
+        assert float(raw.headers["x-tiergate-cost-usd"]) > 0
+        if raw.headers["x-tiergate-tier"] in TIERS:
+            block: Any = raw.parse().content[0]
+            jsonschema.validate(json.loads(block.text), schema)
+            valid += 1
+    assert valid >= 3
