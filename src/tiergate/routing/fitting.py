@@ -20,7 +20,7 @@ Two ways to choose thresholds (the route's ``thresholds``):
   the budget promises ("at most 1% of accepted answers wrong"). Every sub-ladder the route could
   run is considered (see :mod:`tiergate.calibration.ladder`), and the cheapest certified one is
   kept, where a ticket no tier accepts counts ``unaccepted_cost_usd``; a looser budget never
-  accepts less.
+  costs more, and a free ladder never accepts less.
 - ``per_tier``: each tier certified on its own, on the tickets that reach it (those the tiers
   below did not accept: the hard ones), and per label where a label has enough data. A stronger
   promise per tier, but a 1% budget needs about 300 accepted answers per tier, which upper tiers
