@@ -254,7 +254,7 @@ def test_a_policy_must_be_a_tool_route_with_a_policy_for_the_cheap_tier(
 
     book = load_price_book()
     banking = Path(__file__).parents[2] / "examples" / "banking77" / "route.yaml"
-    with pytest.raises(ConfigError, match="classify route, not a tool route"):
+    with pytest.raises(ConfigError, match="has `task: classify`, not `task: tool`"):
         AgentTurns.open(agent_route(HAIKU, banking), book)
     with pytest.raises(ConfigError, match="no policy for claude-opus-4-5"):
         AgentTurns.open(agent_route("claude-opus-4-5", calibrated), book)

@@ -274,8 +274,8 @@ def _policy(config: AgentRoute) -> TierPolicy | None:
         raise ConfigError(f"routes.{config.name}.policy: {error}") from None
     if route.task.kind != ToolTask.kind:
         raise ConfigError(
-            f"routes.{config.name}.policy: {route.path} is a {route.task.kind} route, not a "
-            "tool route"
+            f"routes.{config.name}.policy: {route.path} has `task: {route.task.kind}`, not "
+            "`task: tool`"
         )
     if not (route.artifacts / POLICY_FILE).exists():
         log.warning(

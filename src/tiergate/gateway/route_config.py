@@ -117,7 +117,7 @@ class ClassifyRoute(Section):
             raise FieldProblem(("route",), str(error)) from None
         if route.task.kind != self.kind:
             raise FieldProblem(
-                ("kind",), f"{self.kind} but {self.route_file} is a {route.task.kind} route"
+                ("kind",), f"{self.kind} but {self.route_file} has `task: {route.task.kind}`"
             )
         return self
 
