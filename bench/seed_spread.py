@@ -17,31 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from classify_route import tiergate  # a fresh process, the emulator, no key
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "banking77"
 COLUMNS = ("local share", "accepted", "accepted accuracy", "saving vs Sonnet", "cost $")
-
-
-def tiergate(*args: str) -> str:
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    environment.pop("ANTHROPIC_API_KEY", None)  # always the emulator
-    done = subprocess.run(
-        [sys.executable, "-m", "tiergate", *args],
-        capture_output=True,
-        text=True,
-        env=environment,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"tiergate {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 def route_copy(work: Path, seed: int) -> Path:
@@ -60,7 +45,7 @@ def one_seed(work: Path, seed: int, refit: bool = False) -> dict[str, Any]:
         tiergate("train", str(folder))
     recorded = (folder / "artifacts" / "calibration_runs.json").exists()
     tiergate("calibrate", str(folder), *(["--refit"] if refit and recorded else []))
-    result: dict[str, Any] = json.loads(tiergate("eval", str(folder), "--json"))
+    result: dict[str, Any] = json.loads(tiergate("eval", str(folder), "--json").stdout)
     return {
         "seed": seed,
         "local share": result["tiers"]["local"]["accepted_share"],

@@ -259,7 +259,7 @@ def test_a_policy_must_be_a_tool_route_with_a_policy_for_the_cheap_tier(
     with pytest.raises(ConfigError, match="no policy for claude-opus-4-5"):
         AgentTurns.open(agent_route("claude-opus-4-5", calibrated), book)
     opened = AgentTurns.open(agent_route(HAIKU, calibrated), book)
-    assert opened.policy is not None and opened.straight_to_strong({"tools": []}, b"") == "no tools"
+    assert opened.policy is not None and opened.straight_to_strong({"tools": []}) == "no tools"
 
 
 def test_a_streamed_cheap_answer_keeps_thinking_and_calls(

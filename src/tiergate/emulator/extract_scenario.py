@@ -36,6 +36,7 @@ from tiergate.emulator.scenario import (
     DEFAULT_CORRELATION,
     BetaQuantiles,
     ScenarioError,
+    behaviour_for,
     latent_right,
     normalize,
     uniform,
@@ -96,10 +97,7 @@ class ExtractScenario:
     )
 
     def behaviour(self, model: str, family: str) -> ExtractBehaviour:
-        for key in (model, family, "default"):
-            if key in self.behaviours:
-                return self.behaviours[key]
-        return DEFAULT_EXTRACT_BEHAVIOURS["default"]
+        return behaviour_for(self.behaviours, DEFAULT_EXTRACT_BEHAVIOURS, model, family)
 
     def document(self, prompt_text: str) -> str | None:
         match = self.document_pattern.search(prompt_text)

@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import orjson
 import yaml
@@ -117,10 +117,7 @@ class Scenario:
         return self.items.get(normalize(text))
 
     def behaviour(self, model: str, family: str) -> ModelBehaviour:
-        for key in (model, family, "default"):
-            if key in self.behaviours:
-                return self.behaviours[key]
-        return DEFAULT_BEHAVIOURS["default"]
+        return behaviour_for(self.behaviours, DEFAULT_BEHAVIOURS, model, family)
 
     def answer(self, seed: int, model: str, family: str, text: str) -> ScenarioAnswer | None:
         """The model's answer for a known text; ``None`` for a text not in the scenario."""
@@ -160,7 +157,7 @@ def latent_right(
     if difficulty is None:
         difficulty = uniform(seed, "difficulty", key)
     noise = uniform(seed, f"model:{model}", key)
-    latent = math.sqrt(rho) * _NORMAL.inv_cdf(_clip(difficulty)) + math.sqrt(
+    latent = math.sqrt(rho) * _NORMAL.inv_cdf(clip(difficulty)) + math.sqrt(
         1.0 - rho
     ) * _NORMAL.inv_cdf(noise)
     return _NORMAL.cdf(latent) < accuracy
@@ -169,10 +166,24 @@ def latent_right(
 def uniform(seed: int, purpose: str, key: str) -> float:
     """A uniform draw in (0, 1), fixed by (seed, purpose, key): reproducible in any order."""
     digest = hashlib.blake2b(f"{seed}|{purpose}|{key}".encode(), digest_size=8).digest()
-    return _clip((int.from_bytes(digest, "big") + 0.5) / 2**64)
+    return clip((int.from_bytes(digest, "big") + 0.5) / 2**64)
 
 
-def _clip(value: float) -> float:
+B = TypeVar("B")  # a scenario's behaviour type
+
+
+def behaviour_for(
+    behaviours: Mapping[str, B], defaults: Mapping[str, B], model: str, family: str
+) -> B:
+    """A model's behaviour in a scenario: by model id, then family, then the scenario's
+    default, then the built-in default."""
+    for key in (model, family, "default"):
+        if key in behaviours:
+            return behaviours[key]
+    return defaults["default"]
+
+
+def clip(value: float) -> float:
     return min(1.0 - _EDGE, max(_EDGE, value))
 
 

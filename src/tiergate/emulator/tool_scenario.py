@@ -28,10 +28,11 @@ from tiergate.emulator.scenario import (
     DEFAULT_CORRELATION,
     BetaQuantiles,
     ModelBehaviour,
+    behaviour_for,
+    clip,
     normalize,
     uniform,
 )
-from tiergate.emulator.scenario import _clip as clip
 from tiergate.emulator.schema_values import sample
 from tiergate.tasks.tool_gold import canonical_answer, decision_correct
 
@@ -85,10 +86,7 @@ class ToolScenario:
     )
 
     def behaviour(self, model: str, family: str) -> ModelBehaviour:
-        for key in (model, family, "default"):
-            if key in self.behaviours:
-                return self.behaviours[key]
-        return TOOL_BEHAVIOURS["default"]
+        return behaviour_for(self.behaviours, TOOL_BEHAVIOURS, model, family)
 
     def decide(
         self,

@@ -35,7 +35,8 @@ from tiergate.gateway.costs import request_bound
 from tiergate.gateway.disconnect import guard
 from tiergate.gateway.events import message_events
 from tiergate.gateway.final import unavailable, upstream_error
-from tiergate.gateway.messages import BYTES_PER_TOKEN, _relay_stream
+from tiergate.gateway.messages import BYTES_PER_TOKEN, relay_stream
+from tiergate.gateway.rules import estimate_input_tokens
 from tiergate.gateway.services import Outcome, Request, Services, price, record
 from tiergate.gateway.spend import Held, intend
 from tiergate.routing.policy import TierPolicy
@@ -76,7 +77,7 @@ class AgentTurns:
     async def aclose(self) -> None:
         return None
 
-    def straight_to_strong(self, body: Mapping[str, Any], raw: bytes) -> str | None:
+    def straight_to_strong(self, body: dict[str, Any]) -> str | None:
         """Why this turn skips the cheap tier (None: it does not)."""
         if self.policy is None:
             return "no calibrated policy"
@@ -88,7 +89,7 @@ class AgentTurns:
         ):
             return "first turn"
         over = self.config.strong_input_tokens_over
-        if over is not None and len(raw) // BYTES_PER_TOKEN > over:
+        if over is not None and estimate_input_tokens(body) > over:  # as rules routes count
             return "long context"
         return None
 
@@ -102,7 +103,7 @@ class AgentTurns:
         send: Send,
     ) -> None:
         raw = orjson.dumps(body)
-        skip = self.straight_to_strong(body, raw)
+        skip = self.straight_to_strong(body)
         cheap_body = None if skip else self._cheap_body(body)
         bound = _bound(services, self.config.strong, raw, body)
         if cheap_body is not None:
@@ -213,7 +214,7 @@ class AgentTurns:
         if strong.get("stream") is True:
             earlier = (outcome.cost_usd, outcome.usage)
             try:
-                await _relay_stream(services, request, call, outcome, receive, send)
+                await relay_stream(services, request, call, outcome, receive, send)
             finally:  # the relay priced the strong stream alone: add the cheap call
                 outcome.cost_usd += earlier[0]
                 outcome.usage = outcome.usage + earlier[1]

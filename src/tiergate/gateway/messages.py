@@ -144,7 +144,7 @@ async def answer_messages(
     )
     try:
         if body.get("stream") is True:
-            await _relay_stream(services, request, call, outcome, receive, send)
+            await relay_stream(services, request, call, outcome, receive, send)
         else:
             await _forward(services, request, call, outcome, receive, send)
     except AnthropicError as error:
@@ -212,7 +212,7 @@ async def _forward(
     await respond(send, 200, reply.body, request.request_id, headers)
 
 
-async def _relay_stream(
+async def relay_stream(
     services: Services,
     request: Request,
     call: ApiCall,
