@@ -110,16 +110,16 @@ class BatchedViewer:
 
         self.viewer = viewer
         self.model = viewer.model
+        # Found once: scanning the loaded BLAS libraries per batch costs ~90 us, the limit ~7.
+        self._threads = _thread_controller()
         self._batched: Batched[list[LocalView]] = Batched(
             self._predict, max_batch=max_batch, max_wait=max_wait, name="tiergate-local"
         )
 
     def _predict(self, texts: list[str]) -> list[LocalView]:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:  # without it, numpy's default threads
+        if self._threads is None:
             return self.viewer.view(texts)
-        with threadpool_limits(limits=1):
+        with self._threads.limit(limits=1):
             return self.viewer.view(texts)
 
     def view(self, texts: Sequence[str]) -> list[LocalView]:
@@ -130,6 +130,16 @@ class BatchedViewer:
 
     def close(self) -> None:
         self._batched.close()
+
+
+def _thread_controller() -> Any:
+    """threadpoolctl's controller of numpy's BLAS threads; None without threadpoolctl (then
+    numpy keeps its default threads)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
 
 
 def own_rows(
