@@ -36,16 +36,21 @@ def rows(path: Path, per_label: int) -> list[dict[str, str]]:
     return chosen
 
 
-@pytest.fixture(scope="module")
-def route(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("small_route")
+def write_splits(folder: Path, *, train: int, test: int) -> None:
+    """train.jsonl and test.jsonl of the LABELS, so many per label from each split."""
     for name, source, count in (
-        ("train", "banking77_train.csv", 90),
-        ("test", "banking77_test.csv", 20),
+        ("train", "banking77_train.csv", train),
+        ("test", "banking77_test.csv", test),
     ):
         with (folder / f"{name}.jsonl").open("w") as handle:
             for row in rows(DATA / source, count):
                 handle.write(json.dumps(row) + "\n")
+
+
+@pytest.fixture(scope="module")
+def route(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("small_route")
+    write_splits(folder, train=90, test=20)
     (folder / "route.yaml").write_text(
         "name: small\ndescription: bank tickets\n"
         f"labels: {json.dumps(LABELS)}\n"

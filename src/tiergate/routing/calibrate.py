@@ -105,7 +105,7 @@ async def calibrate_route(
     )
     if options.limit is not None:
         examples = examples[: options.limit]
-    if not examples:
+    if not examples and not _certifies_on_own_rows(route, options):
         raise CalibrationError("no calibration tickets")
     local = load_local(route) if uses_local_model(route) else None
     if local is not None:
@@ -124,7 +124,9 @@ async def calibrate_route(
             )
         items = [Item(e.text, e.id, e.request) for e in examples]
         tiers = paid_tiers(route, book, transport, local) if transport is not None else {}
-        say(f"collecting answers of {', '.join(route.tiers)} on {len(items):,} held-out tickets")
+        if items:
+            names = ", ".join(route.tiers)
+            say(f"collecting answers of {names} on {len(items):,} held-out tickets")
         runs = await collect(route, items, tiers, local)
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
@@ -161,6 +163,11 @@ async def calibrate_route(
         report["budgets"] = [asdict(point) for point in points]
         report["plot"] = str(_plot(route, points, report, options.plot))
     return report
+
+
+def _certifies_on_own_rows(route: Route, options: CalibrateOptions) -> bool:
+    """A local-only route with nothing held out: its out-of-fold rows are the evidence."""
+    return route.tiers == (LOCAL,) and options.own_rows and options.data is None
 
 
 def _may_reuse(options: CalibrateOptions) -> bool:
@@ -208,6 +215,21 @@ def _accuracy(task: Task, answers: Sequence[TierAnswer], examples: Sequence[Exam
     return right / len(examples) if examples else 0.0
 
 
+def _own_summary(summary: dict[str, Any], fitted: Fitted, own: OwnRows) -> dict[str, Any]:
+    """The expected figures of a local-only route certified on its out-of-fold rows alone."""
+    fit = fitted.fits[0]
+    accepted = fit.accepted if not fit.skipped else 0
+    share = accepted / fit.tickets if fit.tickets else 0.0
+    return summary | {
+        "tickets": fit.tickets,
+        "accuracy": float(own.correct.mean()) if len(own) else None,
+        "accepted_share": share,
+        "accepted_accuracy": 1.0 - fit.errors / accepted if accepted else None,
+        "unaccepted_share": 1.0 - share,
+        "evidence": "out-of-fold rows of the local tier's training data",
+    }
+
+
 async def _report(
     route: Route,
     examples: list[Example],
@@ -221,6 +243,8 @@ async def _report(
     decisions = await replay(route, fitted.policies, runs, items, rows)
     baselines = _baselines(route, runs)
     summary = summarize(route, decisions, [e.label for e in examples], baselines)
+    if not examples and own is not None:
+        summary = _own_summary(summary, fitted, own)
     tier_rows = [
         {
             "tier": fit.tier,
@@ -257,15 +281,17 @@ async def _report(
                     "chosen": best is not None and best == fitted.ladder.chosen,
                 }
             )
+    everything = {tier: _accuracy(route.task, runs[tier], examples) for tier in route.tiers}
+    if not examples and own is not None:
+        everything[LOCAL] = float(own.correct.mean()) if len(own) else 0.0
     single = {}
     for index, tier in enumerate(route.tiers):
         certified = fitted.alone.get(tier)
         single[tier] = {
             # A tier whose features read the tiers below it is never fitted alone.
             "fitted_alone": index == 0 or not route.task.uses_earlier_answers,
-            "accuracy_if_everything_accepted": _accuracy(route.task, runs[tier], examples),
-            "meets_budget_alone": _accuracy(route.task, runs[tier], examples)
-            >= 1.0 - route.error_budget,
+            "accuracy_if_everything_accepted": everything[tier],
+            "meets_budget_alone": everything[tier] >= 1.0 - route.error_budget,
             "certified_share_alone": certified.accepted_share if certified else 0.0,
             "certified_accuracy_alone": (
                 1.0 - certified.errors / certified.accepted

@@ -65,10 +65,10 @@ def summarize(
         ],
         dtype=bool,
     )
-    accepted = np.array([d.accepted for d in decisions])
+    accepted = np.array([d.accepted for d in decisions], dtype=bool)
     tiers: dict[str, Any] = {}
     for name in route.tiers:
-        mine = np.array([d.accepted and d.tier == name for d in decisions])
+        mine = np.array([d.accepted and d.tier == name for d in decisions], dtype=bool)
         taken = int(mine.sum())
         correct = int((mine & right).sum())
         tiers[name] = {

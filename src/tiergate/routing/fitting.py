@@ -168,22 +168,27 @@ def fit_policies(
     again at ``route.error_budget`` without walking again (budget sweeps).
     """
     gold = [example.label for example in examples]
-    tiers = [_calibrate(route.task, runs[name], gold, route.seed) for name in route.tiers]
     own_scores: _OwnScores | None = None
     if own is not None and route.tiers[0] == LOCAL and len(own):
         own_scores = _own_scores(own, route.seed)
+    tiers = [
+        # The local tier's calibrator is the one fitted on its own rows (many more).
+        _calibrate(route.task, runs[name], gold, route.seed, own_scores.calibrator)
+        if name == LOCAL and own_scores is not None
+        else _calibrate(route.task, runs[name], gold, route.seed)
+        for name in route.tiers
+    ]
+    if own is not None and own_scores is not None and not examples:
+        # A local-only route with nothing held out: its own rows are the calibration tickets.
         tiers[0] = _Calibrated(
             own_scores.calibrator,
-            np.where(
-                np.isfinite(tiers[0].scores),
-                own_scores.calibrator.predict(tiers[0].features),
-                -np.inf,
-            ),
-            tiers[0].correct,
-            tiers[0].labels,
-            tiers[0].costs,
-            tiers[0].features,
+            own_scores.scores,
+            own.correct,
+            list(own.labels),
+            np.zeros(len(own)),
+            dict(own.features),
         )
+        own = None
     unaccepted = route.unaccepted_cost_usd
     if unaccepted is None:  # by default: a person's look is worth ten calls of the top tier
         top = tiers[-1].costs
@@ -262,8 +267,14 @@ def cross_fit_scores(
 
 
 def _calibrate(
-    task: Task, answers: Sequence[TierAnswer], gold: Sequence[object], seed: int
+    task: Task,
+    answers: Sequence[TierAnswer],
+    gold: Sequence[object],
+    seed: int,
+    fitted: Calibrator | None = None,
 ) -> _Calibrated:
+    """A tier's answers scored by a cross-fitted calibrator, or by ``fitted`` (one fitted on
+    other rows, so every answer here is out of sample already)."""
     usable = np.array([answer.usable for answer in answers], dtype=bool)
     correct = np.array(
         [a.usable and task.correct(a.payload, g) for a, g in zip(answers, gold, strict=True)],
@@ -273,7 +284,13 @@ def _calibrate(
     features = {
         key: np.array([answer.features.get(key, 0.0) for answer in answers]) for key in names
     }
-    calibrator, scores = cross_fit_scores(features, correct, usable, seed)
+    if fitted is not None:
+        calibrator = fitted
+        scores = np.full(correct.size, -np.inf)
+        if usable.any():
+            scores[usable] = fitted.predict({k: v[usable] for k, v in features.items()})
+    else:
+        calibrator, scores = cross_fit_scores(features, correct, usable, seed)
     return _Calibrated(
         calibrator,
         scores,

@@ -12,7 +12,8 @@
     data:
       train: data/train.csv        # JSONL, CSV, or TXT with a .labels file beside it
       test: data/test.csv
-      calibration_share: 0.2       # held out from train to fit calibrators and thresholds, or
+      calibration_share: 0.2       # held out from train to fit calibrators and thresholds
+                                   # (default 0.2; 0 for a `tiers: [local]` route), or
       # calibration: data/cal.csv  # a file of its own (never the test data)
     few_shot: 8                    # nearest labelled examples shown to the Claude tiers
     artifacts: artifacts           # where `tiergate train` and `calibrate` write
@@ -38,6 +39,8 @@ from tiergate.tasks.base import Task
 from tiergate.validation import did_you_mean, read_yaml, validated
 
 LOCAL = "local"
+# Held out from the training data for the paid tiers' calibration, unless the route says.
+DEFAULT_CALIBRATION_SHARE = 0.2
 WhenUnsure = Literal["flag", "human"]
 ThresholdMode = Literal["joint", "per_tier"]
 
@@ -52,7 +55,8 @@ class DataSettings(BaseModel):
     train: str | None = None
     test: str | None = None
     calibration: str | None = None
-    calibration_share: float = Field(default=0.2, gt=0.0, lt=1.0)
+    # None: DEFAULT_CALIBRATION_SHARE, or 0 for a route whose only tier is the local one.
+    calibration_share: float | None = Field(default=None, ge=0.0, lt=1.0)
 
 
 class RouteSettings(BaseModel):
@@ -183,10 +187,32 @@ def route_from_mapping(raw: Mapping[str, Any], path: Path) -> Route:
         train_data=base / data.train if data.train else None,
         test_data=base / data.test if data.test else None,
         calibration_data=base / data.calibration if data.calibration else None,
-        calibration_share=data.calibration_share,
+        calibration_share=_calibration_share(path, settings),
         few_shot=settings.few_shot,
         artifacts=base / settings.artifacts,
         seed=settings.seed,
         local=local,
         unaccepted_cost_usd=settings.unaccepted_cost_usd,
     )
+
+
+def _calibration_share(path: Path, settings: RouteSettings) -> float:
+    """What share of the training data is held out for calibration.
+
+    A route whose only tier is the local one needs no hold-out: its tier is certified on
+    out-of-fold scores over the whole training set (``LocalModel.cross_fit``), so by default it
+    trains on everything. The paid tiers cost money per answer and are measured only on tickets
+    held out from training, so a route with one needs a share (or a calibration file).
+    """
+    data = settings.data
+    local_only = settings.tiers == [LOCAL]
+    share = data.calibration_share
+    if share is None:
+        return 0.0 if local_only else DEFAULT_CALIBRATION_SHARE
+    if share == 0.0 and not local_only and data.calibration is None:
+        raise RouteError(
+            f"{path}: data.calibration_share: 0 holds nothing out, but the paid tiers "
+            f"({', '.join(t for t in settings.tiers if t != LOCAL)}) are calibrated on "
+            "held-out tickets: give a share above 0 or a data.calibration file"
+        )
+    return share
