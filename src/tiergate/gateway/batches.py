@@ -2,17 +2,21 @@
 
 - ``POST /v1/messages/batches``: each request's ``params`` is resolved like a Messages body (a
   rules route picks its tier's model; a classification route cannot be batched; an unknown
-  model is refused with suggestions). The batch is admitted only if the key's budget can cover
-  the worst case of every request (its bound at ``max_tokens``, at batch prices) now; the
-  budget is charged when results are read, since a batch may end another day. The gateway
-  writes a $0 ``batch_created`` ledger row naming the key that owns the batch.
+  model is refused with suggestions). The batch's worst case (every request's bound at
+  ``max_tokens``, at batch prices) is *held* against the key's budget until its results are
+  read (``batch_holds.py``); one that does not fit is refused whole, under either
+  ``budget.policy``. The gateway writes a $0 ``batch_created`` ledger row naming the key that
+  owns the batch, and the hold's row.
 - ``GET /v1/messages/batches/{id}``, ``POST .../{id}/cancel``, ``DELETE .../{id}`` and
   ``GET /v1/messages/batches`` (listed batches: the key's own; an admin key sees all) pass
-  through, for the owning key (or an admin).
+  through, for the owning key (or an admin). A batch seen ended (retrieved or canceled) whose
+  hold is open is metered then; a delete meters it first (its results go with it).
 - ``GET .../{id}/results``: passed through as JSONL; the first read writes one ledger row per
   request (``route: batch``, ``request_id`` ``BATCH_ID/CUSTOM_ID``), each succeeded one priced
-  at batch rates (``batch_discount`` off every component, from the price book) and charged to
-  the owner's budget; reading again charges nothing more (the rows are keyed by request id).
+  at batch rates (``batch_discount`` off every component, from the price book), releases the
+  hold and charges the owner's budget what the batch cost, on the day it was created; reading
+  again charges nothing more (the rows are keyed by request id, and the store's claim lets one
+  reader of all the gateways meter).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import orjson
 
 from tiergate.core.cost import price_usage
 from tiergate.core.usage import Usage
+from tiergate.gateway import batch_holds
 from tiergate.gateway.asgi import JSON, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.costs import request_bound
 from tiergate.gateway.errors import GatewayError
@@ -37,7 +42,6 @@ from tiergate.gateway.messages import (
 )
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
-from tiergate.stores.base import BudgetExceeded
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
 
@@ -66,12 +70,31 @@ async def handle_batches(
     if method not in allowed[action]:
         raise GatewayError(405, f"{path} takes {' or '.join(allowed[action])}, not {method}")
     owner = await _owner(services, request, batch_id)
+    if method == "DELETE":  # the results go with the batch: meter them first
+        await _meter_if_held(services, request, owner, batch_id, scope)
     reply = await _upstream(services, scope, method, path)
     if reply.ok and action == "results":
         await _meter_results(services, request, owner, batch_id, reply.body)
     elif reply.ok:
+        if method != "DELETE" and reply.json().get("processing_status") == "ended":
+            await _meter_if_held(services, request, owner, batch_id, scope)
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send)
+
+
+async def _meter_if_held(
+    services: Services, request: Request, owner: str, batch_id: str, scope: Scope
+) -> None:
+    """Meter an ended batch whose hold is still open (canceled or expired batches too: their
+    results say which requests ran), so the unused part goes back without waiting for a read."""
+    await services.ledger.flush()
+    if not await _rows(services, request_id=batch_holds.hold_id(batch_id)):
+        return
+    if await _rows(services, request_id=batch_holds.release_id(batch_id)):
+        return
+    reply = await _upstream(services, scope, "GET", f"{PREFIX}/{batch_id}/results")
+    if reply.ok:
+        await _meter_results(services, request, owner, batch_id, reply.body)
 
 
 def _own_urls(reply: ApiReply, scope: Scope) -> ApiReply:
@@ -106,14 +129,22 @@ async def _create(
         bound = request_bound([price], params_raw, params).usd(params["max_tokens"])
         worst_usd += bound * (1.0 - price.batch_discount)
         resolved.append({**item, "params": params})
-    # Admitted only if the worst case fits now; charged when the results are read.
-    held = await services.budgets.reserve(request.key, worst_usd, request.at)
-    services.budgets.settle(held, 0.0)
+    # Held until the results are read: what the key spends meanwhile cannot use this room.
+    await batch_holds.take(services, request, worst_usd, models[0])
     raw = orjson.dumps({**body, "requests": resolved})
-    reply = await _upstream(services, scope, "POST", PREFIX, raw)
-    if reply.ok:
-        batch = reply.json()
-        services.ledger.add(_row(services, request, str(batch.get("id")), models[0], CREATED))
+    try:
+        reply = await _upstream(services, scope, "POST", PREFIX, raw)
+    except GatewayError:
+        await batch_holds.give_back(services, request, worst_usd)
+        raise
+    if not reply.ok:
+        await batch_holds.give_back(services, request, worst_usd)
+    else:
+        batch_id = str(reply.json().get("id"))
+        hold = _row(services, request, batch_holds.hold_id(batch_id), models[0], batch_holds.HOLD)
+        hold.cost_usd = worst_usd
+        services.ledger.add(hold, closes=request.request_id)
+        services.ledger.add(_row(services, request, batch_id, models[0], CREATED))
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send)
 
@@ -178,6 +209,12 @@ async def _meter_results(
     await services.ledger.flush()
     if await _rows(services, request_id=first):
         return  # metered at the first read
+    if not await services.budgets.claim(batch_holds.claim_name(batch_id)):
+        return  # another reader (here, or another gateway) is metering it
+    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
+    held = float(holds[0]["cost_usd"]) if holds else 0.0
+    # The day the batch was created, whose budget held it (a batch from before holds: today).
+    day = str(holds[0]["day"]) if holds else services.budgets.day_of(request.at)
     charged = 0.0
     for line in lines:
         result = line.get("result") or {}
@@ -191,19 +228,21 @@ async def _meter_results(
         charged += cost
         row_id = f"{batch_id}/{line.get('custom_id')}"
         row = _row(services, request, row_id, model, "ok" if message else str(result.get("type")))
-        row.key_id, row.cost_usd, row.strong_only_usd = owner, cost, strong
+        row.key_id, row.day, row.cost_usd, row.strong_only_usd = owner, day, cost, strong
         row.input_tokens = int(usage.input_tokens)
         row.output_tokens = int(usage.output_tokens)
         row.cache_read_tokens = int(usage.cache_read_tokens)
         row.cache_write_5m_tokens = int(usage.cache_write_5m_tokens)
         row.cache_write_1h_tokens = int(usage.cache_write_1h_tokens)
         services.ledger.add(row)
-    key = next((known for known in services.keys.list() if known.id == owner), request.key)
-    try:  # the money is spent already: charged even past the budget, never lost
-        held = await services.budgets.reserve(key, 0.0, time.time())
-    except BudgetExceeded:
-        return
-    services.budgets.settle(held, charged)
+    if holds:
+        release_id = batch_holds.release_id(batch_id)
+        release = _row(services, request, release_id, "", batch_holds.RELEASED)
+        release.key_id, release.day, release.cost_usd = owner, day, -held
+        services.ledger.add(release)
+    # The money is spent already: charged even past the budget, never lost. The budget moves
+    # by exactly what the ledger just recorded (the rows, less the hold given back).
+    await services.budgets.charge(owner, day, charged - held, time.time())
 
 
 def _row(services: Services, request: Request, row_id: str, model: str, outcome: str) -> LedgerRow:

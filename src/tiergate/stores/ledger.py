@@ -217,10 +217,10 @@ class Ledger:
         if self.journal is not None:
             self.journal.void(request_id)
 
-    def add(self, row: LedgerRow) -> None:
+    def add(self, row: LedgerRow, *, closes: str | None = None) -> None:
         values = row.values()
         if self.journal is not None:
-            self.journal.row(row.request_id, values)
+            self.journal.row(row.request_id, values, closes=closes)
         self._pending.append(values)
 
     def refused(self, day: str, key_id: str, status: int) -> None:

@@ -1,0 +1,259 @@
+"""A batch's worst case is held against its key's budget from creation until its results are
+read: live requests meanwhile cannot spend that room, the hold survives restarts, ``kill -9``
+and other gateways on one Redis, and reading the results gives back what the batch did not use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import anthropic
+import orjson
+import pytest
+from gw_helpers import HAIKU, Gateway, config_dict, running_gateway, user
+from gw_procs import GatewayProcess, gateway_processes, send, write_config
+
+from tiergate.emulator import EmulatorConfig, EmulatorServer
+from tiergate.emulator.clock import ManualClock
+from tiergate.gateway import GatewayServer, KeyStore, parse_config
+from tiergate.stores import utc_day
+from tiergate.stores.ledger import Ledger
+from tiergate.stores.redis_state import RedisKeyStore
+
+pytest_plugins = ("gw_fixtures", "gw_servers")
+
+LIVE: dict[str, Any] = {"model": HAIKU, "max_tokens": 200, "messages": user("Where is my card?")}
+
+
+def batch_requests(tag: str, count: int = 3, max_tokens: int = 200) -> list[Any]:
+    return [
+        {
+            "custom_id": f"{tag}-{index}",
+            "params": {
+                "model": HAIKU,
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": f"Route ticket {tag} {index}"}],
+            },
+        }
+        for index in range(count)
+    ]
+
+
+def memory_spent(gateway: Gateway, key_id: str) -> float:
+    budgets = gateway.server.app.services.budgets
+    return float(gateway.server.call(lambda: budgets.spent(key_id, time.time())).spent_usd)
+
+
+def ledger_spent(rows: list[dict[str, Any]], key_id: str) -> float:
+    today = utc_day(time.time())
+    return float(sum(r["cost_usd"] for r in rows if r["key_id"] == key_id and r["day"] == today))
+
+
+def spend_until_refused(client: anthropic.Anthropic, limit: int = 40) -> int:
+    """Live requests until the budget says no; how many were answered."""
+    for answered in range(limit):
+        try:
+            client.messages.create(**LIVE)
+        except anthropic.RateLimitError as error:
+            assert error.response.headers["x-should-retry"] == "false"
+            return answered
+    raise AssertionError(f"{limit} live requests and the budget never refused one")
+
+
+def usage(base_url: str, key: str) -> dict[str, Any]:
+    request = urllib.request.Request(base_url + "/v1/usage", headers={"x-api-key": key})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        found: dict[str, Any] = orjson.loads(response.read())
+    return found
+
+
+def test_live_spend_cannot_use_the_room_a_batch_holds(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    budget = 0.005
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=budget) as gateway:
+        [owner] = gateway.store.list()
+        with gateway.client() as client:
+            batches = [client.messages.batches.create(requests=batch_requests(t)) for t in "ab"]
+            holds = {row["request_id"]: row for row in gateway.rows(outcome="batch_hold")}
+            held = sum(row["cost_usd"] for row in holds.values())
+            assert set(holds) == {f"{batch.id}#hold" for batch in batches}
+            assert memory_spent(gateway, owner.id) == pytest.approx(held)
+            assert spend_until_refused(client) > 0
+            assert ledger_spent(gateway.rows(), owner.id) <= budget
+            for batch in batches:
+                list(client.messages.batches.results(batch.id))
+                rows = gateway.rows()
+                # the running budget moves by what the ledger records, at every read
+                assert memory_spent(gateway, owner.id) == pytest.approx(
+                    ledger_spent(rows, owner.id), abs=1e-12
+                )
+            releases = gateway.rows(outcome="batch_hold_released")
+            assert sorted(row["cost_usd"] for row in releases) == sorted(
+                -row["cost_usd"] for row in holds.values()
+            )
+            batch_cost = sum(r["cost_usd"] for r in gateway.rows(route="batch", outcome="ok"))
+            assert 0 < batch_cost < held
+            # what the batches did not use is back: live requests run again
+            client.messages.create(**LIVE)
+        rows = gateway.rows()
+        assert ledger_spent(rows, owner.id) <= budget
+        assert memory_spent(gateway, owner.id) == pytest.approx(ledger_spent(rows, owner.id))
+        report = usage(gateway.base_url, gateway.key)
+        assert report["batch_holds"]["open"] == 0
+
+
+@contextmanager
+def gateway_on(folder: Path, upstream: str, key: str) -> Iterator[Gateway]:
+    """A gateway over an existing folder (its keys, ledger and journal), as after a restart."""
+    config = parse_config(config_dict(upstream), folder, {})
+    with GatewayServer(config) as server:
+        yield Gateway(server, key, KeyStore(folder / "keys.json"), folder)
+
+
+def test_a_hold_survives_a_restart(tmp_path: Path, emulator: EmulatorServer) -> None:
+    budget = 0.004
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=budget) as gateway:
+        [owner] = gateway.store.list()
+        with gateway.client() as client:
+            batch = client.messages.batches.create(requests=batch_requests("restart"))
+        [hold] = gateway.rows(outcome="batch_hold")
+    with gateway_on(tmp_path, emulator.base_url, gateway.key) as restarted:
+        assert memory_spent(restarted, owner.id) == pytest.approx(hold["cost_usd"])
+        report = usage(restarted.base_url, restarted.key)
+        assert report["batch_holds"]["open"] == 1
+        assert report["batch_holds"]["held_usd"] == pytest.approx(hold["cost_usd"])
+        assert report["batch_holds"]["batches"][0]["batch_id"] == batch.id
+        assert report["total"]["spend_usd"] == 0  # held, not spent
+        with restarted.client() as client:
+            spend_until_refused(client)
+            list(client.messages.batches.results(batch.id))
+        rows = restarted.rows()
+        assert ledger_spent(rows, owner.id) <= budget
+        assert memory_spent(restarted, owner.id) == pytest.approx(ledger_spent(rows, owner.id))
+        assert usage(restarted.base_url, restarted.key)["batch_holds"]["open"] == 0
+
+
+def test_a_hold_survives_kill_9(tmp_path: Path, emulator: EmulatorServer) -> None:
+    budget = 0.004
+    config = write_config(tmp_path, emulator.base_url, journal="journal")  # ledger_flush_s: 60
+    _, key = KeyStore(tmp_path / "keys.json").create("killed", budget_usd_day=budget)
+    gateway = GatewayProcess(config, 0, tmp_path / "gateway.log")
+    from gw_helpers import free_port
+
+    gateway.port = free_port()
+    gateway.start()
+    with anthropic.Anthropic(api_key=key, base_url=gateway.base_url, max_retries=0) as client:
+        batch = client.messages.batches.create(requests=batch_requests("kill"))
+    gateway.kill()  # the hold's row is in the journal only (rows are written every 60 s)
+    gateway.port = free_port()
+    gateway.start()
+    try:
+        held = usage(gateway.base_url, key)["batch_holds"]
+        assert held["open"] == 1 and held["batches"][0]["batch_id"] == batch.id
+        with anthropic.Anthropic(api_key=key, base_url=gateway.base_url, max_retries=0) as client:
+            spend_until_refused(client)
+            list(client.messages.batches.results(batch.id))
+    finally:
+        gateway.stop()
+    ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    rows = ledger.rows()
+    ledger.engine.dispose()
+    [hold] = [row["cost_usd"] for row in rows if row["outcome"] == "batch_hold"]
+    assert hold == pytest.approx(held["held_usd"])
+    assert sum(row["cost_usd"] for row in rows) <= budget
+
+
+def test_two_gateways_on_one_redis_see_the_hold(
+    fresh_redis: str, emulator: EmulatorServer, tmp_path: Path
+) -> None:
+    budget = 0.004
+    key = RedisKeyStore(fresh_redis).create("fleet", budget_usd_day=budget)[1]
+    shared = f"sqlite:///{tmp_path / 'shared-ledger.db'}"
+    configs = [
+        write_config(
+            tmp_path / f"replica-{index}",
+            emulator.base_url,
+            state=fresh_redis,
+            ledger=shared,
+            journal="journal",
+            ledger_flush_s=0.2,
+        )
+        for index in range(2)
+    ]
+    with gateway_processes(configs, tmp_path) as (first, second):
+        with anthropic.Anthropic(api_key=key, base_url=first.base_url, max_retries=0) as client:
+            batch = client.messages.batches.create(requests=batch_requests("fleet", count=4))
+
+        async def live_on_second() -> int:
+            async with aiohttp.ClientSession() as session:
+                for answered in range(40):
+                    if (await send(session, second.base_url, key, LIVE)).status == 429:
+                        return answered
+            raise AssertionError("the budget never refused a live request")
+
+        assert asyncio.run(live_on_second()) > 0
+        with anthropic.Anthropic(api_key=key, base_url=second.base_url, max_retries=0) as client:
+            list(client.messages.batches.results(batch.id))
+            list(client.messages.batches.results(batch.id))  # charged once
+    ledger = Ledger(shared)
+    rows = ledger.rows()
+    ledger.engine.dispose()
+    spent = sum(row["cost_usd"] for row in rows)
+    assert spent <= budget
+    assert len([row for row in rows if row["outcome"] == "batch_hold_released"]) == 1
+    import redis
+
+    store = redis.Redis.from_url(fresh_redis)
+    key_id = rows[0]["key_id"]
+    committed = int(store.hget(f"tg:budget:{utc_day(time.time())}:{key_id}", "c") or 0)
+    store.close()
+    # every replica stopped: Redis holds what the ledger records, the hold given back
+    assert committed / 1e9 == pytest.approx(spent, abs=1e-8)
+
+
+@pytest.fixture
+def slow_batches() -> Iterator[tuple[EmulatorServer, ManualClock]]:
+    clock = ManualClock(time.time())
+    config = EmulatorConfig(seed=9, batch_processing_s=100.0, clock=clock)
+    with EmulatorServer(config) as running:
+        yield running, clock
+
+
+def test_cancel_and_delete_release_what_the_batch_did_not_use(
+    tmp_path: Path, slow_batches: tuple[EmulatorServer, ManualClock]
+) -> None:
+    upstream, clock = slow_batches
+    with running_gateway(tmp_path, upstream.base_url, budget_usd_day=1.0) as gateway:
+        [owner] = gateway.store.list()
+        with gateway.client() as client:
+            canceled = client.messages.batches.create(requests=batch_requests("c", count=4))
+            clock.advance(50)  # half of it processed
+            assert client.messages.batches.cancel(canceled.id).processing_status == "canceling"
+            assert gateway.rows(route="batch", outcome="ok") == []
+            # seen ended: metered now, the processed half charged, the rest given back
+            assert client.messages.batches.retrieve(canceled.id).processing_status == "ended"
+            rows = {row["request_id"]: row for row in gateway.rows(route="batch")}
+            results = [rows[f"{canceled.id}/c-{index}"] for index in range(4)]
+            assert [row["outcome"] for row in results] == ["ok", "ok", "canceled", "canceled"]
+            charged = sum(row["cost_usd"] for row in results)
+            assert 0 < charged < rows[f"{canceled.id}#hold"]["cost_usd"]
+            assert memory_spent(gateway, owner.id) == pytest.approx(charged)
+
+            deleted = client.messages.batches.create(requests=batch_requests("d", count=2))
+            clock.advance(101)
+            client.messages.batches.delete(deleted.id)  # its results go: metered first
+            rows = {row["request_id"]: row for row in gateway.rows(route="batch")}
+            assert rows[f"{deleted.id}/d-0"]["outcome"] == "ok"
+            assert f"{deleted.id}#release" in rows
+            assert memory_spent(gateway, owner.id) == pytest.approx(
+                ledger_spent(gateway.rows(), owner.id)
+            )
+        assert usage(gateway.base_url, gateway.key)["batch_holds"]["open"] == 0
