@@ -152,7 +152,7 @@ def test_a_hold_survives_kill_9(tmp_path: Path, emulator: EmulatorServer) -> Non
     gateway.start()
     with anthropic.Anthropic(api_key=key, base_url=gateway.base_url, max_retries=0) as client:
         batch = client.messages.batches.create(requests=batch_requests("kill"))
-    gateway.kill()  # the hold's row is in the journal only (rows are written every 60 s)
+    gateway.kill()
     gateway.port = free_port()
     gateway.start()
     try:
@@ -175,7 +175,7 @@ def test_two_gateways_on_one_redis_see_the_hold(
     fresh_redis: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     budget = 0.004
-    key = RedisKeyStore(fresh_redis).create("fleet", budget_usd_day=budget)[1]
+    owner, key = RedisKeyStore(fresh_redis).create("fleet", budget_usd_day=budget)
     shared = f"sqlite:///{tmp_path / 'shared-ledger.db'}"
     configs = [
         write_config(
@@ -191,6 +191,9 @@ def test_two_gateways_on_one_redis_see_the_hold(
     with gateway_processes(configs, tmp_path) as (first, second):
         with anthropic.Anthropic(api_key=key, base_url=first.base_url, max_retries=0) as client:
             batch = client.messages.batches.create(requests=batch_requests("fleet", count=4))
+        # Live traffic comes later (a batch runs for hours): by then the first gateway has
+        # handed its idle lease back, and only the hold keeps the room.
+        leases_back(fresh_redis, owner.id)
 
         async def live_on_second() -> int:
             async with aiohttp.ClientSession() as session:
@@ -209,14 +212,25 @@ def test_two_gateways_on_one_redis_see_the_hold(
     spent = sum(row["cost_usd"] for row in rows)
     assert spent <= budget
     assert len([row for row in rows if row["outcome"] == "batch_hold_released"]) == 1
+    # every replica stopped: Redis holds what the ledger records, the hold given back
+    assert budget_in_redis(fresh_redis, owner.id)[0] == pytest.approx(spent, abs=1e-8)
+
+
+def budget_in_redis(url: str, key_id: str) -> tuple[float, float]:
+    """The key's committed spend and what gateways lease of its budget today, in dollars."""
     import redis
 
-    store = redis.Redis.from_url(fresh_redis)
-    key_id = rows[0]["key_id"]
-    committed = int(store.hget(f"tg:budget:{utc_day(time.time())}:{key_id}", "c") or 0)
+    store = redis.Redis.from_url(url)
+    found = store.hmget(f"tg:budget:{utc_day(time.time())}:{key_id}", ["c", "l"])
     store.close()
-    # every replica stopped: Redis holds what the ledger records, the hold given back
-    assert committed / 1e9 == pytest.approx(spent, abs=1e-8)
+    return int(found[0] or 0) / 1e9, int(found[1] or 0) / 1e9
+
+
+def leases_back(url: str, key_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while budget_in_redis(url, key_id)[1] > 0:
+        assert time.monotonic() < deadline, "a gateway kept its idle lease for 30 s"
+        time.sleep(0.1)
 
 
 @pytest.fixture

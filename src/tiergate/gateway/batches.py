@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -44,6 +45,8 @@ from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
+
+log = logging.getLogger("tiergate.gateway.batches")
 
 PREFIX = "/v1/messages/batches"
 ROUTE = "batch"
@@ -145,8 +148,19 @@ async def _create(
         hold.cost_usd = worst_usd
         services.ledger.add(hold, closes=request.request_id)
         services.ledger.add(_row(services, request, batch_id, models[0], CREATED))
+        await _publish(services)
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send)
+
+
+async def _publish(services: Services) -> None:
+    """Write the batch's rows now, not at the next batch of rows: from the moment its client
+    has the id, every gateway on the ledger must know who owns it (the journal has them
+    already, so a failure here loses nothing: they are written with the next batch)."""
+    try:
+        await services.ledger.flush()
+    except Exception:
+        log.exception("could not write a new batch's ledger rows; they go with the next batch")
 
 
 def _resolve(services: Services, params: dict[str, Any], index: int) -> dict[str, Any]:
