@@ -271,3 +271,48 @@ def test_cancel_and_delete_release_what_the_batch_did_not_use(
                 ledger_spent(gateway.rows(), owner.id)
             )
         assert usage(gateway.base_url, gateway.key)["batch_holds"]["open"] == 0
+
+
+def test_a_batch_the_budget_left_cannot_cover_is_clamped_by_default(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    budget = 0.003  # the batch's worst case at 4,000 tokens each is about $0.03
+    with running_gateway(tmp_path, emulator.base_url, budget_usd_day=budget) as gateway:
+        [owner] = gateway.store.list()
+        with gateway.client() as client:
+            created = client.messages.batches.with_raw_response.create(
+                requests=batch_requests("clamped", count=3, max_tokens=4000)
+            )
+            cap = int(created.headers["x-tiergate-max-tokens-clamped"])
+            assert 64 <= cap < 4000
+            batch = created.parse()
+            [hold] = gateway.rows(outcome="batch_hold")
+            assert hold["cost_usd"] <= budget
+            results = list(client.messages.batches.results(batch.id))
+        for line in results:
+            assert line.result.type == "succeeded"
+            assert line.result.message.usage.output_tokens <= cap
+        rows = gateway.rows()
+        assert 0 < ledger_spent(rows, owner.id) <= budget
+        assert memory_spent(gateway, owner.id) == pytest.approx(ledger_spent(rows, owner.id))
+
+
+def test_the_refuse_policy_refuses_a_batch_the_holds_leave_no_room_for(
+    tmp_path: Path, emulator: EmulatorServer
+) -> None:
+    budget = 0.003  # room for one batch's worst case (about $0.0017), not for two
+    with (
+        running_gateway(
+            tmp_path, emulator.base_url, budget_usd_day=budget, budget={"policy": "refuse"}
+        ) as gateway,
+        gateway.client() as client,
+    ):
+        first = client.messages.batches.create(requests=batch_requests("first"))
+        with pytest.raises(anthropic.RateLimitError) as caught:
+            client.messages.batches.create(requests=batch_requests("second"))
+        headers = caught.value.response.headers
+        assert headers["x-should-retry"] == "false" and int(headers["retry-after"]) > 0
+        assert "budget_usd_day" in caught.value.message
+        assert len(gateway.rows(outcome="batch_hold")) == 1
+        list(client.messages.batches.results(first.id))  # the first one's hold goes back
+        client.messages.batches.create(requests=batch_requests("second"))

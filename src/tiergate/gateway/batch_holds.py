@@ -19,12 +19,16 @@ admitted it, and charging a later day could take that day past its budget.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from tiergate.gateway.costs import ONE_MILLION, RequestBound
 from tiergate.gateway.services import Request, Services
+from tiergate.stores.base import BudgetExceeded
 from tiergate.stores.journal import Intent
 from tiergate.stores.ledger import requests_table
 
@@ -47,14 +51,78 @@ def claim_name(batch_id: str) -> str:
     return f"batch-results:{batch_id}"
 
 
-async def take(services: Services, request: Request, worst_usd: float, model: str) -> None:
-    """Hold the worst case (:class:`~tiergate.stores.base.BudgetExceeded` if it does not fit),
-    then journal the intent: from here on the upstream may create (and bill) the batch."""
-    await services.budgets.hold(request.key, worst_usd, request.at)
+@dataclass(frozen=True)
+class Sized:
+    """One request of a batch: its bound at batch prices, linear in ``max_tokens`` (a batch
+    request has one model), and how low ``max_tokens`` may be clamped."""
+
+    fixed_usd: float
+    per_token_usd: float
+    max_tokens: int
+    floor: int
+
+    @classmethod
+    def of(cls, bound: RequestBound, share: float, max_tokens: int, floor: int) -> Sized:
+        fixed = bound.usd(0) * share
+        per_token = (bound.usd(ONE_MILLION) * share - fixed) / ONE_MILLION
+        return cls(fixed, per_token, max_tokens, min(floor, max_tokens))
+
+    def tokens(self, cap: int | None) -> int:
+        return self.max_tokens if cap is None else min(self.max_tokens, max(self.floor, cap))
+
+    def usd(self, cap: int | None) -> float:
+        return self.fixed_usd + self.per_token_usd * self.tokens(cap)
+
+
+def worst_usd(sizes: Sequence[Sized], cap: int | None = None) -> float:
+    """The batch's worst case, every request at ``max_tokens`` (or at ``cap``, clamped)."""
+    return math.fsum(size.usd(cap) for size in sizes)
+
+
+def cap_for(sizes: Sequence[Sized], usd: float) -> int:
+    """The largest ``max_tokens`` cap whose clamped worst case fits in ``usd`` (0: every
+    request at its floor, which the caller has made sure fits)."""
+    low, high = 0, max(size.max_tokens for size in sizes)
+    while low < high:
+        middle = (low + high + 1) // 2
+        # A hair under: float rounding must never round a hold up past what was reserved.
+        if worst_usd(sizes, middle) <= usd * (1 - 1e-9):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+async def take(
+    services: Services, request: Request, sizes: Sequence[Sized], model: str
+) -> tuple[float, int | None]:
+    """Hold the batch's worst case, then journal the intent: from here on the upstream may
+    create (and bill) the batch. Returns the hold and the ``max_tokens`` cap, if clamped.
+
+    When the worst case does not fit, ``budget.policy`` decides, as for a message: ``refuse``
+    raises :class:`~tiergate.stores.base.BudgetExceeded`; ``clamp`` lowers every request's
+    ``max_tokens`` to one cap, the highest whose worst case the budget left covers (never
+    below a request's floor: ``budget.min_tokens``, its own ``max_tokens`` or its thinking
+    budget plus one), and refuses only if the floors do not fit.
+    """
+    held, cap = worst_usd(sizes), None
+    try:
+        await services.budgets.hold(request.key, held, request.at)
+    except BudgetExceeded:
+        if services.config.budget.policy == "refuse":
+            raise
+        reservation = await services.budgets.reserve(
+            request.key, held, request.at, minimum_usd=worst_usd(sizes, 0)
+        )
+        if reservation is not None and reservation.amount_usd < held:
+            cap = cap_for(sizes, reservation.amount_usd)
+            held = worst_usd(sizes, cap)
+        services.budgets.settle(reservation, held)  # what is held counts as spent
     day = services.budgets.day_of(request.at)
     services.ledger.intend(
-        Intent(request.request_id, request.at, day, request.key.id, "batch", model, worst_usd)
+        Intent(request.request_id, request.at, day, request.key.id, "batch", model, held)
     )
+    return held, cap
 
 
 async def give_back(services: Services, request: Request, worst_usd: float) -> None:

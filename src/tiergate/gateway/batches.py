@@ -4,9 +4,10 @@
   rules route picks its tier's model; a classification route cannot be batched; an unknown
   model is refused with suggestions). The batch's worst case (every request's bound at
   ``max_tokens``, at batch prices) is *held* against the key's budget until its results are
-  read (``batch_holds.py``); one that does not fit is refused whole, under either
-  ``budget.policy``. The gateway writes a $0 ``batch_created`` ledger row naming the key that
-  owns the batch, and the hold's row.
+  read (``batch_holds.py``); one that does not fit follows ``budget.policy``: ``clamp`` caps
+  every request's ``max_tokens`` at what the budget left covers, ``refuse`` refuses it whole.
+  The gateway writes a $0 ``batch_created`` ledger row naming the key that owns the batch,
+  and the hold's row.
 - ``GET /v1/messages/batches/{id}``, ``POST .../{id}/cancel``, ``DELETE .../{id}`` and
   ``GET /v1/messages/batches`` (listed batches: the key's own; an admin key sees all) pass
   through, for the owning key (or an admin). A batch seen ended (retrieved or canceled) whose
@@ -43,6 +44,7 @@ from tiergate.gateway.messages import (
 )
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
+from tiergate.gateway.spend import CLAMPED_HEADER, thinking_floor
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
 
@@ -120,7 +122,8 @@ async def _create(
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         raise GatewayError(400, "requests: Field required (a non-empty list)")
-    resolved, worst_usd, models = [], 0.0, []
+    resolved, sizes, models = [], [], []
+    min_tokens = services.config.budget.min_tokens
     for index, item in enumerate(requests):
         params = item.get("params") if isinstance(item, dict) else None
         if not isinstance(params, dict):
@@ -128,29 +131,36 @@ async def _create(
         params = _resolve(services, params, index)
         models.append(params["model"])
         price = services.book.get(params["model"])
-        params_raw = orjson.dumps(params)
-        bound = request_bound([price], params_raw, params).usd(params["max_tokens"])
-        worst_usd += bound * (1.0 - price.batch_discount)
+        bound = request_bound([price], orjson.dumps(params), params)
+        floor = max(min_tokens, thinking_floor(params))
+        sizes.append(
+            batch_holds.Sized.of(bound, 1.0 - price.batch_discount, params["max_tokens"], floor)
+        )
         resolved.append({**item, "params": params})
     # Held until the results are read: what the key spends meanwhile cannot use this room.
-    await batch_holds.take(services, request, worst_usd, models[0])
+    held_usd, cap = await batch_holds.take(services, request, sizes, models[0])
+    headers: list[tuple[str, str]] = []
+    if cap is not None:
+        headers.append((CLAMPED_HEADER, str(cap)))
+        for item, size in zip(resolved, sizes, strict=True):
+            item["params"] = {**item["params"], "max_tokens": size.tokens(cap)}
     raw = orjson.dumps({**body, "requests": resolved})
     try:
         reply = await _upstream(services, scope, "POST", PREFIX, raw)
     except GatewayError:
-        await batch_holds.give_back(services, request, worst_usd)
+        await batch_holds.give_back(services, request, held_usd)
         raise
     if not reply.ok:
-        await batch_holds.give_back(services, request, worst_usd)
+        await batch_holds.give_back(services, request, held_usd)
     else:
         batch_id = str(reply.json().get("id"))
         hold = _row(services, request, batch_holds.hold_id(batch_id), models[0], batch_holds.HOLD)
-        hold.cost_usd = worst_usd
+        hold.cost_usd = held_usd
         services.ledger.add(hold, closes=request.request_id)
         services.ledger.add(_row(services, request, batch_id, models[0], CREATED))
         await _publish(services)
         reply = _own_urls(reply, scope)
-    await _pass(reply, request, send)
+    await _pass(reply, request, send, headers)
 
 
 async def _publish(services: Services) -> None:
@@ -296,10 +306,14 @@ async def _upstream(
         raise unavailable(error) from None
 
 
-async def _pass(reply: ApiReply, request: Request, send: Send) -> None:
+async def _pass(
+    reply: ApiReply, request: Request, send: Send, headers: list[tuple[str, str]] | None = None
+) -> None:
     if not reply.ok:
-        status, body, headers = upstream_error(reply)
-        await respond(send, status, body, request.request_id, headers)
+        status, body, error_headers = upstream_error(reply)
+        await respond(send, status, body, request.request_id, error_headers)
         return
     content_type = str(reply.headers.get("content-type") or "application/json").encode()
-    await respond(send, reply.status, reply.body, request.request_id, (), content_type or JSON)
+    await respond(
+        send, reply.status, reply.body, request.request_id, headers or (), content_type or JSON
+    )
