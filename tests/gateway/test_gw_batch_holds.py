@@ -172,11 +172,11 @@ def test_a_hold_survives_kill_9(tmp_path: Path, emulator: EmulatorServer) -> Non
 
 
 def test_two_gateways_on_one_redis_see_the_hold(
-    fresh_redis: str, emulator: EmulatorServer, tmp_path: Path
+    fresh_redis: str, fresh_postgres: str, emulator: EmulatorServer, tmp_path: Path
 ) -> None:
     budget = 0.004
     owner, key = RedisKeyStore(fresh_redis).create("fleet", budget_usd_day=budget)
-    shared = f"sqlite:///{tmp_path / 'shared-ledger.db'}"
+    shared = fresh_postgres  # a fleet's ledger: batch rows' ids are up to 98 characters
     configs = [
         write_config(
             tmp_path / f"replica-{index}",
@@ -190,7 +190,8 @@ def test_two_gateways_on_one_redis_see_the_hold(
     ]
     with gateway_processes(configs, tmp_path) as (first, second):
         with anthropic.Anthropic(api_key=key, base_url=first.base_url, max_retries=0) as client:
-            batch = client.messages.batches.create(requests=batch_requests("fleet", count=4))
+            long_ids = batch_requests("fleet-" + "x" * 56, count=4)  # custom_ids of 64
+            batch = client.messages.batches.create(requests=long_ids)
         # Live traffic comes later (a batch runs for hours): by then the first gateway has
         # handed its idle lease back, and only the hold keeps the room.
         leases_back(fresh_redis, owner.id)
