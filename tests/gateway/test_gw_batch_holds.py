@@ -317,3 +317,34 @@ def test_the_refuse_policy_refuses_a_batch_the_holds_leave_no_room_for(
         assert len(gateway.rows(outcome="batch_hold")) == 1
         list(client.messages.batches.results(first.id))  # the first one's hold goes back
         client.messages.batches.create(requests=batch_requests("second"))
+
+
+async def test_a_hold_killed_at_any_moment_is_replayed_once(tmp_path: Path) -> None:
+    """The creation's intent is closed by the hold's row (keyed by the batch id it did not know
+    yet); a creation killed before the upstream answered is charged its whole hold."""
+    import os
+
+    from tiergate.stores.journal import Intent, Journal
+    from tiergate.stores.ledger import LedgerRow
+
+    day = utc_day(time.time())
+    dead = Journal(tmp_path / "journal", "deadrun")
+    dead.intend(Intent("req_created", 1.0, day, "key_1", "batch", HAIKU, 0.003))
+    hold = LedgerRow(
+        "msgbatch_01X#hold", 1.0, day, "key_1", "batch", "batch", HAIKU, HAIKU, 200,
+        "batch_hold", False, False, 0, 0, 0, 0, 0, 0.003, 0.0, 1.0, None,
+    )  # fmt: skip
+    dead.row(hold.request_id, hold.values(), closes="req_created")
+    dead.intend(Intent("req_killed", 2.0, day, "key_1", "batch", HAIKU, 0.004))
+    dead._map.close()  # what the kernel does when the process is killed
+    os.close(dead._descriptor)
+
+    ledger = Ledger(
+        f"sqlite:///{tmp_path / 'ledger.db'}", journal=Journal(tmp_path / "journal", "new")
+    )
+    assert await ledger.recover() == 2
+    found = {row["request_id"]: row for row in ledger.rows()}
+    assert set(found) == {"msgbatch_01X#hold", "req_killed"}
+    assert found["req_killed"]["outcome"] == "unsettled"
+    assert ledger.spent_on(day) == {"key_1": pytest.approx(0.007)}
+    await ledger.close()

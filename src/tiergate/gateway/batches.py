@@ -233,9 +233,10 @@ async def _meter_results(
     await services.ledger.flush()
     if await _rows(services, request_id=first):
         return  # metered at the first read
+    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
+    # From the claim on, nothing awaits until every row is journaled.
     if not await services.budgets.claim(batch_holds.claim_name(batch_id)):
         return  # another reader (here, or another gateway) is metering it
-    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
     held = float(holds[0]["cost_usd"]) if holds else 0.0
     # The day the batch was created, whose budget held it (a batch from before holds: today).
     day = str(holds[0]["day"]) if holds else services.budgets.day_of(request.at)
