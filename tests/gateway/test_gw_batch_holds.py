@@ -348,3 +348,45 @@ async def test_a_hold_killed_at_any_moment_is_replayed_once(tmp_path: Path) -> N
     assert found["req_killed"]["outcome"] == "unsettled"
     assert ledger.spent_on(day) == {"key_1": pytest.approx(0.007)}
     await ledger.close()
+
+
+async def test_redis_replicas_share_a_hold_and_its_release(fresh_redis: str) -> None:
+    from tiergate.stores import ApiKey, BudgetExceeded
+    from tiergate.stores.redis_state import RedisBudgets, connect
+
+    key = ApiKey("key_hold", "hold", "h", 0.0, budget_usd_day=1.0)
+    now = time.time()
+    day = utc_day(now)
+    clients = [connect(fresh_redis) for _ in range(2)]
+    holder, other = (RedisBudgets(client) for client in clients)
+    await holder.hold(key, 0.6, now)
+    with pytest.raises(BudgetExceeded):
+        await other.reserve(key, 0.5, now)
+    # The results are read on the other replica before the holder reported its spend: the
+    # batch cost $0.1, so $0.5 of the hold comes back to everyone at once.
+    assert await other.claim("batch-results:b1") and not await holder.claim("batch-results:b1")
+    await other.charge(key.id, day, 0.1 - 0.6, now)
+    reservation = await other.reserve(key, 0.5, now)
+    other.settle(reservation, 0.25)
+    await holder.charge(key.id, "2000-01-01", -5.0, now)  # a day that is over is closed
+    for budgets in (holder, other):
+        await budgets.close()
+    committed, leased = budget_in_redis(fresh_redis, key.id)
+    assert committed == pytest.approx(0.35) and leased == 0
+    for client in clients:
+        await client.aclose()
+
+
+async def test_memory_budgets_release_a_hold_on_its_own_day_only() -> None:
+    from tiergate.stores import ApiKey, MemoryBudgets
+
+    key = ApiKey("key_hold", "hold", "h", 0.0, budget_usd_day=1.0)
+    now = time.time()
+    budgets = MemoryBudgets(now=now)
+    await budgets.hold(key, 0.6, now)
+    assert (await budgets.spent(key.id, now)).spent_usd == pytest.approx(0.6)
+    await budgets.charge(key.id, utc_day(now), 1.5 - 0.6, now)  # past the budget: charged
+    assert (await budgets.spent(key.id, now)).spent_usd == pytest.approx(1.5)
+    await budgets.charge(key.id, utc_day(now - 86400), -1.0, now)  # yesterday's: closed
+    assert (await budgets.spent(key.id, now)).spent_usd == pytest.approx(1.5)
+    assert await budgets.claim("b1") and not await budgets.claim("b1")
