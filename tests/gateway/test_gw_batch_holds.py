@@ -104,8 +104,10 @@ def test_live_spend_cannot_use_the_room_a_batch_holds(
             # what the batches did not use is back: live requests run again
             client.messages.create(**LIVE)
         rows = gateway.rows()
-        assert ledger_spent(rows, owner.id) <= budget
-        assert memory_spent(gateway, owner.id) == pytest.approx(ledger_spent(rows, owner.id))
+        spent, running = ledger_spent(rows, owner.id), memory_spent(gateway, owner.id)
+        print(f"one gateway: ${spent:.6f} of ${budget} in the ledger, ${running:.6f} running")
+        assert spent <= budget
+        assert running == pytest.approx(spent)
         report = usage(gateway.base_url, gateway.key)
         assert report["batch_holds"]["open"] == 0
 
@@ -211,6 +213,7 @@ def test_two_gateways_on_one_redis_see_the_hold(
     rows = ledger.rows()
     ledger.engine.dispose()
     spent = sum(row["cost_usd"] for row in rows)
+    print(f"two gateways, one Redis: ${spent:.6f} of ${budget} ({spent / budget:.2f}x)")
     assert spent <= budget
     assert len([row for row in rows if row["outcome"] == "batch_hold_released"]) == 1
     # every replica stopped: Redis holds what the ledger records, the hold given back
