@@ -237,43 +237,53 @@ def leases_back(url: str, key_id: str) -> None:
         time.sleep(0.1)
 
 
+HOUR = 3600
+
+
 @pytest.fixture
 def slow_batches() -> Iterator[tuple[EmulatorServer, ManualClock]]:
+    """Batches that would take 48 hours: the API expires what is not done after 24."""
     clock = ManualClock(time.time())
-    config = EmulatorConfig(seed=9, batch_processing_s=100.0, clock=clock)
+    config = EmulatorConfig(seed=9, batch_processing_s=48 * HOUR, clock=clock)
     with EmulatorServer(config) as running:
         yield running, clock
 
 
-def test_cancel_and_delete_release_what_the_batch_did_not_use(
+def test_cancel_expiry_and_delete_release_what_the_batch_did_not_use(
     tmp_path: Path, slow_batches: tuple[EmulatorServer, ManualClock]
 ) -> None:
     upstream, clock = slow_batches
     with running_gateway(tmp_path, upstream.base_url, budget_usd_day=1.0) as gateway:
         [owner] = gateway.store.list()
+
+        def outcomes(batch_id: str, tag: str, count: int) -> list[str]:
+            rows = {row["request_id"]: row for row in gateway.rows(route="batch")}
+            assert f"{batch_id}#release" in rows  # the hold went back
+            return [rows[f"{batch_id}/{tag}-{index}"]["outcome"] for index in range(count)]
+
         with gateway.client() as client:
             canceled = client.messages.batches.create(requests=batch_requests("c", count=4))
-            clock.advance(50)  # half of it processed
+            clock.advance(12 * HOUR)  # a quarter processed
             assert client.messages.batches.cancel(canceled.id).processing_status == "canceling"
             assert gateway.rows(route="batch", outcome="ok") == []
-            # seen ended: metered now, the processed half charged, the rest given back
+            # seen ended: metered now, the processed quarter charged, the rest given back
             assert client.messages.batches.retrieve(canceled.id).processing_status == "ended"
-            rows = {row["request_id"]: row for row in gateway.rows(route="batch")}
-            results = [rows[f"{canceled.id}/c-{index}"] for index in range(4)]
-            assert [row["outcome"] for row in results] == ["ok", "ok", "canceled", "canceled"]
-            charged = sum(row["cost_usd"] for row in results)
-            assert 0 < charged < rows[f"{canceled.id}#hold"]["cost_usd"]
+            assert outcomes(canceled.id, "c", 4) == ["ok", "canceled", "canceled", "canceled"]
+            charged = sum(r["cost_usd"] for r in gateway.rows(route="batch", outcome="ok"))
+            [hold] = gateway.rows(request_id=f"{canceled.id}#hold")
+            assert 0 < charged < hold["cost_usd"]
             assert memory_spent(gateway, owner.id) == pytest.approx(charged)
 
+            expiring = client.messages.batches.create(requests=batch_requests("e", count=2))
             deleted = client.messages.batches.create(requests=batch_requests("d", count=2))
-            clock.advance(101)
+            clock.advance(24 * HOUR)  # both half done when they run out of time
+            assert client.messages.batches.retrieve(expiring.id).processing_status == "ended"
+            assert outcomes(expiring.id, "e", 2) == ["ok", "expired"]
             client.messages.batches.delete(deleted.id)  # its results go: metered first
-            rows = {row["request_id"]: row for row in gateway.rows(route="batch")}
-            assert rows[f"{deleted.id}/d-0"]["outcome"] == "ok"
-            assert f"{deleted.id}#release" in rows
-            assert memory_spent(gateway, owner.id) == pytest.approx(
-                ledger_spent(gateway.rows(), owner.id)
-            )
+            assert outcomes(deleted.id, "d", 2) == ["ok", "expired"]
+        assert memory_spent(gateway, owner.id) == pytest.approx(
+            ledger_spent(gateway.rows(), owner.id)
+        )
         assert usage(gateway.base_url, gateway.key)["batch_holds"]["open"] == 0
 
 
