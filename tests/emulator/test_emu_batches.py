@@ -71,6 +71,22 @@ def test_cancel_keeps_the_processed_share(serve: Serve) -> None:
     assert kinds == ["succeeded"] * 4 + ["canceled"] * 6
 
 
+def test_a_batch_still_processing_after_24_hours_expires(serve: Serve) -> None:
+    clock = ManualClock()
+    with serve(clock=clock, batch_processing_s=48 * 3600) as running:
+        sdk = anthropic.Anthropic(api_key=FAKE_KEY, base_url=running.base_url)
+        requests: Any = [{"custom_id": f"r{n}", "params": params(f"Text {n}")} for n in range(10)]
+        batch = sdk.messages.batches.create(requests=requests)
+        clock.advance(24 * 3600 - 1)
+        assert sdk.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+        clock.advance(1)
+        ended = sdk.messages.batches.retrieve(batch.id)
+        kinds = [entry.result.type for entry in sdk.messages.batches.results(batch.id)]
+    assert ended.processing_status == "ended" and ended.ended_at == ended.expires_at
+    assert ended.request_counts.succeeded == 5 and ended.request_counts.expired == 5
+    assert kinds == ["succeeded"] * 5 + ["expired"] * 5
+
+
 def test_list_and_delete(serve: Serve) -> None:
     clock = ManualClock()
     with serve(clock=clock, batch_processing_s=10) as running:

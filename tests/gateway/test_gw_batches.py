@@ -1,5 +1,5 @@
 """Message Batches through the gateway with the official SDK: passed through, owned by the key
-that created them, admitted by budget, and metered at batch prices when results are read."""
+that created them, held against the budget, and metered at batch prices when results are read."""
 
 from __future__ import annotations
 
@@ -74,9 +74,12 @@ def test_a_batch_passes_through_and_is_metered_at_batch_prices(
             # the route picked its cheap tier for "b"
             assert results["b"].message.model == HAIKU  # type: ignore[union-attr]
             assert spent(gateway, owner.id) == pytest.approx(expected)
+            # the hold went back when the results were read
+            hold, release = rows[f"{batch.id}#hold"], rows[f"{batch.id}#release"]
+            assert hold["cost_usd"] > expected and release["cost_usd"] == -hold["cost_usd"]
             # reading again charges nothing more
             list(client.messages.batches.results(batch.id))
-            assert len(gateway.rows(route="batch")) == 4
+            assert len(gateway.rows(route="batch")) == 6
             assert spent(gateway, owner.id) == pytest.approx(expected)
             client.messages.batches.cancel(batch.id)
         # another key sees neither the batch nor its results

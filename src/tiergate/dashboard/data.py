@@ -15,6 +15,7 @@ from sqlalchemy import Engine, Integer, cast, func, select
 from tiergate.core.cost import price_usage
 from tiergate.core.prices import PriceBook
 from tiergate.core.usage import Usage
+from tiergate.gateway import batch_holds
 from tiergate.gateway.config import RulesRoute
 from tiergate.gateway.usage import UsageQuery, usage_report
 from tiergate.stores.ledger import requests_table
@@ -84,6 +85,7 @@ def timeline(
             func.sum(table.c.output_tokens).label("output"),
         )
         .where(table.c.day >= query.since, table.c.day <= query.until, table.c.status == 200)
+        .where(table.c.outcome.not_in(batch_holds.OUTCOMES))  # held, not spent
         .group_by(bucket, table.c.route)
         .order_by(bucket)
     )

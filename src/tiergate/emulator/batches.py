@@ -3,7 +3,8 @@
 Every request of a batch is answered when the batch is created (answers are deterministic, so
 nothing is lost by answering early); the clock alone decides what the client may see. A batch
 is ``in_progress`` for ``processing_s`` seconds, then ``ended`` with its results. Cancelling
-keeps the share of requests already processed by then and marks the rest ``canceled``.
+keeps the share of requests already processed by then and marks the rest ``canceled``; a batch
+still processing 24 hours after its creation ends then, the rest ``expired``, as the API's do.
 """
 
 from __future__ import annotations
@@ -38,19 +39,28 @@ class Batch:
     cancel_initiated_at: float | None = None
     kept_on_cancel: int | None = None
 
+    @property
+    def expires_at(self) -> float:
+        return self.created_at + EXPIRES_AFTER_S
+
     def ended(self, now: float) -> bool:
-        return self.cancel_initiated_at is not None or now >= self.ends_at
+        return self.cancel_initiated_at is not None or now >= min(self.ends_at, self.expires_at)
 
     def ended_at(self) -> float:
-        return self.cancel_initiated_at if self.cancel_initiated_at is not None else self.ends_at
+        if self.cancel_initiated_at is not None:
+            return self.cancel_initiated_at
+        return min(self.ends_at, self.expires_at)
 
     def final_results(self) -> list[dict[str, Any]]:
-        if self.kept_on_cancel is None:
-            return self.results
-        canceled = {"type": "canceled"}
-        return self.results[: self.kept_on_cancel] + [canceled] * (
-            len(self.results) - self.kept_on_cancel
-        )
+        if self.kept_on_cancel is not None:
+            return self._kept(self.kept_on_cancel, "canceled")
+        if self.ends_at > self.expires_at:  # it ran out of time
+            share = (self.expires_at - self.created_at) / (self.ends_at - self.created_at)
+            return self._kept(int(len(self.results) * share), "expired")
+        return self.results
+
+    def _kept(self, count: int, rest: str) -> list[dict[str, Any]]:
+        return self.results[:count] + [{"type": rest}] * (len(self.results) - count)
 
 
 @dataclass
@@ -114,7 +124,7 @@ def render(batch: Batch, now: float, base_url: str, *, canceling: bool = False) 
         "processing_status": status,
         "request_counts": counts,
         "created_at": rfc3339(batch.created_at),
-        "expires_at": rfc3339(batch.created_at + EXPIRES_AFTER_S),
+        "expires_at": rfc3339(batch.expires_at),
         "ended_at": rfc3339(batch.ended_at()) if ended else None,
         "cancel_initiated_at": (
             rfc3339(batch.cancel_initiated_at) if batch.cancel_initiated_at is not None else None

@@ -2,22 +2,28 @@
 
 - ``POST /v1/messages/batches``: each request's ``params`` is resolved like a Messages body (a
   rules route picks its tier's model; a classification route cannot be batched; an unknown
-  model is refused with suggestions). The batch is admitted only if the key's budget can cover
-  the worst case of every request (its bound at ``max_tokens``, at batch prices) now; the
-  budget is charged when results are read, since a batch may end another day. The gateway
-  writes a $0 ``batch_created`` ledger row naming the key that owns the batch.
+  model is refused with suggestions). The batch's worst case (every request's bound at
+  ``max_tokens``, at batch prices) is *held* against the key's budget until its results are
+  read (``batch_holds.py``); one that does not fit follows ``budget.policy``: ``clamp`` caps
+  every request's ``max_tokens`` at what the budget left covers, ``refuse`` refuses it whole.
+  The gateway writes a $0 ``batch_created`` ledger row naming the key that owns the batch,
+  and the hold's row.
 - ``GET /v1/messages/batches/{id}``, ``POST .../{id}/cancel``, ``DELETE .../{id}`` and
   ``GET /v1/messages/batches`` (listed batches: the key's own; an admin key sees all) pass
-  through, for the owning key (or an admin).
+  through, for the owning key (or an admin). A batch seen ended (retrieved or canceled) whose
+  hold is open is metered then; a delete meters it first (its results go with it).
 - ``GET .../{id}/results``: passed through as JSONL; the first read writes one ledger row per
   request (``route: batch``, ``request_id`` ``BATCH_ID/CUSTOM_ID``), each succeeded one priced
-  at batch rates (``batch_discount`` off every component, from the price book) and charged to
-  the owner's budget; reading again charges nothing more (the rows are keyed by request id).
+  at batch rates (``batch_discount`` off every component, from the price book), releases the
+  hold and charges the owner's budget what the batch cost, on the day it was created; reading
+  again charges nothing more (the rows are keyed by request id, and the store's claim lets one
+  reader of all the gateways meter).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -25,6 +31,7 @@ import orjson
 
 from tiergate.core.cost import price_usage
 from tiergate.core.usage import Usage
+from tiergate.gateway import batch_holds
 from tiergate.gateway.asgi import JSON, Receive, Scope, Send, header, read_body, respond
 from tiergate.gateway.costs import request_bound
 from tiergate.gateway.errors import GatewayError
@@ -37,9 +44,11 @@ from tiergate.gateway.messages import (
 )
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
-from tiergate.stores.base import BudgetExceeded
+from tiergate.gateway.spend import CLAMPED_HEADER, thinking_floor
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
+
+log = logging.getLogger("tiergate.gateway.batches")
 
 PREFIX = "/v1/messages/batches"
 ROUTE = "batch"
@@ -66,12 +75,31 @@ async def handle_batches(
     if method not in allowed[action]:
         raise GatewayError(405, f"{path} takes {' or '.join(allowed[action])}, not {method}")
     owner = await _owner(services, request, batch_id)
+    if method == "DELETE":  # the results go with the batch: meter them first
+        await _meter_if_held(services, request, owner, batch_id, scope)
     reply = await _upstream(services, scope, method, path)
     if reply.ok and action == "results":
         await _meter_results(services, request, owner, batch_id, reply.body)
     elif reply.ok:
+        if method != "DELETE" and reply.json().get("processing_status") == "ended":
+            await _meter_if_held(services, request, owner, batch_id, scope)
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send)
+
+
+async def _meter_if_held(
+    services: Services, request: Request, owner: str, batch_id: str, scope: Scope
+) -> None:
+    """Meter an ended batch whose hold is still open (canceled or expired batches too: their
+    results say which requests ran), so the unused part goes back without waiting for a read."""
+    await services.ledger.flush()
+    if not await _rows(services, request_id=batch_holds.hold_id(batch_id)):
+        return
+    if await _rows(services, request_id=batch_holds.release_id(batch_id)):
+        return
+    reply = await _upstream(services, scope, "GET", f"{PREFIX}/{batch_id}/results")
+    if reply.ok:
+        await _meter_results(services, request, owner, batch_id, reply.body)
 
 
 def _own_urls(reply: ApiReply, scope: Scope) -> ApiReply:
@@ -94,7 +122,8 @@ async def _create(
     requests = body.get("requests")
     if not isinstance(requests, list) or not requests:
         raise GatewayError(400, "requests: Field required (a non-empty list)")
-    resolved, worst_usd, models = [], 0.0, []
+    resolved, sizes, models = [], [], []
+    min_tokens = services.config.budget.min_tokens
     for index, item in enumerate(requests):
         params = item.get("params") if isinstance(item, dict) else None
         if not isinstance(params, dict):
@@ -102,20 +131,46 @@ async def _create(
         params = _resolve(services, params, index)
         models.append(params["model"])
         price = services.book.get(params["model"])
-        params_raw = orjson.dumps(params)
-        bound = request_bound([price], params_raw, params).usd(params["max_tokens"])
-        worst_usd += bound * (1.0 - price.batch_discount)
+        bound = request_bound([price], orjson.dumps(params), params)
+        floor = max(min_tokens, thinking_floor(params))
+        sizes.append(
+            batch_holds.Sized.of(bound, 1.0 - price.batch_discount, params["max_tokens"], floor)
+        )
         resolved.append({**item, "params": params})
-    # Admitted only if the worst case fits now; charged when the results are read.
-    held = await services.budgets.reserve(request.key, worst_usd, request.at)
-    services.budgets.settle(held, 0.0)
+    # Held until the results are read: what the key spends meanwhile cannot use this room.
+    held_usd, cap = await batch_holds.take(services, request, sizes, models[0])
+    headers: list[tuple[str, str]] = []
+    if cap is not None:
+        headers.append((CLAMPED_HEADER, str(cap)))
+        for item, size in zip(resolved, sizes, strict=True):
+            item["params"] = {**item["params"], "max_tokens": size.tokens(cap)}
     raw = orjson.dumps({**body, "requests": resolved})
-    reply = await _upstream(services, scope, "POST", PREFIX, raw)
-    if reply.ok:
-        batch = reply.json()
-        services.ledger.add(_row(services, request, str(batch.get("id")), models[0], CREATED))
+    try:
+        reply = await _upstream(services, scope, "POST", PREFIX, raw)
+    except GatewayError:
+        await batch_holds.give_back(services, request, held_usd)
+        raise
+    if not reply.ok:
+        await batch_holds.give_back(services, request, held_usd)
+    else:
+        batch_id = str(reply.json().get("id"))
+        hold = _row(services, request, batch_holds.hold_id(batch_id), models[0], batch_holds.HOLD)
+        hold.cost_usd = held_usd
+        services.ledger.add(hold, closes=request.request_id)
+        services.ledger.add(_row(services, request, batch_id, models[0], CREATED))
+        await _publish(services)
         reply = _own_urls(reply, scope)
-    await _pass(reply, request, send)
+    await _pass(reply, request, send, headers)
+
+
+async def _publish(services: Services) -> None:
+    """Write the batch's rows now, not at the next batch of rows: from the moment its client
+    has the id, every gateway on the ledger must know who owns it (the journal has them
+    already, so a failure here loses nothing: they are written with the next batch)."""
+    try:
+        await services.ledger.flush()
+    except Exception:
+        log.exception("could not write a new batch's ledger rows; they go with the next batch")
 
 
 def _resolve(services: Services, params: dict[str, Any], index: int) -> dict[str, Any]:
@@ -178,6 +233,13 @@ async def _meter_results(
     await services.ledger.flush()
     if await _rows(services, request_id=first):
         return  # metered at the first read
+    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
+    # From the claim on, nothing awaits until every row is journaled.
+    if not await services.budgets.claim(batch_holds.claim_name(batch_id)):
+        return  # another reader (here, or another gateway) is metering it
+    held = float(holds[0]["cost_usd"]) if holds else 0.0
+    # The day the batch was created, whose budget held it (a batch from before holds: today).
+    day = str(holds[0]["day"]) if holds else services.budgets.day_of(request.at)
     charged = 0.0
     for line in lines:
         result = line.get("result") or {}
@@ -191,19 +253,21 @@ async def _meter_results(
         charged += cost
         row_id = f"{batch_id}/{line.get('custom_id')}"
         row = _row(services, request, row_id, model, "ok" if message else str(result.get("type")))
-        row.key_id, row.cost_usd, row.strong_only_usd = owner, cost, strong
+        row.key_id, row.day, row.cost_usd, row.strong_only_usd = owner, day, cost, strong
         row.input_tokens = int(usage.input_tokens)
         row.output_tokens = int(usage.output_tokens)
         row.cache_read_tokens = int(usage.cache_read_tokens)
         row.cache_write_5m_tokens = int(usage.cache_write_5m_tokens)
         row.cache_write_1h_tokens = int(usage.cache_write_1h_tokens)
         services.ledger.add(row)
-    key = next((known for known in services.keys.list() if known.id == owner), request.key)
-    try:  # the money is spent already: charged even past the budget, never lost
-        held = await services.budgets.reserve(key, 0.0, time.time())
-    except BudgetExceeded:
-        return
-    services.budgets.settle(held, charged)
+    if holds:
+        release_id = batch_holds.release_id(batch_id)
+        release = _row(services, request, release_id, "", batch_holds.RELEASED)
+        release.key_id, release.day, release.cost_usd = owner, day, -held
+        services.ledger.add(release)
+    # The money is spent already: charged even past the budget, never lost. The budget moves
+    # by exactly what the ledger just recorded (the rows, less the hold given back).
+    await services.budgets.charge(owner, day, charged - held, time.time())
 
 
 def _row(services: Services, request: Request, row_id: str, model: str, outcome: str) -> LedgerRow:
@@ -243,10 +307,14 @@ async def _upstream(
         raise unavailable(error) from None
 
 
-async def _pass(reply: ApiReply, request: Request, send: Send) -> None:
+async def _pass(
+    reply: ApiReply, request: Request, send: Send, headers: list[tuple[str, str]] | None = None
+) -> None:
     if not reply.ok:
-        status, body, headers = upstream_error(reply)
-        await respond(send, status, body, request.request_id, headers)
+        status, body, error_headers = upstream_error(reply)
+        await respond(send, status, body, request.request_id, error_headers)
         return
     content_type = str(reply.headers.get("content-type") or "application/json").encode()
-    await respond(send, reply.status, reply.body, request.request_id, (), content_type or JSON)
+    await respond(
+        send, reply.status, reply.body, request.request_id, headers or (), content_type or JSON
+    )

@@ -45,7 +45,7 @@ async def reserve(
         # The rare path: only now is the clamp's floor worth pricing.
         if policy.policy == "refuse":
             raise
-    floor = min(max_tokens, max(policy.min_tokens, _thinking_floor(body)))
+    floor = min(max_tokens, max(policy.min_tokens, thinking_floor(body)))
     reservation = await services.budgets.reserve(
         request.key, wanted, request.at, minimum_usd=bound.usd(floor)
     )
@@ -55,7 +55,7 @@ async def reserve(
     return Held(reservation, reservation.amount_usd, affordable)
 
 
-def _thinking_floor(body: dict[str, Any]) -> int:
+def thinking_floor(body: dict[str, Any]) -> int:
     """Extended thinking needs ``max_tokens`` above its budget, or the API refuses the body."""
     thinking = body.get("thinking")
     if isinstance(thinking, dict) and isinstance(thinking.get("budget_tokens"), int):

@@ -3,7 +3,9 @@
 Grouped four ways (per key, route, model and day) over a range of days. Savings compare what
 was paid with the same usage priced on the strong model (for classification routes: the strong
 tier's own cost where it ran, else its mean cost on the calibration data). A key sees its own
-rows; an admin key sees all, or one key's with ``?key_id=``.
+rows; an admin key sees all, or one key's with ``?key_id=``. Batches whose results were not read
+yet are reported apart (``batch_holds``: their worst case, held against their day's budget), not
+as spend.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import Engine, func, select
 
+from tiergate.gateway import batch_holds
 from tiergate.gateway.errors import GatewayError
 from tiergate.stores import ApiKey, utc_day
 from tiergate.stores.ledger import refusals_table, requests_table
@@ -114,6 +117,7 @@ def usage_report(engine: Engine, query: UsageQuery, strong_model: str) -> dict[s
         "strong_model": strong_model,
         "total": total.report(),
         "refused": _refused(engine, query),
+        "batch_holds": batch_holds.open_holds(engine, query.since, query.until, query.key_id),
         **{
             f"by_{name.removesuffix('_id')}": {
                 value: totals.report() for value, totals in sorted(groups[name].items())
@@ -160,6 +164,7 @@ def _grouped(engine: Engine, query: UsageQuery) -> Iterable[Mapping[str, Any]]:
             func.sum(table.c.cache_read_tokens).label("cache_read"),
         )
         .where(table.c.day >= query.since, table.c.day <= query.until)
+        .where(table.c.outcome.not_in(batch_holds.OUTCOMES))  # reported apart: batch_holds
         .group_by(*columns, table.c.status)
     )
     if query.key_id is not None:

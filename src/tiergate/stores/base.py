@@ -107,6 +107,25 @@ class BudgetStore(ABC):
     async def spent(self, key_id: str, now: float) -> DaySpend:
         """Today's settled spend and what requests in flight hold."""
 
+    async def hold(self, key: ApiKey, usd: float, now: float) -> Reservation | None:
+        """Reserve ``usd`` and count it as spent at once: a hold that outlives the request
+        (a batch's worst case, until its results are read), released with :meth:`charge`.
+        Raises :class:`BudgetExceeded` when it does not fit."""
+        reservation = await self.reserve(key, usd, now)
+        self.settle(reservation, usd)
+        return reservation
+
+    @abstractmethod
+    async def charge(self, key_id: str, day: str, delta_usd: float, now: float) -> None:
+        """Add ``delta_usd`` to the key's settled spend on ``day`` whatever the budget says:
+        money already spent, or (negative) the unused part of a hold given back. A day that
+        is over (not ``now``'s) is closed: its budget no longer admits anything."""
+
+    @abstractmethod
+    async def claim(self, name: str) -> bool:
+        """True for the first caller of ``name`` among every gateway sharing the store (so a
+        batch's results are metered, and its hold released, once)."""
+
     def day_of(self, now: float) -> str:
         """The UTC day of ``now``, for ledger rows."""
         return utc_day(now)

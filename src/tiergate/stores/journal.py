@@ -101,10 +101,15 @@ class Journal:
         self._open[intent.request_id] = line
         self._append(line)
 
-    def row(self, request_id: str, values: Iterable[Any]) -> None:
-        """The settled row (in the ledger's column order); it closes the request's intent."""
+    def row(self, request_id: str, values: Iterable[Any], *, closes: str | None = None) -> None:
+        """The settled row (in the ledger's column order); it closes the request's intent,
+        or the intent named ``closes`` (a row keyed by something the intent did not know yet,
+        such as a batch's id), in the same copy."""
         self._open.pop(request_id, None)
-        self._append(ROW + orjson.dumps(tuple(values)) + b"\n")
+        line = ROW + orjson.dumps(tuple(values)) + b"\n"
+        if closes is not None and self._open.pop(closes, None) is not None:
+            line += VOID + orjson.dumps(closes) + b"\n"
+        self._append(line)
 
     def void(self, request_id: str) -> None:
         """The request ended without an upstream call (refused): nothing to charge."""

@@ -53,7 +53,7 @@ requests_table = Table(
     "requests",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(40), nullable=False),  # unique: migration 0002
+    Column("request_id", String(160), nullable=False),  # unique: 0002; 160 wide: 0004b
     Column("at", Float, nullable=False),
     Column("day", String(10), nullable=False, index=True),
     Column("key_id", String(40), nullable=False, index=True),
@@ -190,7 +190,9 @@ def migrate(engine: Engine) -> None:
         tables = set(inspect(connection).get_table_names())
         if "requests" in tables and "alembic_version" not in tables:
             command.stamp(config, "0001")
-        command.upgrade(config, "head")
+        # Every head: migrations written on parallel branches each revise the last shared
+        # one, and all of them apply.
+        command.upgrade(config, "heads")
 
 
 class Ledger:
@@ -217,10 +219,10 @@ class Ledger:
         if self.journal is not None:
             self.journal.void(request_id)
 
-    def add(self, row: LedgerRow) -> None:
+    def add(self, row: LedgerRow, *, closes: str | None = None) -> None:
         values = row.values()
         if self.journal is not None:
-            self.journal.row(row.request_id, values)
+            self.journal.row(row.request_id, values, closes=closes)
         self._pending.append(values)
 
     def refused(self, day: str, key_id: str, status: int) -> None:

@@ -43,6 +43,7 @@ class MemoryBudgets(BudgetStore):
         self._spend: dict[str, DaySpend] = {
             key_id: DaySpend(spent) for key_id, spent in (spent_today or {}).items()
         }
+        self._claimed: set[str] = set()
 
     def _today(self, now: float) -> str:
         # Formatting a date costs more than the rest of a reservation: only on a new day.
@@ -93,6 +94,18 @@ class MemoryBudgets(BudgetStore):
         self._today(now)
         found = self._spend.get(key_id, DaySpend())
         return DaySpend(found.spent_usd, found.reserved_usd)
+
+    async def charge(self, key_id: str, day: str, delta_usd: float, now: float) -> None:
+        if day != self._today(now):
+            return  # that day's budget is closed
+        spend = self._spend.setdefault(key_id, DaySpend())
+        spend.spent_usd = max(0.0, spend.spent_usd + delta_usd)
+
+    async def claim(self, name: str) -> bool:
+        if name in self._claimed:
+            return False
+        self._claimed.add(name)
+        return True
 
 
 class MemoryUpstreamLimits(UpstreamLimits):

@@ -31,6 +31,16 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 return {granted, committed, leased}
 """
 
+# KEYS[1]: the key's budget for a day. ARGV: delta (nano-dollars; negative gives back part of
+# a hold), ttl seconds. Committed spend may dip below zero for a moment: a hold still in the
+# lease of the gateway that took it (counted in `l`) is committed at that gateway's next sync.
+BUDGET_CHARGE = """
+local committed = tonumber(redis.call('HGET', KEYS[1], 'c') or '0') + tonumber(ARGV[1])
+redis.call('HSET', KEYS[1], 'c', committed)
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return committed
+"""
+
 # KEYS: one hash per bucket (level, at). ARGV: now is Redis's; then per bucket, in KEYS order:
 # capacity, per_second, want, need (want >= need). Takes `want` from every bucket if all have
 # it, else `need` if all have that, else nothing. Returns {taken (0, 1 = need, 2 = want),

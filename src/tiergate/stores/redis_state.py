@@ -46,7 +46,12 @@ from tiergate.stores.base import (
 )
 from tiergate.stores.keyfile import find_one, hash_key, key_from, new_key
 from tiergate.stores.memory import key_rpm_refusal, pause_from
-from tiergate.stores.redis_scripts import BUCKETS_GIVE, BUCKETS_TAKE, BUDGET_LEASE
+from tiergate.stores.redis_scripts import (
+    BUCKETS_GIVE,
+    BUCKETS_TAKE,
+    BUDGET_CHARGE,
+    BUDGET_LEASE,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -58,6 +63,7 @@ LEASE_SHARE = 0.02  # a lease is 2% of the limit (or what the request needs, if 
 SYNC_S = 0.2  # report spend, hand back idle leases, read pauses
 IDLE_S = 0.5  # a lease unused this long goes back
 DAY_TTL_S = 3 * 86400
+CLAIM_TTL_S = 30 * 86400  # a batch's results stay available 29 days
 PREFIX = "tg:"
 
 
@@ -88,6 +94,7 @@ class RedisBudgets(BudgetStore):
         self._seed = dict(spent_today or {})
         self._seed_day = day
         self._lease_script = client.register_script(BUDGET_LEASE)
+        self._charge_script = client.register_script(BUDGET_CHARGE)
         self._leases: dict[tuple[str, str], _Lease] = {}
         self._syncer: asyncio.Task[None] | None = None
 
@@ -158,6 +165,18 @@ class RedisBudgets(BudgetStore):
         local_spent = lease.spent if lease else 0
         held = lease.held if lease else 0
         return DaySpend((committed + local_spent) / NANO, held / NANO)
+
+    async def charge(self, key_id: str, day: str, delta_usd: float, now: float) -> None:
+        if day != utc_day(now):
+            return  # that day's budget is closed
+        # Rounded up: a hold given back is given back a nano-dollar short, never more.
+        await self._charge_script(
+            keys=[f"{PREFIX}budget:{day}:{key_id}"], args=[math.ceil(delta_usd * NANO), DAY_TTL_S]
+        )
+
+    async def claim(self, name: str) -> bool:
+        claimed = await self._client.set(f"{PREFIX}claim:{name}", "1", nx=True, ex=CLAIM_TTL_S)
+        return bool(claimed)
 
     async def start(self) -> None:
         for key_id, spent in self._seed.items():
