@@ -373,13 +373,8 @@ def _walk(
             running = max(running, bound)
             if running < entries[index]:
                 entries[index], bounds[index] = running, bound
-    # Held-out tickets are every family's common measure; a local-only route with nothing held
-    # out has only the free tier's own rows to count on.
-    own_only = alone and count == 0
     found: list[Candidate] = []
-    for (thresholds, outcome), column, entry, bound in zip(
-        points, columns, entries, bounds, strict=True
-    ):
+    for (thresholds, outcome), entry, bound in zip(points, entries, bounds, strict=True):
         if math.isfinite(entry):
             found.append(
                 Candidate(
@@ -387,10 +382,10 @@ def _walk(
                     tuple(float(x) for x in thresholds),
                     entry,
                     bound,
-                    column[1] if own_only else int(outcome.accepted.sum()),
-                    column[0] if own_only else int(outcome.wrong.sum()),
+                    int(outcome.accepted.sum()),
+                    int(outcome.wrong.sum()),
                     outcome.cost,
-                    rows if own_only else count,
+                    count,
                 )
             )
     return found
