@@ -29,13 +29,11 @@ from tiergate.classifier.model import CrossFit, LocalModel
 from tiergate.classifier.settings import LocalSettings
 from tiergate.datasets import Example
 from tiergate.encoders import Encoder, load_encoder
-from tiergate.encoders.base import Vectors
+from tiergate.encoders.base import encode_reporting
 from tiergate.encoders.portable import ENCODER_DIR
-from tiergate.progress import NO_PROGRESS, Stage, Tracker
+from tiergate.progress import NO_PROGRESS, Tracker
 
 Progress = Callable[[str], None]
-# Texts encoded per call while training: a progress step (the encoder batches inside it).
-ENCODE_STEP = 512
 
 
 def build_local_model(
@@ -78,12 +76,7 @@ def build_local_model(
     say(f"encoding {len(example_list):,} examples and fitting the classifier")
     texts = [example.text for example in example_list]
     with tracker.stage("encoding the training examples", len(texts), unit="texts") as stage:
-        vectors = np.concatenate(
-            [
-                _encoded(encoder, texts[start : start + ENCODE_STEP], stage)
-                for start in range(0, len(texts), ENCODE_STEP)
-            ]
-        )
+        vectors = encode_reporting(encoder, texts, stage.advance)
     with tracker.stage("fitting the classifier", 1, unit="fits") as stage:
         model = LocalModel.train(example_list, encoder, vectors=vectors)
         stage.advance()
@@ -105,12 +98,6 @@ def build_local_model(
     else:
         model.attach_training(training)
     return model
-
-
-def _encoded(encoder: Encoder, texts: list[str], stage: Stage) -> Vectors:
-    vectors = encoder.encode(texts)
-    stage.advance(len(texts))
-    return vectors
 
 
 def _base_encoder(settings: LocalSettings, files: Path) -> Encoder:

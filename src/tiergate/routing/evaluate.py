@@ -161,7 +161,8 @@ async def evaluate_route(
     )
     decisions: list[Decision] = []
     ladder = " -> ".join(router.route.tiers)
-    with tracker.stage(f"{ladder} on the test split", len(items), unit="tickets") as stage:
+    split = "the test split" if options.data is None else path.name
+    with tracker.stage(f"{ladder} on {split}", len(items), unit="tickets") as stage:
         for start in range(0, len(items), CHUNK):
             decisions += await router.decide_many(
                 items[start : start + CHUNK],

@@ -61,8 +61,6 @@ CALIBRATOR_FOLDS = 5
 # as this many calls of the ladder's top tier: flagged tickets end with a person, whose minute is
 # worth more than any one API call. Used only to choose among certified ladders.
 UNACCEPTED_TOP_CALLS = 10
-# Texts the local tier encodes per call while collecting: a progress step, not a batch size.
-VIEW_CHUNK = 256
 
 
 @dataclass(frozen=True)
@@ -131,11 +129,10 @@ async def collect(
     if local is not None:
         description = f"{LOCAL} on the calibration split"
         with tracker.stage(description, len(items), unit="tickets") as stage:
-            views = []
-            for start in range(0, len(items), VIEW_CHUNK):
-                texts = [item.text for item in items[start : start + VIEW_CHUNK]]
-                views += local.view(texts)
-                stage.advance(len(texts))
+            # One call, as before progress was reported: an int8 encoder's vectors depend on
+            # the batches it is given.
+            views = list(local.view([item.text for item in items]))
+            stage.advance(len(items))
     contexts = [Context(view) for view in views]
     semaphore = asyncio.Semaphore(concurrency)
 

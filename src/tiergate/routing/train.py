@@ -12,17 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tiergate.classifier.settings import LocalSettings
 from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.route import Route
 from tiergate.routing.runtime import check_labels, local_dir, route_data
-
-if TYPE_CHECKING:
-    from tiergate.classifier.prediction import LocalPrediction
-
-SCORE_STEP = 512  # held-out texts scored per call: a progress step
 
 
 @dataclass(frozen=True)
@@ -58,11 +52,9 @@ def train_route(
     saved = model.save(directory)
     seconds = time.perf_counter() - started
     texts = [example.text for example in data.calibration]
-    predictions: list[LocalPrediction] = []
     with tracker.stage("scoring the held-out split", len(texts), unit="texts") as stage:
-        for start in range(0, len(texts), SCORE_STEP):
-            predictions += model.predict(texts[start : start + SCORE_STEP])
-            stage.advance(len(predictions) - start)
+        predictions = model.predict(texts)  # one call: the same vectors as the tier computes
+        stage.advance(len(texts))
     right = sum(p.label == e.label for p, e in zip(predictions, data.calibration, strict=True))
     return TrainReport(
         saved=saved,
