@@ -120,9 +120,12 @@ def render(result: dict[str, Any]) -> str:
         ]
         for name, tier in result["tiers"].items()
     ]
-    rows.append(["not accepted", f"{unaccepted:,}", f"{result['unaccepted_share']:.1%}", "", ""])
-    if unaccepted:
-        kinds = (("flagged", result["flagged"]), ("to a human", result["handed_to_human"]))
+    counts = (("flagged", result["flagged"]), ("to a human", result["handed_to_human"]))
+    kinds = [(name, count) for name, count in counts if count]
+    # One kind names the row ("not accepted (flagged)"); both get a row each beneath it.
+    label = f"not accepted ({kinds[0][0]})" if len(kinds) == 1 else "not accepted"
+    rows.append([label, f"{unaccepted:,}", f"{result['unaccepted_share']:.1%}", "", ""])
+    if len(kinds) > 1:
         for name, count in kinds:
             rows.append([f"  {name}", f"{count:,}", f"{count / result['tickets']:.1%}", "", ""])
     lines = [
