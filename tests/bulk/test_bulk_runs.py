@@ -4,6 +4,7 @@ batches mode and its resume. One small route, trained and calibrated once for th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -178,3 +179,19 @@ def _written_at_least(path: Path, rows: int) -> bool:
 
 def _text(path: Path) -> str:
     return path.read_text() if path.exists() else ""
+
+
+def test_asked_for_in_a_pipe_the_bar_ends_at_every_row_with_the_runs_cost(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "in.jsonl"
+    write_input(source, setup.rows[:30], {5: "{not json"})
+    out = tmp_path / "out.jsonl"
+    argv = ["batch", str(setup.route), "--in", str(source), "--out", str(out)]
+    assert main([*argv, "--base-url", setup.base_url, "--progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # stdout holds the JSON alone
+    bars = [line for line in captured.err.splitlines() if "rows/s" in line]
+    assert len(bars) == 1 and "\x1b" not in captured.err  # printed once, no escape codes
+    assert "31/31 rows" in bars[0] and "escalated" in bars[0]
+    assert f"${summary['cost_usd']:,.4f}" in bars[0]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from tiergate.bulk.context import BLOCK_LINES, first_line_of_block, opens_chunk
 from tiergate.bulk.durable import AppendFile, last_record, read_records
 from tiergate.bulk.gate import UpstreamGate
 from tiergate.bulk.journal import Journal
-from tiergate.bulk.progress import Snapshot, progress_line
+from tiergate.bulk.progress import Snapshot, Ticker
 from tiergate.bulk.rows import Row, RowError, count_rows, read_rows
 from tiergate.bulk.state import RunFiles, StateMismatchError, claim
 from tiergate.bulk.writer import OrderedWriter, Result
@@ -158,9 +157,22 @@ def test_chunks_stay_inside_a_block_and_never_repeat_a_text() -> None:
     assert first_line_of_block(BLOCK_LINES + 5) == BLOCK_LINES + 1
 
 
-def test_the_progress_line_shows_rate_eta_cost_and_escalation() -> None:
-    line = progress_line(Snapshot(90, 10, 1.5, 30, 200), 1000, 100, elapsed_s=10.0)
-    assert "200/1,000 rows" in line
-    assert "10.0 rows/s" in line and "ETA  1m20s" in line
-    assert "$1.5000" in line and "escalated 33.3%" in line and "upstream   20.0/s" in line
-    assert json.dumps(line)  # one plain line
+class RecordingStage:
+    def __init__(self) -> None:
+        self.advances: list[tuple[int, float, str | None]] = []
+
+    def advance(self, count: int = 1, *, cost_usd: float = 0.0, note: str | None = None) -> None:
+        self.advances.append((count, cost_usd, note))
+
+
+def test_the_ticker_reports_what_was_written_since_the_last_tick() -> None:
+    samples = iter([Snapshot(90, 10, 1.5, 30, 200), Snapshot(150, 10, 2.25, 60, 400)])
+    times = iter([0.0, 10.0, 20.0])
+    stage = RecordingStage()
+    ticker = Ticker(stage, lambda: next(samples), clock=lambda: next(times))
+    ticker.tick()
+    ticker.tick()
+    advanced = [(count, round(cost, 6)) for count, cost, _ in stage.advances]
+    assert advanced == [(100, 1.5), (60, 0.75)]
+    assert stage.advances[0][2] == "escalated 33.3%, upstream 20.0/s"
+    assert stage.advances[1][2] == "escalated 40.0%, upstream 20.0/s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -65,3 +66,28 @@ def test_serving_an_onnx_encoder_never_imports_torch(onnx_dirs: dict[str, Path])
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_encoding_reports_batch_by_batch_with_the_vectors_of_one_call(
+    onnx_dirs: dict[str, Path], test_examples: list[Example]
+) -> None:
+    """Progress through a long encode costs no accuracy: int8 vectors depend on their batch
+    mates, so the texts are still encoded in one call, which reports each batch as it ends."""
+    from tiergate.encoders.base import Vectors, encode_reporting
+
+    exported = OnnxEncoder(onnx_dirs["int8"], batch_size=16)
+    texts = [e.text for e in test_examples[:70]]
+    done: list[int] = []
+    vectors = encode_reporting(exported, texts, done.append)
+    assert done == [16, 16, 16, 16, 6]
+    np.testing.assert_array_equal(vectors, exported.encode(texts))
+
+    class Plain:  # an encoder that cannot tell how far it has got
+        name, dimension = "plain", 1
+
+        def encode(self, texts: Sequence[str]) -> Vectors:
+            return np.ones((len(texts), 1), dtype=np.float32)
+
+    done.clear()
+    assert encode_reporting(Plain(), texts, done.append).shape == (70, 1)
+    assert done == [70]

@@ -16,6 +16,7 @@ from tiergate.audit.config import RouteAudit
 from tiergate.audit.estimate import BREACHED, Tally
 from tiergate.audit.records import AUDIT, DONE, SHADOW, AuditRecord, read_records
 from tiergate.errors import TiergateError
+from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.route import Route, load_route
 from tiergate.routing.runtime import POLICY_FILE, load_calibration
 
@@ -83,24 +84,28 @@ def ledger_records(
         engine.dispose()
 
 
-def audit_report(audited: AuditedRoute) -> dict[str, Any]:
-    """What ``tiergate audit ROUTE`` prints: the live estimate since the last calibration."""
+def audit_report(audited: AuditedRoute, *, tracker: Tracker = NO_PROGRESS) -> dict[str, Any]:
+    """What ``tiergate audit ROUTE`` prints: the live estimate since the last calibration.
+
+    ``tracker`` sees one stage: the audit records replayed, with what their audits cost."""
     route = audited.route
     calibration = load_calibration(route)
     since = calibration_time(route)
     records = ledger_records(audited, since=since, kinds=(AUDIT,))
     tally = Tally(audited.settings.window)
     breached_at = None
-    for record in records:  # replayed in order: a breach stands until the next calibration
-        trial = record.audited()
-        if trial is None:
-            continue
-        tally.add(trial)
-        if (
-            breached_at is None
-            and tally.window_verdict(calibration.error_budget, route.confidence) == BREACHED
-        ):
-            breached_at = record.at
+    with tracker.stage("audit records replayed", len(records), unit="records") as stage:
+        for record in records:  # replayed in order: a breach stands until the next calibration
+            stage.advance(cost_usd=record.cost_usd)
+            trial = record.audited()
+            if trial is None:
+                continue
+            tally.add(trial)
+            if (
+                breached_at is None
+                and tally.window_verdict(calibration.error_budget, route.confidence) == BREACHED
+            ):
+                breached_at = record.at
     report = tally.report(calibration.error_budget, route.confidence)
     report.update(
         breached=breached_at is not None,

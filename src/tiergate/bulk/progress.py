@@ -1,18 +1,21 @@
-"""A one-line progress bar on stderr: rows, rate, ETA, running cost, escalation rate.
+"""A bulk run's progress, reported to a :class:`tiergate.progress.Tracker`: rows, cost, rates.
 
-On a terminal the line is redrawn in place; into a log file it is printed every few seconds.
+Sampled twice a second from what the writer has written (a row is done when its line is in the
+output file), so the rows pay nothing for it. The stage's note carries the escalation share and
+the upstream request rate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TextIO
 
 from tiergate.bulk.writer import Written
+from tiergate.progress import Stage
+
+INTERVAL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -24,60 +27,42 @@ class Snapshot:
     upstream_calls: int
 
 
-def duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{seconds:02d}s"
-
-
-def progress_line(now: Snapshot, total: int, done_before: int, elapsed_s: float) -> str:
-    done = done_before + now.rows + now.errors
-    rate = (now.rows + now.errors) / elapsed_s if elapsed_s > 0 else 0.0
-    left = max(0, total - done)
-    eta = duration(left / rate) if rate > 0 else "--"
+def note(now: Snapshot, elapsed_s: float) -> str:
     share = now.escalated / now.rows if now.rows else 0.0
     upstream = now.upstream_calls / elapsed_s if elapsed_s > 0 else 0.0
-    return (
-        f"{done:>9,}/{total:,} rows  {rate:7.1f} rows/s  ETA {eta:>6}  "
-        f"${now.cost_usd:,.4f}  escalated {share:5.1%}  upstream {upstream:6.1f}/s"
-    )
+    return f"escalated {share:.1%}, upstream {upstream:,.1f}/s"
 
 
-class ProgressBar:
+class Ticker:
+    """Advances ``stage`` by what was written since the last tick."""
+
     def __init__(
         self,
-        total: int,
-        done_before: int,
+        stage: Stage,
         sample: Callable[[], Snapshot],
         *,
-        stream: TextIO = sys.stderr,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._total = total
-        self._done_before = done_before
+        self._stage = stage
         self._sample = sample
-        self._stream = stream
         self._clock = clock
         self._started = clock()
-        self._tty = stream.isatty()
+        self._last = Snapshot(0, 0, 0.0, 0, 0)
 
-    def draw(self, final: bool = False) -> None:
-        line = progress_line(
-            self._sample(), self._total, self._done_before, self._clock() - self._started
+    def tick(self) -> None:
+        now, last = self._sample(), self._last
+        self._stage.advance(
+            now.rows + now.errors - last.rows - last.errors,
+            cost_usd=now.cost_usd - last.cost_usd,
+            note=note(now, self._clock() - self._started),
         )
-        if self._tty:
-            self._stream.write("\r" + line + ("\n" if final else ""))
-        else:
-            self._stream.write(line + "\n")
-        self._stream.flush()
+        self._last = now
 
     async def run(self) -> None:
-        """Redraw until cancelled."""
-        interval = 0.5 if self._tty else 5.0
+        """Tick until cancelled."""
         while True:
-            await asyncio.sleep(interval)
-            self.draw()
+            await asyncio.sleep(INTERVAL_S)
+            self.tick()
 
 
 def snapshot(written: Written, upstream_calls: int) -> Snapshot:

@@ -15,13 +15,14 @@ from tiergate.bulk.durable import AppendFile, read_records
 from tiergate.bulk.gate import UpstreamGate
 from tiergate.bulk.journal import Journal
 from tiergate.bulk.live import run_live
-from tiergate.bulk.progress import ProgressBar, snapshot
+from tiergate.bulk.progress import Ticker, snapshot
 from tiergate.bulk.rows import count_rows, read_rows
 from tiergate.bulk.state import RunFiles, claim, manifest_for
 from tiergate.bulk.summary import summarize
 from tiergate.bulk.writer import OrderedWriter
 from tiergate.core.prices import PriceBook
 from tiergate.limits import RateLimits
+from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.route import Route
 from tiergate.routing.runtime import POLICY_FILE, open_router
 from tiergate.tiers.anthropic import AnthropicTier
@@ -40,7 +41,7 @@ class BulkOptions:
     limits: RateLimits = field(default_factory=RateLimits)
     concurrency: int = 64
     batches: BatchSettings = field(default_factory=BatchSettings)
-    progress: bool = True
+    tracker: Tracker = NO_PROGRESS  # one stage: the rows, as they are written
 
 
 @dataclass(frozen=True)
@@ -96,31 +97,31 @@ async def run_bulk(
     def upstream_calls() -> int:
         return gate.calls if options.mode == "live" else waves.requests_sent
 
-    bar = ProgressBar(
-        count_rows(options.source),
-        count_rows(options.source, up_to_line=resume),
-        lambda: snapshot(writer.written, upstream_calls()),
-    )
-    ticker = asyncio.create_task(bar.run()) if options.progress else None
-    started = time.perf_counter()
-    items = read_rows(options.source, after_line=first_line_of_block(resume) - 1)
-    try:
-        if options.mode == "live":
-            await run_live(context, items, writer, done_through=resume)
-        else:
-            await run_batches(context, items, writer, options.batches, waves, done_through=resume)
-    finally:
-        if ticker is not None:
-            ticker.cancel()
+    total = count_rows(options.source)
+    done_before = count_rows(options.source, up_to_line=resume)
+    description = f"{route.name} ({options.mode})"
+    with options.tracker.stage(description, total, unit="rows", done=done_before) as stage:
+        ticker = Ticker(stage, lambda: snapshot(writer.written, upstream_calls()))
+        ticking = asyncio.create_task(ticker.run())
+        started = time.perf_counter()
+        items = read_rows(options.source, after_line=first_line_of_block(resume) - 1)
+        try:
+            if options.mode == "live":
+                await run_live(context, items, writer, done_through=resume)
+            else:
+                await run_batches(
+                    context, items, writer, options.batches, waves, done_through=resume
+                )
+        finally:
+            ticking.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await ticker
-        writer.sync()
-        writer.output.close()
-        writer.errors.close()
-        journal.close()
-    elapsed = time.perf_counter() - started
-    if options.progress:
-        bar.draw(final=True)
+                await ticking
+            writer.sync()
+            writer.output.close()
+            writer.errors.close()
+            journal.close()
+        elapsed = time.perf_counter() - started
+        ticker.tick()
     summary = summarize(
         route,
         options.source,

@@ -1,5 +1,7 @@
 """The end-of-run summary, read back from the output file so a resumed run reports the whole file.
 
+``tiergate batch`` prints it as a table (``tiergate.cli.batch.render``) or as JSON.
+
 Share and accuracy per tier (accuracy only where the input has labels), cost against calling
 only the cheap or only the strong Claude model (their mean cost per call seen in this file, times
 the rows), and in batches mode the discount against the same answers bought live.
@@ -135,45 +137,3 @@ def summarize(
             "saving": _ratio(alone - counts.paid_usd, alone),
         }
     return body
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
-
-
-def render(summary: dict[str, Any]) -> str:
-    rate = summary["rows_per_s"]
-    lines = [
-        f"{summary['route']} ({summary['mode']} mode): {summary['rows']:,} rows answered, "
-        f"{summary['errors']:,} in the errors file",
-        f"this run: {summary['rows_this_run']:,} rows in {summary['seconds']:.1f} s "
-        f"({'-' if rate is None else f'{rate:,.1f}'} rows/s), "
-        f"{summary['upstream_calls_this_run']:,} upstream calls",
-        "",
-        f"{'tier':<20} {'accepted':>9} {'share':>7} {'accuracy':>9} {'calls':>8} {'cost':>11}",
-    ]
-    for name, tier in summary["tiers"].items():
-        lines.append(
-            f"{name:<20} {tier['accepted']:>9,} {_percent(tier['share']):>7} "
-            f"{_percent(tier['accuracy']):>9} {tier['calls']:>8,} ${tier['cost_usd']:>10,.4f}"
-        )
-    lines.append(
-        f"{'not accepted':<20} {summary['not_accepted']:>9,} "
-        f"{_percent(_ratio(summary['not_accepted'], summary['rows'])):>7}"
-    )
-    lines += [
-        "",
-        f"escalation rate {_percent(summary['escalation_rate'])}; accuracy of all answers "
-        f"{_percent(summary['accuracy'])}",
-        f"cost ${summary['cost_usd']:,.4f}",
-    ]
-    if summary["mode"] == "batches":
-        lines.append(
-            f"  the same answers live: ${summary['live_cost_usd']:,.4f} (the batch discount "
-            f"saves ${summary['batch_saving_usd']:,.4f})"
-        )
-    for name, alone in summary["only"].items():
-        lines.append(
-            f"  {name}-only: ${alone['cost_usd']:,.4f} (tiered saves {_percent(alone['saving'])})"
-        )
-    return "\n".join(lines)

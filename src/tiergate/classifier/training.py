@@ -29,7 +29,9 @@ from tiergate.classifier.model import CrossFit, LocalModel
 from tiergate.classifier.settings import LocalSettings
 from tiergate.datasets import Example
 from tiergate.encoders import Encoder, load_encoder
+from tiergate.encoders.base import encode_reporting
 from tiergate.encoders.portable import ENCODER_DIR
+from tiergate.progress import NO_PROGRESS, Tracker
 
 Progress = Callable[[str], None]
 
@@ -42,12 +44,14 @@ def build_local_model(
     seed: int = 0,
     progress: Progress | None = None,
     cross_fit: bool = True,
+    tracker: Tracker = NO_PROGRESS,
 ) -> LocalModel:
     """Train the local model ``settings`` describe; encoder files go to ``directory/encoder``.
 
     ``cross_fit=False`` skips the fine-tuned cross-fit, for callers that calibrate on data
     held out from ``examples``; the model's ``cross_fit`` then refuses to run (classifier-only
     out-of-fold scores through a fine-tuned encoder would not be out of sample).
+    ``progress`` gets a line per step; ``tracker`` a stage for encoding and one for fitting.
     """
     if not examples:
         raise ValueError("cannot train on no examples")
@@ -70,7 +74,12 @@ def build_local_model(
         timings["encoder_s"] = time.perf_counter() - tick
     tick = time.perf_counter()
     say(f"encoding {len(example_list):,} examples and fitting the classifier")
-    model = LocalModel.train(example_list, encoder)
+    texts = [example.text for example in example_list]
+    with tracker.stage("encoding the training examples", len(texts), unit="texts") as stage:
+        vectors = encode_reporting(encoder, texts, stage.advance)
+    with tracker.stage("fitting the classifier", 1, unit="fits") as stage:
+        model = LocalModel.train(example_list, encoder, vectors=vectors)
+        stage.advance()
     timings["classifier_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
     training: dict[str, Any] = {

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.cli.formatting import percent, say
+from tiergate.cli.progress import add_progress_argument, progress_for
 from tiergate.cli.tables import render_table
 
 
@@ -25,6 +26,7 @@ def register(subparsers: Any) -> None:
         "(train.jsonl, test.jsonl) for `tiergate router train --data DIR --silver`",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_progress_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -38,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
             f"wrote {counts['train']:,} training and {counts['test']:,} test records to "
             f"{args.router_records} (unlabelled: train the router with --silver)"
         )
-    report = audit_report(audited)
+    with progress_for(args) as tracker:
+        report = audit_report(audited, tracker=tracker)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0
 

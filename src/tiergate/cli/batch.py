@@ -10,12 +10,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError, positive
-from tiergate.cli.formatting import say
+from tiergate.cli.formatting import percent, say, usd
+from tiergate.cli.progress import add_progress_argument, progress_for
+from tiergate.cli.tables import render_table
 
 if TYPE_CHECKING:
     from tiergate.bulk.run import BulkResult
@@ -70,7 +73,7 @@ def register(subparsers: Any) -> None:
         "--poll-first", type=positive, default=1.0, help="first wait between polls, seconds"
     )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_progress_argument(parser)
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
     add_access_arguments(parser)
     parser.set_defaults(handler=run)
@@ -78,7 +81,6 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from tiergate.bulk.state import StateMismatchError
-    from tiergate.bulk.summary import render
 
     if not args.source.is_file():
         raise CliError(f"--in {args.source}: no such file")
@@ -122,10 +124,10 @@ async def _run(args: argparse.Namespace) -> BulkResult:
             poll_first_s=args.poll_first,
             poll_max_s=args.poll_max,
         ),
-        progress=not args.no_progress,
     )
     if not route.claude_tiers:
-        return await run_bulk(options, book, None)
+        with progress_for(args) as tracker:
+            return await run_bulk(replace(options, tracker=tracker), book, None)
     data = route_data(route)
 
     def known() -> list[Example]:
@@ -139,4 +141,50 @@ async def _run(args: argparse.Namespace) -> BulkResult:
 
     async with claude_access(args, route, known) as access:
         say(access.banner())
-        return await run_bulk(options, book, access.transport)
+        with progress_for(args) as tracker:
+            return await run_bulk(replace(options, tracker=tracker), book, access.transport)
+
+
+def render(summary: dict[str, Any]) -> str:
+    """The summary as text: the run, a table per tier, cost against one model alone."""
+    rate = summary["rows_per_s"]
+    rows = [
+        [
+            name,
+            f"{tier['accepted']:,}",
+            percent(tier["share"]),
+            percent(tier["accuracy"]),
+            f"{tier['calls']:,}",
+            usd(tier["cost_usd"]),
+        ]
+        for name, tier in summary["tiers"].items()
+    ]
+    share = summary["not_accepted"] / summary["rows"] if summary["rows"] else None
+    rows.append(["not accepted", f"{summary['not_accepted']:,}", percent(share), "", "", ""])
+    lines = [
+        f"{summary['route']} ({summary['mode']} mode): {summary['rows']:,} rows answered, "
+        f"{summary['errors']:,} in the errors file",
+        f"this run: {summary['rows_this_run']:,} rows in {summary['seconds']:.1f} s "
+        f"({'-' if rate is None else f'{rate:,.1f}'} rows/s), "
+        f"{summary['upstream_calls_this_run']:,} upstream calls",
+        "",
+        render_table(
+            ["tier", "accepted", "share", "accuracy", "calls", "cost"],
+            rows,
+            numeric=[False, True, True, True, True, True],
+        ),
+        "",
+        f"escalation rate {percent(summary['escalation_rate'])}; accuracy of all answers "
+        f"{percent(summary['accuracy'])}",
+        f"cost {usd(summary['cost_usd'])}",
+    ]
+    if summary["mode"] == "batches":
+        lines.append(
+            f"  the same answers live: {usd(summary['live_cost_usd'])} (the batch discount "
+            f"saves {usd(summary['batch_saving_usd'])})"
+        )
+    for name, alone in summary["only"].items():
+        lines.append(
+            f"  {name}-only: {usd(alone['cost_usd'])} (tiered saves {percent(alone['saving'])})"
+        )
+    return "\n".join(lines)

@@ -10,7 +10,9 @@ from typing import Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.cli.formatting import percent, say
+from tiergate.cli.formatting import percent, say, usd
+from tiergate.cli.progress import add_progress_argument, progress_for
+from tiergate.cli.tables import render_table
 
 
 def register(subparsers: Any) -> None:
@@ -50,6 +52,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
     add_access_arguments(parser)
+    add_progress_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -106,7 +109,8 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
     recorded = (route.artifacts / RUNS_FILE).exists()
     if not route.claude_tiers or (recorded and (args.budget or args.sweep or args.refit)):
         # Nothing to ask a Claude model: the ladder is free, or the recorded answers are reused.
-        report = await calibrate_route(route, book, None, options, say=say)
+        with progress_for(args) as tracker:
+            report = await calibrate_route(route, book, None, options, say=say, tracker=tracker)
         report["emulated"] = False
         return report
     data = route_data(route)
@@ -125,13 +129,12 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
                 f"calibration calls every Claude tier on {len(texts):,} tickets: "
                 f"about ${estimate:.2f}"
             )
-        report = await calibrate_route(route, book, access.transport, options, say=say)
+        with progress_for(args) as tracker:
+            report = await calibrate_route(
+                route, book, access.transport, options, say=say, tracker=tracker
+            )
     report["emulated"] = access.kind == "emulated"
     return report
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.4f}"
 
 
 def render(report: dict[str, Any]) -> str:
@@ -155,24 +158,7 @@ def render(report: dict[str, Any]) -> str:
         )
     else:
         lines.append(f"Chosen ladder: {' -> '.join(ladder)}")
-    lines += [
-        "",
-        f"{'tier':<20} {'reached':>8} {'accepted':>9} {'share':>7} {'accuracy':>9} {'>= (95%)':>9} "
-        f"{'threshold':>9} {'$/call':>10}",
-    ]
-    for row in report["tiers"]:
-        if row["skipped"]:
-            lines.append(
-                f"{row['tier']:<20} {'skipped: the cheaper certified ladder leaves it out'}"
-            )
-            continue
-        threshold = "-" if row["threshold"] is None else f"{row['threshold']:.3f}"
-        lines.append(
-            f"{row['tier']:<20} {row['reached']:>8,} {row['accepted']:>9,} "
-            f"{row['accepted_share']:>7.1%} "
-            f"{percent(row['accepted_accuracy']):>9} {row['accepted_accuracy_lower_bound']:>9.1%} "
-            f"{threshold:>9} {row['mean_cost_per_call_usd']:>10.6f}"
-        )
+    lines += ["", *_tier_table(report)]
     expected = report["expected"]
     lines += [
         "",
@@ -182,71 +168,33 @@ def render(report: dict[str, Any]) -> str:
         f"{percent(expected['accuracy'])}, ${expected['cost_per_1000_usd']:.4f} per 1,000 tickets",
     ]
     lines += _comparisons(report)
-    alternatives = [a for a in report["alternatives"] if a["certified"]]
-    if alternatives:
-        lines += [
-            "",
-            f"Every ladder this route could run, certified at {budget:.1%} (calibration tickets):",
-            f"  {'ladder':<48} {'accepted':>9} {'accuracy':>9} {'$/1k':>9}",
-        ]
-        best: dict[tuple[str, ...], dict[str, Any]] = {}
-        for alternative in alternatives:  # one row per ladder: its best local error multiple
-            key = tuple(alternative["ladder"])
-            if (
-                key not in best
-                or alternative["chosen"]
-                or (
-                    not best[key]["chosen"]
-                    and alternative["accepted_share"] > best[key]["accepted_share"]
-                )
-            ):
-                best[key] = alternative
-        for key, alternative in best.items():
-            mark = "  <- chosen" if alternative["chosen"] else ""
-            lines.append(
-                f"  {' -> '.join(key):<48} {alternative['accepted_share']:>9.1%} "
-                f"{percent(alternative['accepted_accuracy']):>9} "
-                f"{_usd(alternative['cost_per_1000_usd']):>9}{mark}"
-            )
-        missing = sorted(
-            {" -> ".join(a["ladder"]) for a in report["alternatives"]}
-            - {" -> ".join(k) for k in best}
-        )
-        for name in missing:
-            lines.append(f"  {name:<48} cannot be certified at {budget:.1%}")
+    lines += _alternatives(report)
     lines += [
         "",
         f"Each tier alone, certified at {budget:.1%} (the rest of its tickets flagged):",
+        _alone_table(report),
     ]
-    for tier, alone in report["every_answer_accepted"].items():
-        share = alone["certified_share_alone"]
-        lines.append(
-            f"  {tier:<20} "
-            + (
-                f"accepts {share:.1%} at {percent(alone['certified_accuracy_alone'])}, "
-                f"{_usd(alone['certified_cost_per_1000_usd_alone'])} per 1,000 tickets"
-                if share
-                else "cannot be certified for any share of tickets"
-                if alone.get("fitted_alone", True)
-                else "not fitted alone: its confidence reads the answers of the tiers below"
-            )
-            + f"; answering everything it is {percent(alone['accuracy_if_everything_accepted'])}"
-            " accurate"
-        )
     if report.get("budgets"):
         lines += [
             "",
             "Across budgets (refitted from the same answers):",
-            f"  {'budget':>7} {'accepted':>9} {'acc. accuracy':>14} {'accuracy':>9} "
-            f"{'$/1k':>9}  ladder",
+            render_table(
+                ["budget", "accepted", "acc. accuracy", "accuracy", "$/1k", "ladder"],
+                [
+                    [
+                        f"{point['budget']:.1%}",
+                        f"{point['accepted_share']:.1%}",
+                        percent(point["accepted_accuracy"]),
+                        percent(point["accuracy"]),
+                        f"{point['cost_per_1000_usd']:.4f}",
+                        " -> ".join(point["ladder"]),
+                    ]
+                    for point in report["budgets"]
+                ],
+                numeric=[True, True, True, True, True, False],
+                indent=2,
+            ),
         ]
-        for point in report["budgets"]:
-            lines.append(
-                f"  {point['budget']:>7.1%} {point['accepted_share']:>9.1%} "
-                f"{percent(point['accepted_accuracy']):>14} "
-                f"{percent(point['accuracy']):>9} {point['cost_per_1000_usd']:>9.4f}  "
-                f"{' -> '.join(point['ladder'])}"
-            )
     lines += [
         "",
         f"Saved {report['saved']}" + (f"; plot {report['plot']}" if report.get("plot") else ""),
@@ -259,6 +207,119 @@ def render(report: dict[str, Any]) -> str:
             "not Claude's."
         )
     return "\n".join(lines)
+
+
+def _tier_table(report: dict[str, Any]) -> list[str]:
+    rows, skipped = [], []
+    for row in report["tiers"]:
+        if row["skipped"]:
+            skipped.append(row["tier"])
+            rows.append([row["tier"], *["-"] * 5, "skipped", "-"])
+            continue
+        rows.append(
+            [
+                row["tier"],
+                f"{row['reached']:,}",
+                f"{row['accepted']:,}",
+                f"{row['accepted_share']:.1%}",
+                percent(row["accepted_accuracy"]),
+                f"{row['accepted_accuracy_lower_bound']:.1%}",
+                "-" if row["threshold"] is None else f"{row['threshold']:.3f}",
+                f"{row['mean_cost_per_call_usd']:.6f}",
+            ]
+        )
+    table = render_table(
+        [
+            "tier",
+            "reached",
+            "accepted",
+            "share",
+            "accuracy",
+            f">= ({report['confidence']:.0%})",
+            "threshold",
+            "$/call",
+        ],
+        rows,
+        numeric=[False, *[True] * 7],
+    )
+    if not skipped:
+        return [table]
+    return [table, f"skipped: the cheaper certified ladder leaves out {', '.join(skipped)}"]
+
+
+def _alternatives(report: dict[str, Any]) -> list[str]:
+    """Every sub-ladder certified at the budget (its best local error multiple), and those not."""
+    budget = report["error_budget"]
+    alternatives = [a for a in report["alternatives"] if a["certified"]]
+    if not alternatives:
+        return []
+    best: dict[tuple[str, ...], dict[str, Any]] = {}
+    for alternative in alternatives:  # one row per ladder: its best local error multiple
+        key = tuple(alternative["ladder"])
+        if (
+            key not in best
+            or alternative["chosen"]
+            or (
+                not best[key]["chosen"]
+                and alternative["accepted_share"] > best[key]["accepted_share"]
+            )
+        ):
+            best[key] = alternative
+    rows = [
+        [
+            " -> ".join(key),
+            f"{alternative['accepted_share']:.1%}",
+            percent(alternative["accepted_accuracy"]),
+            usd(alternative["cost_per_1000_usd"]),
+            "<- chosen" if alternative["chosen"] else "",
+        ]
+        for key, alternative in best.items()
+    ]
+    missing = sorted(
+        {" -> ".join(a["ladder"]) for a in report["alternatives"]} - {" -> ".join(k) for k in best}
+    )
+    rows += [[name, "-", "-", "-", f"cannot be certified at {budget:.1%}"] for name in missing]
+    return [
+        "",
+        f"Every ladder this route could run, certified at {budget:.1%} (calibration tickets):",
+        render_table(
+            ["ladder", "accepted", "accuracy", "$/1k", ""],
+            rows,
+            numeric=[False, True, True, True, False],
+            indent=2,
+        ),
+    ]
+
+
+def _alone_table(report: dict[str, Any]) -> str:
+    rows = []
+    for tier, alone in report["every_answer_accepted"].items():
+        share = alone["certified_share_alone"]
+        everything = percent(alone["accuracy_if_everything_accepted"])
+        if share:
+            rows.append(
+                [
+                    tier,
+                    f"{share:.1%}",
+                    percent(alone["certified_accuracy_alone"]),
+                    usd(alone["certified_cost_per_1000_usd_alone"]),
+                    everything,
+                    "",
+                ]
+            )
+        else:
+            why = (
+                "cannot be certified for any share of tickets"
+                if alone.get("fitted_alone", True)
+                else "not fitted alone: its confidence reads the answers of the tiers below"
+            )
+            rows.append([tier, "-", "-", "-", everything, why])
+    return render_table(
+        ["tier", "accepts", "at accuracy", "$/1k", "accuracy answering everything", ""],
+        rows,
+        numeric=[False, True, True, True, True, False],
+        indent=2,
+    )
 
 
 def _comparisons(report: dict[str, Any]) -> list[str]:

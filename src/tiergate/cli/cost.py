@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from tiergate.cli.errors import CliError, non_negative, share
+from tiergate.cli.tables import render_table
 from tiergate.core.calculator import Comparison, Levers, Workload, compare
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.core.target import TargetReport, what_it_takes
@@ -203,15 +204,7 @@ def render(comparison: Comparison, report: TargetReport | None, book: PriceBook)
         + (f", {levers.batch:.1%} batched" if levers.batch else ""),
         "",
     ]
-    header = (
-        "strategy",
-        "per request",
-        "per day",
-        "per 30-day month",
-        "p50 latency",
-        "saving vs strong",
-    )
-    rows = [header]
+    rows = []
     for label, name, saving in (
         (
             f"cheap-only ({comparison.cheap.name})",
@@ -223,23 +216,29 @@ def render(comparison: Comparison, report: TargetReport | None, book: PriceBook)
     ):
         strategy = getattr(comparison, name)
         rows.append(
-            (
+            [
                 label,
                 _usd(strategy.per_request_usd),
                 _usd(strategy.per_day_usd),
                 _usd(strategy.per_month_usd),
                 f"{strategy.p50_latency_s:.2f} s",
                 f"{saving:.1%}",
-            )
+            ]
         )
-    widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
-    for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [
-            cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells))
-        if index == 0:
-            lines.append("  ".join("-" * width for width in widths))
+    lines.append(
+        render_table(
+            [
+                "strategy",
+                "per request",
+                "per day",
+                "per 30-day month",
+                "p50 latency",
+                "saving vs strong",
+            ],
+            rows,
+            numeric=[False, True, True, True, True, True],
+        )
+    )
     lines.append("")
     if comparison.break_even_escalation is None:
         lines.append(

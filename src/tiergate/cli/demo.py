@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.cli.cost import render
+from tiergate.cli.tables import render_table
 from tiergate.core.calculator import DAYS_PER_MONTH, MINUTES_PER_DAY, Levers, Workload, compare
 from tiergate.core.prices import load_price_book
 from tiergate.core.target import what_it_takes
@@ -155,14 +156,20 @@ def _ladder(args: argparse.Namespace, book: Any) -> int:
     for kind in ("cheap", "strong"):
         if result.get(f"{kind}_only_cost_usd") is not None:
             rows.append((f"{result[f'{kind}_only_model']}-only", result[f"{kind}_only_cost_usd"]))
-    sys.stdout.write(
-        f"{'strategy':<28} {'per ticket':>12} {'per day':>14} {'per 30-day month':>18}\n"
+    table = render_table(
+        ["strategy", "per ticket", "per day", "per 30-day month"],
+        [
+            [
+                name,
+                f"{cost / max(result['tickets'], 1):.6f}",
+                f"{cost * scale:,.2f}",
+                f"{cost * scale * DAYS_PER_MONTH:,.2f}",
+            ]
+            for name, cost in rows
+        ],
+        numeric=[False, True, True, True],
     )
-    for name, cost in rows:
-        sys.stdout.write(
-            f"{name:<28} {cost / max(result['tickets'], 1):>12.6f} {cost * scale:>14,.2f} "
-            f"{cost * scale * DAYS_PER_MONTH:>18,.2f}\n"
-        )
+    sys.stdout.write(table + "\n")
     sys.stdout.write(
         "\nPrompts here carry the label taxonomy and few-shot examples (the stable part padded to\n"
         "the cache minimum and cached), so a Claude call costs more than the lesson's\n"

@@ -10,7 +10,9 @@ from typing import Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.cli.formatting import percent, say
+from tiergate.cli.formatting import percent, say, usd
+from tiergate.cli.progress import add_progress_argument, progress_for
+from tiergate.cli.tables import render_table
 
 
 def register(subparsers: Any) -> None:
@@ -25,6 +27,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--prices", type=Path, help="price book file merged over the built-in one")
     add_access_arguments(parser)
+    add_progress_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -54,7 +57,8 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     check_tiers(route, book)  # before any emulator starts
     options = EvaluateOptions(args.data, tiers, args.limit, args.concurrency)
     if not route.claude_tiers:
-        result = await evaluate_route(full, book, None, options, say=say)
+        with progress_for(args) as tracker:
+            result = await evaluate_route(full, book, None, options, say=say, tracker=tracker)
         result["emulated"] = False
         return result
     path = args.data or route.test_data
@@ -72,13 +76,12 @@ async def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             calls = paid_tiers(route, book, access.transport, pool=route_data(full).train)
             worst = estimate_calls_usd(calls, texts, {name: len(texts) for name in calls})
             say(f"at most about ${worst:.2f} if every ticket climbed every Claude tier")
-        result = await evaluate_route(full, book, access.transport, options, say=say)
+        with progress_for(args) as tracker:
+            result = await evaluate_route(
+                full, book, access.transport, options, say=say, tracker=tracker
+            )
     result["emulated"] = access.kind == "emulated"
     return result
-
-
-def _usd(value: float | None) -> str:
-    return "-" if value is None else f"${value:,.4f}"
 
 
 def _against(result: dict[str, Any], kind: str) -> list[str]:
@@ -89,7 +92,7 @@ def _against(result: dict[str, Any], kind: str) -> list[str]:
         return []
     accuracy = result.get(f"{kind}_only_accuracy_on_calibration")
     meets = result.get(f"{kind}_only_meets_budget")
-    line = f"  {model}-only: {_usd(cost)}: "
+    line = f"  {model}-only: {usd(cost)}: "
     if saving >= 0:
         line += f"tiered saves {percent(saving)}"
     elif meets is False:
@@ -106,29 +109,40 @@ def _against(result: dict[str, Any], kind: str) -> list[str]:
 
 
 def render(result: dict[str, Any]) -> str:
+    unaccepted = result["flagged"] + result["handed_to_human"]
+    rows = [
+        [
+            name,
+            f"{tier['accepted']:,}",
+            f"{tier['accepted_share']:.1%}",
+            percent(tier["accepted_accuracy"]),
+            usd(tier["cost_usd"]),
+        ]
+        for name, tier in result["tiers"].items()
+    ]
+    counts = (("flagged", result["flagged"]), ("to a human", result["handed_to_human"]))
+    kinds = [(name, count) for name, count in counts if count]
+    # One kind names the row ("not accepted (flagged)"); both get a row each beneath it.
+    label = f"not accepted ({kinds[0][0]})" if len(kinds) == 1 else "not accepted"
+    rows.append([label, f"{unaccepted:,}", f"{result['unaccepted_share']:.1%}", "", ""])
+    if len(kinds) > 1:
+        for name, count in kinds:
+            rows.append([f"  {name}", f"{count:,}", f"{count / result['tickets']:.1%}", "", ""])
     lines = [
         f"{result['route']}: {result['tickets']:,} tickets from {result['data']}, ladder "
         f"{' -> '.join(result['ladder'])}, error budget {result['error_budget']:.1%}",
         "",
-        f"{'tier':<20} {'accepted':>9} {'share':>7} {'accuracy':>9} {'cost':>11}",
-    ]
-    for name, tier in result["tiers"].items():
-        lines.append(
-            f"{name:<20} {tier['accepted']:>9,} {tier['accepted_share']:>7.1%} "
-            f"{percent(tier['accepted_accuracy']):>9} {_usd(tier['cost_usd']):>11}"
-        )
-    unaccepted = result["flagged"] + result["handed_to_human"]
-    lines.append(
-        f"{'not accepted':<20} {unaccepted:>9,} {result['unaccepted_share']:>7.1%}   "
-        f"({result['flagged']:,} flagged, {result['handed_to_human']:,} to a human)"
-    )
-    lines += [
+        render_table(
+            ["tier", "accepted", "share", "accuracy", "cost"],
+            rows,
+            numeric=[False, True, True, True, True],
+        ),
         "",
         f"accuracy of all final answers: {percent(result['accuracy'])}; of accepted answers: "
         f"{percent(result['accepted_accuracy'])} ({percent(result['accepted_share'])} accepted)",
         f"escalation rate: {percent(result['escalation_rate'])}; latency p50 "
         f"{result['latency_p50_s'] * 1000:.1f} ms, p95 {result['latency_p95_s'] * 1000:.1f} ms",
-        f"cost: {_usd(result['cost_usd'])} ({_usd(result['cost_per_1000_usd'])} per 1,000 tickets)",
+        f"cost: {usd(result['cost_usd'])} ({usd(result['cost_per_1000_usd'])} per 1,000 tickets)",
     ]
     for kind in ("strong", "cheap"):
         lines += _against(result, kind)
@@ -153,13 +167,21 @@ def render(result: dict[str, Any]) -> str:
     if categories:
         lines += [
             "",
-            f"{'category':<24} {'items':>6} {'accuracy':>9} {'accepted':>9} {'acc. acc.':>9}",
+            render_table(
+                ["category", "items", "accuracy", "accepted", "acc. acc."],
+                [
+                    [
+                        name,
+                        f"{row['items']:,}",
+                        percent(row["accuracy"]),
+                        percent(row["accepted_share"]),
+                        percent(row["accepted_accuracy"]),
+                    ]
+                    for name, row in categories.items()
+                ],
+                numeric=[False, True, True, True, True],
+            ),
         ]
-        for name, row in categories.items():
-            lines.append(
-                f"{name:<24} {row['items']:>6,} {percent(row['accuracy']):>9} "
-                f"{percent(row['accepted_share']):>9} {percent(row['accepted_accuracy']):>9}"
-            )
     if result.get("emulated"):
         lines.append(
             "Claude answers were EMULATED: their accuracy is the emulator's assumption, "

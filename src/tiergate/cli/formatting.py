@@ -10,6 +10,11 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
+def usd(value: float | None, decimals: int = 4) -> str:
+    """Dollars with thousands separators, or "-" when there is no figure."""
+    return "-" if value is None else f"${value:,.{decimals}f}"
+
+
 def say(message: str) -> None:
     """Progress and notices go to stderr, so --json output on stdout stays clean."""
     sys.stderr.write(message + "\n")

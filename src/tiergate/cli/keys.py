@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.cli.errors import CliError, positive
+from tiergate.cli.formatting import usd
+from tiergate.cli.tables import render_table
 
 
 def register(subparsers: Any) -> None:
@@ -66,16 +68,24 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         elif args.action == "list":
-            print(f"{'id':<18} {'name':<24} {'budget/day':>11} {'rpm':>7} {'admin':>5}  created")
-            for key in store.list():
-                if key.revoked:
-                    continue
-                budget = "-" if key.budget_usd_day is None else f"${key.budget_usd_day:,.2f}"
-                created = time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at))
-                print(
-                    f"{key.id:<18} {key.name:<24} {budget:>11} {key.rpm or '-':>7} "
-                    f"{'yes' if key.admin else 'no':>5}  {created}"
+            print(
+                render_table(
+                    ["id", "name", "budget/day", "rpm", "admin", "created"],
+                    [
+                        [
+                            key.id,
+                            key.name,
+                            usd(key.budget_usd_day, 2),
+                            f"{key.rpm:,}" if key.rpm else "-",
+                            "yes" if key.admin else "no",
+                            time.strftime("%Y-%m-%d %H:%M", time.gmtime(key.created_at)),
+                        ]
+                        for key in store.list()
+                        if not key.revoked
+                    ],
+                    numeric=[False, False, True, True, True, False],
                 )
+            )
         else:
             revoked = store.revoke(args.key)
             print(f"revoked {revoked.id} ({revoked.name})")

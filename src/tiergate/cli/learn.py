@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.errors import CliError
-from tiergate.cli.formatting import say
+from tiergate.cli.formatting import percent, say
+from tiergate.cli.tables import render_table
 
 if TYPE_CHECKING:
     from tiergate.routing.learning import ChunkResult
@@ -106,15 +107,18 @@ async def _learn(args: argparse.Namespace) -> tuple[list[ChunkResult], Path]:
 
 def render(results: list[ChunkResult]) -> str:
     tiers = list(results[0].shares) if results else []
-    header = f"{'chunk':>5} {'tickets':>8} " + " ".join(f"{t[:18]:>18}" for t in tiers)
-    header += f" {'unaccepted':>10} {'accuracy':>9} {'$/1k':>8} {'learned':>8} {'pool':>7}"
-    lines = [header]
-    for r in results:
-        accuracy = "-" if r.accuracy is None else f"{r.accuracy:.1%}"
-        lines.append(
-            f"{r.index + 1:>5} {r.tickets:>8} "
-            + " ".join(f"{r.shares[t]:>18.1%}" for t in tiers)
-            + f" {r.unaccepted_share:>10.1%} {accuracy:>9} {r.cost_per_1000_usd:>8.4f}"
-            + f" {r.learned:>8} {r.pool:>7}"
-        )
-    return "\n".join(lines)
+    headers = ["chunk", "tickets", *tiers, "unaccepted", "accuracy", "$/1k", "learned", "pool"]
+    rows = [
+        [
+            f"{r.index + 1}",
+            f"{r.tickets:,}",
+            *(f"{r.shares[t]:.1%}" for t in tiers),
+            f"{r.unaccepted_share:.1%}",
+            percent(r.accuracy),
+            f"{r.cost_per_1000_usd:.4f}",
+            f"{r.learned:,}",
+            f"{r.pool:,}",
+        ]
+        for r in results
+    ]
+    return render_table(headers, rows, numeric=[True] * len(headers))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tiergate.cli.access_args import add_access_arguments
 from tiergate.cli.formatting import say
+from tiergate.cli.tables import render_table
 from tiergate.tasks.base import Item
 
 if TYPE_CHECKING:
@@ -89,18 +90,32 @@ def render(decision: Decision, task: Task) -> str:
         head = "handed to a human: no tier was confident enough"
     else:
         head = f"{answer}  (FLAGGED: {decision.tier} answered but below its threshold)"
-    lines = [head, f"cost ${decision.cost_usd:.6f}, {decision.latency_s * 1000:.0f} ms", "trace:"]
+    rows = []
     for step in decision.trace:
         if step.problem:
-            lines.append(f"  {step.tier:<20} unusable: {step.problem}")
-            continue
-        verdict = "accepted" if step.accepted else "escalated"
-        stated = (
-            f", stated {step.stated_confidence:.2f}" if step.stated_confidence is not None else ""
-        )
-        lines.append(
-            f"  {step.tier:<20} {task.describe(step.payload):<32} P(correct) "
-            f"{step.confidence:.3f} vs threshold {step.threshold:.3f}{stated}: {verdict} "
-            f"(${step.cost_usd:.6f})"
-        )
-    return "\n".join(lines)
+            rows.append([step.tier, f"unusable: {step.problem}", "-", "-", "-", "escalated"])
+        else:
+            rows.append(
+                [
+                    step.tier,
+                    task.describe(step.payload),
+                    "-" if step.confidence is None else f"{step.confidence:.3f}",
+                    "-" if step.threshold is None else f"{step.threshold:.3f}",
+                    "-" if step.stated_confidence is None else f"{step.stated_confidence:.2f}",
+                    "accepted" if step.accepted else "escalated",
+                ]
+            )
+        rows[-1].append(f"${step.cost_usd:.6f}")
+    return "\n".join(
+        [
+            head,
+            f"cost ${decision.cost_usd:.6f}, {decision.latency_s * 1000:.0f} ms",
+            "trace:",
+            render_table(
+                ["tier", "answer", "P(correct)", "threshold", "stated", "verdict", "cost"],
+                rows,
+                numeric=[False, False, True, True, True, False, True],
+                indent=2,
+            ),
+        ]
+    )

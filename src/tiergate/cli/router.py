@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tiergate.cli.errors import CliError, positive
-from tiergate.cli.formatting import percent
+from tiergate.cli.formatting import percent, say
+from tiergate.cli.tables import render_table
 
 if TYPE_CHECKING:
     from tiergate.encoders.base import Encoder
@@ -219,12 +219,8 @@ def _train(args: argparse.Namespace, encoder: _LazyEncoder) -> RouterArtifact:
     # Checked here too so that a misspelt model fails before the encoder loads.
     check_models(records, [options.cheap, options.strong], "training records")
     cache = None if args.no_cache else cache_root() / "precall"
-    _say(f"training on {len(records):,} records from {args.data} ...")
+    say(f"training on {len(records):,} records from {args.data} ...")
     return train_router(records, encoder.get(), options, cache=cache)
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(message + "\n")
 
 
 def _train_json(artifact: RouterArtifact, out: Path) -> dict[str, Any]:
@@ -273,18 +269,28 @@ def render_training(artifact: RouterArtifact) -> str:
         ),
         f"Trained on {artifact.trained_on:,} prompts (cross-fitted figures)",
         "",
-        f"{'variant':<52} {'threshold':>9} {'cheap side':>10} {'saving':>7} "
-        f"{'quality':>8} {'bound':>7}",
     ]
+    rows = []
     for fit in artifact.fits:
         c = fit.certificate
-        mark = "  <- chosen" if fit.variant.key == artifact.chosen else ""
-        threshold = "never" if c.threshold == float("inf") else f"{c.threshold:.3f}"
-        lines.append(
-            f"{_variant_label(fit.variant.second):<52} {threshold:>9} "
-            f"{percent(c.cheap_side_share):>10} {percent(c.saving):>7} "
-            f"{percent(c.quality):>8} {percent(c.quality_lower):>7}{mark}"
+        rows.append(
+            [
+                _variant_label(fit.variant.second),
+                "never" if c.threshold == float("inf") else f"{c.threshold:.3f}",
+                percent(c.cheap_side_share),
+                percent(c.saving),
+                percent(c.quality),
+                percent(c.quality_lower),
+                "<- chosen" if fit.variant.key == artifact.chosen else "",
+            ]
         )
+    lines.append(
+        render_table(
+            ["variant", "threshold", "cheap side", "saving", "quality", "bound", ""],
+            rows,
+            numeric=[False, True, True, True, True, True, False],
+        )
+    )
     return "\n".join(lines)
 
 
@@ -309,26 +315,48 @@ def render_report(report: Report, *, show_all: bool = False) -> str:
             if model in (report.cheap, report.strong, second) or show_all
         ),
         "",
-        f"{'policy':<52} {'to strong':>9} {'cheap calls':>11} {'saving':>7} "
-        f"{'quality vs strong':>17} {'accuracy':>8}   {'train: saving':>13} {'bound':>6}",
     ]
+    rows = []
     for row in report.rows:
         if not show_all and row.second not in (None, second):
             continue
-        suffix = ""
-        if row.train is not None:
-            suffix = f"   {percent(row.train.saving):>13} {percent(row.train.quality_lower):>6}"
-        if row.key == report.chosen:
-            suffix += "  <- chosen"
-        lines.append(_figures_line(row.label, row.figures, suffix))
+        train = (
+            [percent(row.train.saving), percent(row.train.quality_lower)]
+            if row.train is not None
+            else ["", ""]
+        )
+        mark = "<- chosen" if row.key == report.chosen else ""
+        rows.append([*_figures_cells(row.label, row.figures), *train, mark])
         if row.key == report.chosen and row.random is not None:
-            lines.append(_figures_line("random, same share to strong", row.random))
+            rows.append([*_figures_cells("random, same share to strong", row.random), "", "", ""])
+    rows.append(
+        [
+            *_figures_cells(
+                "random, share reaching the target (yardstick)", report.random_at_target
+            ),
+            "",
+            "",
+            "",
+        ]
+    )
     lines.append(
-        _figures_line("random, share reaching the target (yardstick)", report.random_at_target)
+        render_table(
+            [*FIGURES, "train: saving", "bound", ""],
+            rows,
+            numeric=[False, *[True] * 7, False],
+        )
     )
     if chosen.groups:
-        lines += ["", "The chosen variant by group:"]
-        lines += [_figures_line(f"  {name}", figures) for name, figures in chosen.groups.items()]
+        lines += [
+            "",
+            "The chosen variant by group:",
+            render_table(
+                ["group", *FIGURES[1:]],
+                [_figures_cells(name, figures) for name, figures in chosen.groups.items()],
+                numeric=[False, *[True] * 5],
+                indent=2,
+            ),
+        ]
     lines += [
         "",
         "to strong: share answered by the strong model (sent straight or escalated); "
@@ -339,12 +367,18 @@ def render_report(report: Report, *, show_all: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _figures_line(label: str, figures: Figures, suffix: str = "") -> str:
-    return (
-        f"{label:<52} {percent(figures.to_strong):>9} {figures.cheap_calls:>11.2f} "
-        f"{percent(figures.saving):>7} {percent(figures.quality_vs_strong):>17} "
-        f"{percent(figures.accuracy):>8}{suffix}"
-    )
+FIGURES = ["policy", "to strong", "cheap calls", "saving", "quality vs strong", "accuracy"]
+
+
+def _figures_cells(label: str, figures: Figures) -> list[str]:
+    return [
+        label,
+        percent(figures.to_strong),
+        f"{figures.cheap_calls:.2f}",
+        percent(figures.saving),
+        percent(figures.quality_vs_strong),
+        percent(figures.accuracy),
+    ]
 
 
 def _best_second(report: Report) -> str | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.cli.formatting import say
+from tiergate.cli.progress import add_progress_argument, progress_for
 
 
 def register(subparsers: Any) -> None:
@@ -27,6 +28,7 @@ def register(subparsers: Any) -> None:
         default=None,
         help="fine-tune the encoder on the training data (default: the route's local.finetune)",
     )
+    add_progress_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -60,7 +62,8 @@ def run(args: argparse.Namespace) -> int:
         how += f", fine-tuned ({settings.finetune.folds}-fold cross-fitted)"
     examples = len(route_data(route).train)
     say(f"training the local model of {route.name!r} on {examples:,} examples ({how})")
-    report = train_route(route, settings, say=say)
+    with progress_for(args) as tracker:
+        report = train_route(route, settings, say=say, tracker=tracker)
     print(
         f"trained in {report.seconds:.1f} s on {report.examples:,} examples, {report.labels} labels"
     )

@@ -21,7 +21,7 @@ gives the measured size and what it does to accepted answers).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -139,6 +139,10 @@ class OnnxEncoder:
         return self._config
 
     def encode(self, texts: Sequence[str]) -> Vectors:
+        return self.encode_stepwise(texts, lambda count: None)
+
+    def encode_stepwise(self, texts: Sequence[str], done: Callable[[int], None]) -> Vectors:
+        """:meth:`encode`, calling ``done(n)`` as each batch of ``n`` texts is encoded."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts))
@@ -149,6 +153,7 @@ class OnnxEncoder:
         for start in range(0, len(texts), self._batch_size):
             rows = order[start : start + self._batch_size]
             pooled[rows] = self._pooled([token_ids[i] for i in rows.tolist()], lengths[rows])
+            done(len(rows))
         return l2_normalise(pooled)
 
     def _pooled(self, token_ids: list[list[int]], lengths: NDArray[np.int64]) -> Vectors:

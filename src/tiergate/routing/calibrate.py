@@ -16,6 +16,7 @@ from tiergate.classifier.artifact import data_hash
 from tiergate.core.prices import PriceBook
 from tiergate.datasets import Example
 from tiergate.errors import TiergateError
+from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.evaluate import Baselines, summarize
 from tiergate.routing.fitting import Fitted, OwnRows, collect, fit_policies, replay, silver_labels
 from tiergate.routing.route import LOCAL, Route
@@ -82,10 +83,12 @@ async def calibrate_route(
     options: CalibrateOptions = CalibrateOptions(),
     *,
     say: Say = _quiet,
+    tracker: Tracker = NO_PROGRESS,
 ) -> dict[str, Any]:
     """Fit the route's policies, save them, and return the report (see ``docs/calibration.md``).
 
     ``transport`` reaches the paid tiers; it is needed only when answers must be collected.
+    ``tracker`` sees one stage per tier answering the calibration tickets.
     """
     check_tiers(route, book)
     if options.budget is not None:
@@ -127,7 +130,7 @@ async def calibrate_route(
         if items:
             names = ", ".join(route.tiers)
             say(f"collecting answers of {names} on {len(items):,} held-out tickets")
-        runs = await collect(route, items, tiers, local)
+        runs = await collect(route, items, tiers, local, tracker=tracker)
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")

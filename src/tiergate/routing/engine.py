@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -160,8 +160,13 @@ class Router:
     async def classify_many(self, texts: Sequence[str]) -> list[Decision]:
         return await self.decide_many(texts)
 
-    async def decide_many(self, items: Sequence[Item | str]) -> list[Decision]:
-        """Many items: the local model sees them in one batch, the paid tiers concurrently."""
+    async def decide_many(
+        self, items: Sequence[Item | str], *, each: Callable[[Decision], None] | None = None
+    ) -> list[Decision]:
+        """Many items: the local model sees them in one batch, the paid tiers concurrently.
+
+        ``each`` is called with every decision as it is made (progress), in completion order.
+        """
         started = time.perf_counter()
         walked = [item if isinstance(item, Item) else Item(item) for item in items]
         views: list[LocalView | None] = (
@@ -170,12 +175,16 @@ class Router:
             else [None] * len(walked)
         )
         local_seconds = (time.perf_counter() - started) / max(len(walked), 1)
+
+        async def walk(item: Item, view: LocalView | None) -> Decision:
+            decision = await self._walk(item, Context(view), local_seconds)
+            if each is not None:
+                each(decision)
+            return decision
+
         return list(
             await asyncio.gather(
-                *(
-                    self._walk(item, Context(view), local_seconds)
-                    for item, view in zip(walked, views, strict=True)
-                )
+                *(walk(item, view) for item, view in zip(walked, views, strict=True))
             )
         )
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from tiergate.calibration import clopper_pearson_upper
 from tiergate.core.prices import PriceBook
+from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL, Route
 from tiergate.tasks.base import Context, Item, Payload
@@ -136,8 +137,12 @@ async def evaluate_route(
     options: EvaluateOptions = EvaluateOptions(),
     *,
     say: Callable[[str], None] = lambda message: None,
+    tracker: Tracker = NO_PROGRESS,
 ) -> dict[str, Any]:
-    """Route labelled tickets through the calibrated ladder and score it (``tiergate eval``)."""
+    """Route labelled tickets through the calibrated ladder and score it (``tiergate eval``).
+
+    ``tracker`` sees one stage: the tickets routed, with what they cost.
+    """
     from tiergate.routing.runtime import (
         check_tiers,
         labelled_examples,
@@ -155,9 +160,14 @@ async def evaluate_route(
         route, book, transport if route.claude_tiers else None, concurrency=options.concurrency
     )
     decisions: list[Decision] = []
-    for start in range(0, len(items), CHUNK):
-        decisions += await router.decide_many(items[start : start + CHUNK])
-        say(f"  {len(decisions):,}/{len(items):,} routed")
+    ladder = " -> ".join(router.route.tiers)
+    split = "the test split" if options.data is None else path.name
+    with tracker.stage(f"{ladder} on {split}", len(items), unit="tickets") as stage:
+        for start in range(0, len(items), CHUNK):
+            decisions += await router.decide_many(
+                items[start : start + CHUNK],
+                each=lambda decision: stage.advance(cost_usd=decision.cost_usd),
+            )
     baselines = await _sampled_baselines(full, book, transport, router, decisions, items)
     result = summarize(router.route, decisions, [e.label for e in examples], baselines)
     result["data"] = str(path)

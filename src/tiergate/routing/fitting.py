@@ -49,6 +49,7 @@ from tiergate.calibration import (
 from tiergate.calibration.ladder import Candidate, LadderFit, OwnEvidence, TierEvidence, Walks
 from tiergate.calibration.ladder import walk_all as walk_ladders
 from tiergate.datasets import Example
+from tiergate.progress import NO_PROGRESS, Stage, Tracker
 from tiergate.routing.engine import Decision, LocalViewer, earlier_answers, local_answer
 from tiergate.routing.policy import TierPolicy
 from tiergate.routing.route import LOCAL, Route
@@ -121,19 +122,25 @@ async def collect(
     local: LocalViewer | None,
     *,
     concurrency: int = 32,
+    tracker: Tracker = NO_PROGRESS,
 ) -> dict[str, list[TierAnswer]]:
-    """Every tier of the ladder answers every item once."""
-    views: list[LocalView | None] = (
-        list(local.view([item.text for item in items]))
-        if local is not None
-        else [None] * len(items)
-    )
+    """Every tier of the ladder answers every item once (one progress stage per tier)."""
+    views: list[LocalView | None] = [None] * len(items)
+    if local is not None:
+        description = f"{LOCAL} on the calibration split"
+        with tracker.stage(description, len(items), unit="tickets") as stage:
+            # One call, as before progress was reported: an int8 encoder's vectors depend on
+            # the batches it is given.
+            views = list(local.view([item.text for item in items]))
+            stage.advance(len(items))
     contexts = [Context(view) for view in views]
     semaphore = asyncio.Semaphore(concurrency)
 
-    async def ask(tier: Tier, item: Item, context: Context) -> TierAnswer:
+    async def ask(tier: Tier, item: Item, context: Context, stage: Stage) -> TierAnswer:
         async with semaphore:
-            return await tier.answer(item, context)
+            answer = await tier.answer(item, context)
+        stage.advance(cost_usd=answer.cost_usd)
+        return answer
 
     runs: dict[str, list[TierAnswer]] = {}
     for name in route.tiers:
@@ -145,11 +152,13 @@ async def collect(
                 Context(context.local, earlier_answers([runs[below][row] for below in runs]))
                 for row, context in enumerate(contexts)
             ]
-            runs[name] = list(
-                await asyncio.gather(
-                    *(ask(tiers[name], i, c) for i, c in zip(items, seen, strict=True))
+            description = f"{name} on the calibration split"
+            with tracker.stage(description, len(items), unit="tickets") as stage:
+                runs[name] = list(
+                    await asyncio.gather(
+                        *(ask(tiers[name], i, c, stage) for i, c in zip(items, seen, strict=True))
+                    )
                 )
-            )
     return runs
 
 

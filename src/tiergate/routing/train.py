@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tiergate.classifier.settings import LocalSettings
+from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.route import Route
 from tiergate.routing.runtime import check_labels, local_dir, route_data
 
@@ -33,8 +34,11 @@ def train_route(
     settings: LocalSettings | None = None,
     *,
     say: Callable[[str], None] = lambda message: None,
+    tracker: Tracker = NO_PROGRESS,
 ) -> TrainReport:
-    """Train and save the route's local model; score it on the held-out calibration data."""
+    """Train and save the route's local model; score it on the held-out calibration data.
+
+    ``tracker`` sees the encoding, fitting and held-out scoring as stages."""
     from tiergate.classifier.training import build_local_model
 
     data = route_data(route)
@@ -42,10 +46,15 @@ def train_route(
     chosen = settings or route.local
     started = time.perf_counter()
     directory = local_dir(route)
-    model = build_local_model(data.train, chosen, directory, seed=route.seed, progress=say)
+    model = build_local_model(
+        data.train, chosen, directory, seed=route.seed, progress=say, tracker=tracker
+    )
     saved = model.save(directory)
     seconds = time.perf_counter() - started
-    predictions = model.predict([example.text for example in data.calibration])
+    texts = [example.text for example in data.calibration]
+    with tracker.stage("scoring the held-out split", len(texts), unit="texts") as stage:
+        predictions = model.predict(texts)  # one call: the same vectors as the tier computes
+        stage.advance(len(texts))
     right = sum(p.label == e.label for p, e in zip(predictions, data.calibration, strict=True))
     return TrainReport(
         saved=saved,
