@@ -18,6 +18,7 @@ from tiergate.audit.records import AUDIT, DONE, SHADOW, AuditRecord, read_record
 from tiergate.errors import TiergateError
 from tiergate.routing.route import Route, load_route
 from tiergate.routing.runtime import POLICY_FILE, load_calibration
+from tiergate.tiers.base import TierAnswer
 
 SILVER_FILE = "audit_calibration.jsonl"
 
@@ -119,9 +120,7 @@ def audit_report(audited: AuditedRoute) -> dict[str, Any]:
 def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) -> Path:
     """Audited (and shadowed) texts with the top tier's answers as their labels, written as a
     JSONL data file in the route's artifacts for ``tiergate calibrate --data``."""
-    since = calibration_time(audited.route) if since_calibration else 0.0
-    records = ledger_records(audited, since=since, kinds=(AUDIT, SHADOW))
-    rows = [r for r in records if r.status == DONE and r.reference is not None]
+    rows = _silver_rows(audited, since_calibration)
     if not rows:
         raise AuditReportError(
             f"route {audited.name!r} has no audited answers with a top-tier reference"
@@ -136,6 +135,23 @@ def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) ->
                 json.dumps({"text": record.text, "label": label, "id": record.request_id}) + "\n"
             )
     return path
+
+
+def _silver_rows(audited: AuditedRoute, since_calibration: bool) -> list[AuditRecord]:
+    since = calibration_time(audited.route) if since_calibration else 0.0
+    records = ledger_records(audited, since=since, kinds=(AUDIT, SHADOW))
+    return [r for r in records if r.status == DONE and r.reference is not None]
+
+
+def recorded_answers(
+    audited: AuditedRoute, *, since_calibration: bool = True
+) -> dict[str, dict[str, TierAnswer]]:
+    """The Claude answers kept with the audited texts :func:`silver_examples` writes (text ->
+    tier -> answer), for ``calibrate --from-audit`` to reuse instead of asking again."""
+    known: dict[str, dict[str, TierAnswer]] = {}
+    for record in _silver_rows(audited, since_calibration):
+        known.setdefault(record.text, {}).update(record.recorded_answers())
+    return known
 
 
 def router_records(

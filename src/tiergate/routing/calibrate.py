@@ -7,7 +7,7 @@ work). Answers already recorded for the same tickets are reused when only the bu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,9 @@ class CalibrateOptions:
     # Also fit the local tier on its out-of-fold training rows; off when the calibration data
     # is live traffic that moved away from the training data (``calibrate --from-audit``).
     own_rows: bool = True
+    # Answers already paid for (text -> tier -> answer: the audit loop's records), used instead
+    # of asking those tiers again on those texts.
+    recorded: Mapping[str, Mapping[str, TierAnswer]] | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ async def calibrate_route(
     if local is not None:
         check_held_out(route, local, examples)
     reusable = _reusable(route, examples, local) if _may_reuse(options) else None
+    reused: dict[str, int] | None = None
     if reusable is not None:
         say(f"refitting from the answers recorded in {route.artifacts / RUNS_FILE} (no new calls)")
         examples, runs, own = reusable.examples, reusable.runs, reusable.own
@@ -125,7 +129,16 @@ async def calibrate_route(
         items = [Item(e.text, e.id, e.request) for e in examples]
         tiers = paid_tiers(route, book, transport, local) if transport is not None else {}
         say(f"collecting answers of {', '.join(route.tiers)} on {len(items):,} held-out tickets")
-        runs = await collect(route, items, tiers, local)
+        if options.recorded is not None:
+            reused = _reused(route, examples, options.recorded)
+            say(
+                "reusing the answers the audit recorded: "
+                + "; ".join(
+                    f"{tier} {known:,} recorded, {len(items) - known:,} asked"
+                    for tier, known in reused.items()
+                )
+            )
+        runs = await collect(route, items, tiers, local, recorded=options.recorded)
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")
@@ -156,11 +169,23 @@ async def calibrate_route(
     )
     report["saved"] = str(saved)
     report["reused_answers"] = reusable is not None
+    if reused is not None:
+        report["recorded_answers"] = reused
     if options.sweep:
         points = await _sweep(route, examples, runs, own, fitted)
         report["budgets"] = [asdict(point) for point in points]
         report["plot"] = str(_plot(route, points, report, options.plot))
     return report
+
+
+def _reused(
+    route: Route, examples: Sequence[Example], recorded: Mapping[str, Mapping[str, TierAnswer]]
+) -> dict[str, int]:
+    """Per Claude tier, how many of these tickets' answers were recorded (the rest are asked)."""
+    return {
+        tier: sum(tier in recorded.get(example.text, {}) for example in examples)
+        for tier in route.claude_tiers
+    }
 
 
 def _may_reuse(options: CalibrateOptions) -> bool:

@@ -121,8 +121,10 @@ async def collect(
     local: LocalViewer | None,
     *,
     concurrency: int = 32,
+    recorded: Mapping[str, Mapping[str, TierAnswer]] | None = None,
 ) -> dict[str, list[TierAnswer]]:
-    """Every tier of the ladder answers every item once."""
+    """Every tier of the ladder answers every item once; ``recorded`` (text -> tier -> answer:
+    what the audit loop kept) answers instead where it can, and only the rest are asked."""
     views: list[LocalView | None] = (
         list(local.view([item.text for item in items]))
         if local is not None
@@ -145,11 +147,11 @@ async def collect(
                 Context(context.local, earlier_answers([runs[below][row] for below in runs]))
                 for row, context in enumerate(contexts)
             ]
-            runs[name] = list(
-                await asyncio.gather(
-                    *(ask(tiers[name], i, c) for i, c in zip(items, seen, strict=True))
-                )
-            )
+            known = [(recorded or {}).get(item.text, {}).get(name) for item in items]
+            missing = [row for row, answer in enumerate(known) if answer is None]
+            asked = await asyncio.gather(*(ask(tiers[name], items[r], seen[r]) for r in missing))
+            answers = dict(zip(missing, asked, strict=True))
+            runs[name] = [known[row] or answers[row] for row in range(len(items))]
     return runs
 
 

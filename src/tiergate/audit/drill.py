@@ -1,0 +1,465 @@
+"""A drift drill on the full BANKING77 route: the audit detects it, reacts, and a refit restores.
+
+The route is ``examples/banking77`` as shipped (77 queues, 1% budget at 95% confidence), except
+that its local tier is trained and calibrated without the texts of a few intents (``HELD_OUT``):
+the queues exist, the Claude tiers know them, the local model has never seen them, as when a
+bank opens a queue and the local tier is not retrained. The emulator, in its own process, knows
+every BANKING77 text. Through an in-process gateway with the route's audit on:
+
+1. a stream of test-split texts of the trained intents only: the false alarms;
+2. a fresh gateway: steady texts, then a stream where a share of the texts come from the
+   held-out intents: requests until the audit's bound crosses the budget, the reaction, the
+   audit's cost against the serving cost;
+3. ``tiergate calibrate ROUTE --from-audit GATEWAY.yaml`` on what the audit recorded, and more
+   drifted traffic: accepted accuracy (against the true labels, and against the top tier's
+   answers that the refit takes as silver labels) beside the budget.
+
+The audit queue is drained after every chunk of requests (the test helpers do the same), so the
+figures count requests, not seconds. ``bench/drift.py`` prints them; ``make demo`` runs it small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "banking77"
+ROUTE_NAME = "banking77"
+# Card-payment queues: their neighbours (declined, pending, fee charged for transfers, cash
+# and top-ups) stay in training, so the local model answers them with confidence, wrongly.
+HELD_OUT = (
+    "declined_card_payment",
+    "pending_card_payment",
+    "card_payment_fee_charged",
+    "card_payment_not_recognised",
+    "card_payment_wrong_exchange_rate",
+)
+EMULATOR_SEED = 3
+UPSTREAM_KEY = "sk-drill-not-a-real-key"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Ticket:
+    text: str
+    label: str
+
+
+@dataclass(frozen=True)
+class DrillSizes:
+    steady: int = 2000  # the no-drift stream
+    before: int = 300  # steady requests before the drift starts
+    drifted: int = 1000  # the drifted stream's length, at most (it stops soon after detection)
+    after: int = 400  # drifted requests after the refit
+    drift_share: float = 0.5  # share of the drifted stream from held-out intents
+    chunk: int = 50  # requests between audit checks
+    sample_rate: float = 0.2
+    window: int = 300
+    after_detection: int = 150  # requests sent after the breach (the reaction at work)
+
+
+@dataclass
+class Stream:
+    """What a stream did: per request the tier and whether it was accepted and right."""
+
+    sent: int = 0
+    tiers: list[str] = field(default_factory=list)
+    accepted: list[bool] = field(default_factory=list)
+    right: list[bool] = field(default_factory=list)  # against the true label
+    checks: list[str] = field(default_factory=list)  # the verdict after each chunk
+    first_breach: int | None = None  # requests sent when the verdict first read breached
+
+
+@dataclass
+class DrillResult:
+    sizes: DrillSizes
+    steady: Stream
+    steady_report: dict[str, Any]
+    before: Stream
+    drifted: Stream
+    detected_after: int | None  # drifted requests until the breach
+    reaction: str | None
+    top_share_after_breach: float | None
+    serving_usd: float
+    audit_usd: float
+    strong_only_usd: float
+    refit: dict[str, Any]
+    refit_said: str
+    after: Stream
+    after_report: dict[str, Any]
+    silver_agreement: float | None
+    seconds: float
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def _read(path: Path) -> list[Ticket]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [Ticket(row["text"], row["category"]) for row in csv.DictReader(handle)]
+
+
+def interleave(tickets: Sequence[Ticket]) -> list[Ticket]:
+    """Labels taken in turn, so any stretch of the stream mixes them."""
+    by_label: dict[str, list[Ticket]] = {}
+    for ticket in tickets:
+        by_label.setdefault(ticket.label, []).append(ticket)
+    queues = list(by_label.values())
+    mixed: list[Ticket] = []
+    while any(queues):
+        for queue in queues:
+            if queue:
+                mixed.append(queue.pop(0))
+    return mixed
+
+
+def mixed(steady: Sequence[Ticket], drifted: Sequence[Ticket], share: float) -> Iterator[Ticket]:
+    """``share`` of the stream from ``drifted``, evenly spread, the rest from ``steady``."""
+    taken = [0, 0]
+    pools = (steady, drifted)
+    while taken[0] < len(steady) and taken[1] < len(drifted):
+        total = taken[0] + taken[1]
+        which = 1 if taken[1] < share * (total + 1) else 0
+        yield pools[which][taken[which]]
+        taken[which] += 1
+
+
+def _write(path: Path, tickets: Sequence[Ticket]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "category"])
+        writer.writerows((t.text, t.label) for t in tickets)
+
+
+# -- the route and the emulator ---------------------------------------------------------------
+
+
+def base_route(work: Path, emulator_url: str, say: Say) -> Path:
+    """examples/banking77 without the held-out intents' texts, trained and calibrated once
+    (reused from ``work/base`` while it is there)."""
+    from tiergate.core.prices import load_price_book
+    from tiergate.routing.calibrate import calibrate_route
+    from tiergate.routing.route import load_route
+    from tiergate.routing.train import train_route
+    from tiergate.transports import anthropic_transport
+
+    folder = work / "base"
+    stamp = folder / "held_out.json"
+    if stamp.exists() and json.loads(stamp.read_text()) == list(HELD_OUT):
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("artifacts", "data"))
+    spec = yaml.safe_load((folder / "route.yaml").read_text())
+    for part in ("train", "test"):
+        source = EXAMPLE / spec["data"][part]
+        kept = [t for t in _read(source) if t.label not in HELD_OUT]
+        _write(folder / spec["data"][part], kept)
+    route = load_route(folder)
+    say(f"training the local tier without {len(HELD_OUT)} intents ({folder}) ...")
+    train_route(route)
+    say("calibrating it at the route's 1% budget (emulated Claude) ...")
+
+    async def calibrate() -> None:
+        transport = anthropic_transport(emulator_url, UPSTREAM_KEY)
+        try:
+            await calibrate_route(route, load_price_book(), transport)
+        finally:
+            await transport.aclose()
+
+    asyncio.run(calibrate())
+    stamp.write_text(json.dumps(list(HELD_OUT)))
+    return folder
+
+
+def route_copy(base: Path, folder: Path) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(base, folder)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def emulator_process(work: Path) -> Iterator[str]:
+    """``tiergate emulate`` in its own process, knowing every BANKING77 text; stopped at exit."""
+    from tiergate.emulator import build_scenario, write_scenario
+
+    work.mkdir(parents=True, exist_ok=True)
+    scenario = work / "banking77_scenario.json"
+    if not scenario.exists():
+        data = EXAMPLE / "data"
+        paths = [data / "banking77_train.csv", data / "banking77_test.csv"]
+        write_scenario(build_scenario(paths, name="banking77"), scenario)
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "tiergate",
+        "emulate",
+        "--port",
+        str(port),
+        "--latency",
+        "zero",
+        "--batch-seconds",
+        "0",
+        "--seed",
+        str(EMULATOR_SEED),
+        "--scenario",
+        str(scenario),
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _until_listening(process, port)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _until_listening(process: subprocess.Popen[bytes], port: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            error = process.stderr.read().decode() if process.stderr else ""
+            raise RuntimeError(f"the emulator stopped: {error[-400:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("the emulator did not start listening within a minute")
+
+
+# -- the gateway ------------------------------------------------------------------------------
+
+
+def audit_settings(sizes: DrillSizes) -> dict[str, Any]:
+    return {
+        "sample_rate": sizes.sample_rate,
+        "window": sizes.window,
+        "mode": "batches",
+        "batch_size": 10_000,
+        "batch_wait_s": 3600,  # drained after every chunk instead
+        "poll_s": 0.05,
+        "reaction": "top_tier",
+        "seed": 7,
+    }
+
+
+def gateway_config(folder: Path, route: Path, emulator_url: str, sizes: DrillSizes) -> Path:
+    """A gateway config serving the route as ``banking77``, audited; written as gateway.yaml."""
+    raw = {
+        "upstream": {"base_url": emulator_url, "api_key": UPSTREAM_KEY},
+        "keys": "keys.json",
+        "ledger": f"sqlite:///{(folder / 'ledger.db').resolve()}",
+        "routes": {ROUTE_NAME: {"kind": "classify", "route": str(route.resolve())}},
+        "audit": {ROUTE_NAME: audit_settings(sizes)},
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "gateway.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+class Drill:
+    """An in-process gateway on one route copy, and an admin key to read its reports."""
+
+    def __init__(self, config_path: Path) -> None:
+        from tiergate.gateway import GatewayServer, KeyStore, parse_config
+
+        raw = yaml.safe_load(config_path.read_text())
+        self.folder = config_path.parent
+        self.config_path = config_path
+        store = KeyStore(self.folder / "keys.json")
+        _, self.key = store.create("drill")
+        _, self.admin = store.create("operator", admin=True)
+        self.server = GatewayServer(parse_config(raw, self.folder, {}))
+
+    def __enter__(self) -> Drill:
+        import anthropic
+
+        self.server.start()
+        url = self.server.base_url
+        self.client = anthropic.Anthropic(api_key=self.key, base_url=url, max_retries=0)
+        self.operator = anthropic.Anthropic(api_key=self.admin, base_url=url, max_retries=0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.operator.close()
+        self.server.stop()
+
+    @property
+    def auditor(self) -> Any:
+        return self.server.app.services.audits.routes[ROUTE_NAME]
+
+    def admin_get(self, path: str) -> Any:
+        return self.operator.get(path, cast_to=object)
+
+    def report(self) -> dict[str, Any]:
+        return dict(self.admin_get(f"/v1/audit?route={ROUTE_NAME}")["routes"][ROUTE_NAME])
+
+    def send(
+        self,
+        tickets: Sequence[Ticket],
+        chunk: int,
+        stream: Stream | None = None,
+        *,
+        stop_after_breach: int | None = None,
+    ) -> Stream:
+        """Classify the tickets, auditing what was sampled after each chunk."""
+        stream = stream or Stream()
+        for start in range(0, len(tickets), chunk):
+            for ticket in tickets[start : start + chunk]:
+                body: Any = self.client.post(
+                    "/v1/classify", body={"route": ROUTE_NAME, "text": ticket.text}, cast_to=object
+                )
+                stream.sent += 1
+                stream.tiers.append(str(body["tier"]))
+                stream.accepted.append(bool(body["accepted"]))
+                stream.right.append(body["label"] == ticket.label)
+            self.server.call(self.server.app.services.audits.drain)
+            status = str(self.report()["status"])
+            stream.checks.append(status)
+            if status == "breached" and stream.first_breach is None:
+                stream.first_breach = stream.sent
+            if (
+                stop_after_breach is not None
+                and stream.first_breach is not None
+                and stream.sent - stream.first_breach >= stop_after_breach
+            ):
+                break
+        return stream
+
+    def until_recalibrated(self, timeout_s: float = 60) -> None:
+        """The audit loop looks at calibration.json once a second."""
+        deadline = time.monotonic() + timeout_s
+        while self.auditor.engaged is not None or self.auditor.breached_at is not None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not take the new calibration")
+            time.sleep(0.2)
+
+
+def calibrate_from_audit(
+    route: Path, config: Path, emulator_url: str
+) -> tuple[dict[str, Any], str]:
+    """``tiergate calibrate ROUTE --from-audit GATEWAY.yaml --json``, in its own process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    env.update(HF_HUB_OFFLINE="1", ANTHROPIC_API_KEY=UPSTREAM_KEY)
+    command = [sys.executable, "-m", "tiergate", "calibrate", str(route)]
+    command += ["--from-audit", str(config), "--base-url", emulator_url, "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"calibrate --from-audit failed: {done.stderr[-800:]}")
+    return json.loads(done.stdout), done.stderr
+
+
+# -- the drill --------------------------------------------------------------------------------
+
+
+def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) -> DrillResult:
+    started = time.perf_counter()
+    spec = yaml.safe_load((EXAMPLE / "route.yaml").read_text())
+    test = _read(EXAMPLE / spec["data"]["test"])
+    train = _read(EXAMPLE / spec["data"]["train"])
+    steady_pool = interleave([t for t in test if t.label not in HELD_OUT])
+    new_pool = interleave([t for t in [*test, *train] if t.label in HELD_OUT])
+    with emulator_process(work) as emulator_url:
+        base = base_route(work, emulator_url, say)
+
+        say(f"1. no drift: {sizes.steady:,} test texts of the trained intents ...")
+        folder = work / "steady"
+        route = route_copy(base, folder / "route")
+        with Drill(gateway_config(folder, route, emulator_url, sizes)) as drill:
+            steady = drill.send(steady_pool[: sizes.steady], sizes.chunk)
+            steady_report = drill.report()
+
+        say(f"2. drift: {sizes.before} steady, then {sizes.drift_share:.0%} held-out intents ...")
+        folder = work / "drift"
+        route = route_copy(base, folder / "route")
+        # Steady texts the no-drift stream did not use come first, then the rest again.
+        rest = steady_pool[sizes.steady :] + steady_pool[: sizes.steady]
+        before_tickets, rest = rest[: sizes.before], rest[sizes.before :]
+        drifting = list(mixed(rest, new_pool, sizes.drift_share))
+        config = gateway_config(folder, route, emulator_url, sizes)
+        with Drill(config) as drill:
+            before = drill.send(before_tickets, sizes.chunk)
+            drifted = drill.send(
+                drifting[: sizes.drifted], sizes.chunk, stop_after_breach=sizes.after_detection
+            )
+            report = drill.report()
+            usage = drill.admin_get("/v1/usage")
+            detected = drifted.first_breach
+            top = str(report["reference_tier"]) if "reference_tier" in report else None
+            top = top or drill.auditor.top
+            after_breach = drifted.tiers[_chunk_end(detected, sizes.chunk) :] if detected else []
+            top_share = after_breach.count(top) / len(after_breach) if after_breach else None
+
+            say("3. tiergate calibrate --from-audit, then more drifted traffic ...")
+            refit, said = calibrate_from_audit(route, config, emulator_url)
+            drill.until_recalibrated()
+            after = drill.send(drifting[drifted.sent : drifted.sent + sizes.after], sizes.chunk)
+            after_report = drill.report()
+            silver = _silver_agreement(drill)
+    return DrillResult(
+        sizes=sizes,
+        steady=steady,
+        steady_report=steady_report,
+        before=before,
+        drifted=drifted,
+        detected_after=detected,
+        reaction=report["reaction_engaged"],
+        top_share_after_breach=top_share,
+        serving_usd=float(usage["total"]["spend_usd"]),
+        audit_usd=float(usage["audit"]["spend_usd"]),
+        strong_only_usd=float(usage["total"]["strong_only_usd"]),
+        refit=refit,
+        refit_said=said,
+        after=after,
+        after_report=after_report,
+        silver_agreement=silver,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _chunk_end(sent: int | None, chunk: int) -> int:
+    """The first request after the chunk whose check found the breach."""
+    return 0 if sent is None else -(-sent // chunk) * chunk
+
+
+def _silver_agreement(drill: Drill) -> float | None:
+    """Accepted answers after the refit that the top tier confirmed, of those it audited."""
+    window = drill.report()["window"]
+    audited = int(window.get("audited") or 0)
+    return None if not audited else 1.0 - int(window.get("errors") or 0) / audited
+
+
+def accepted_accuracy(stream: Stream) -> tuple[float, float | None]:
+    """Accepted share and accepted accuracy (true labels)."""
+    accepted = [right for right, ok in zip(stream.right, stream.accepted, strict=True) if ok]
+    share = len(accepted) / stream.sent if stream.sent else 0.0
+    return share, (sum(accepted) / len(accepted) if accepted else None)
