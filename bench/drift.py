@@ -1,12 +1,14 @@
 """The audit loop against drift on the full BANKING77 route at its 1% budget.
 
-examples/banking77 with its local tier trained and calibrated without five card-payment intents
-(their queues exist; the emulated Claude tiers know them), served through an in-process gateway
+examples/banking77 as shipped (trained and calibrated as `make demo` does), then the business
+moves three queues (every payment a customer does not recognise goes to `compromised_card`; the
+emulated Claude tiers are told, the local model is not), served through an in-process gateway
 with the audit on (Message Batches against the emulator, in its own process). Prints: false
 alarms on a stream with no drift, requests until detection after the drift starts, the
 reaction, the audit's cost against the serving cost, and what `calibrate --from-audit` does to
 further drifted traffic. The audit queue is drained after every chunk, so figures count
-requests. Loopback only; stops by itself (a few minutes; the first run also trains the copy).
+requests. Loopback only; stops by itself (a few minutes; the first run without the demo's
+artifacts also trains and calibrates the route).
 
     .venv/bin/python bench/drift.py                    # 2,000 no-drift requests
     .venv/bin/python bench/drift.py --quick            # the demo's small run (make demo)
@@ -26,7 +28,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tiergate.audit.drill import HELD_OUT, DrillResult, DrillSizes, accepted_accuracy, run_drill
+from tiergate.audit.drill import MOVED, DrillResult, DrillSizes, accepted_accuracy, run_drill
 
 SIZES = ("steady", "before", "drifted", "after", "chunk", "window", "sample_rate", "drift_share")
 QUICK = DrillSizes(steady=300, before=200, drifted=600, after=200, after_detection=50)
@@ -48,7 +50,7 @@ def rows(result: DrillResult) -> list[tuple[str, str]]:
         ),
         (
             f"requests until detection (after {sizes.before} steady; "
-            f"{sizes.drift_share:.0%} of the drifted stream new intents)",
+            f"{sizes.drift_share:.0%} of the drifted stream moved texts)",
             "not detected" if detected is None else f"{detected:,} drifted requests",
         ),
         (
@@ -87,7 +89,8 @@ def render(result: DrillResult) -> str:
     lines += [f"{name:<{width}}  {value}" for name, value in table]
     load = os.getloadavg()
     lines.append(
-        f"\nheld-out intents: {', '.join(HELD_OUT)}; {result.seconds:.0f} s; "
+        f"\nmoved: {', '.join(MOVED)} -> {', '.join(sorted(set(MOVED.values())))}; "
+        f"{result.seconds:.0f} s; "
         f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     return "\n".join(lines)

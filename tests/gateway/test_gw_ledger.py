@@ -66,7 +66,7 @@ def test_a_ledger_made_before_migrations_is_upgraded(ledger_url: str) -> None:
     with migrated.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
         ids = connection.execute(text("SELECT request_id FROM requests ORDER BY id")).scalars()
-        assert version == "0003" and list(ids) == ["old_1", "old_2"]
+        assert version == "0004" and list(ids) == ["old_1", "old_2"]
     migrated.dispose()
 
 
@@ -108,6 +108,7 @@ def test_audit_records_live_beside_the_rows_on_both_databases(ledger_url: str) -
         read_records,
         write_records,
     )
+    from tiergate.tiers.base import TierAnswer
 
     engine = open_engine(ledger_url)
     records = [
@@ -118,15 +119,20 @@ def test_audit_records_live_beside_the_rows_on_both_databases(ledger_url: str) -
         )
         for index, kind in enumerate((AUDIT, AUDIT, SHADOW))
     ]  # fmt: skip
+    sonnet = TierAnswer("sonnet", "card_arrival", {"stated_confidence": 0.9}, cost_usd=0.01,
+                        stated_confidence=0.9, model="claude-sonnet-4-6")  # fmt: skip
+    records[1].keep_answers([sonnet])
     write_records(engine, records)
     write_records(engine, records[:1])  # a request is audited once
     found = read_records(engine, "tickets", since=10.5)
     assert [record.request_id for record in found] == ["req_1"]
     assert found[0].reference_payload == "card_arrival" and found[0].agree is True
+    # The answers kept for a refit come back whole (features, cost, model).
+    assert found[0].recorded_answers() == {"sonnet": sonnet}
     spend = audit_spend(engine, DAY, DAY)
     assert spend["records"] == 3 and spend["spend_usd"] == pytest.approx(0.012)
     assert spend["by_route"]["tickets"]["by_kind"]["shadow"]["records"] == 1
     with engine.connect() as connection:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    assert version == "0003"
+    assert version == "0004"
     engine.dispose()

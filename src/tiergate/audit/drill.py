@@ -1,18 +1,22 @@
 """A drift drill on the full BANKING77 route: the audit detects it, reacts, and a refit restores.
 
-The route is ``examples/banking77`` as shipped (77 queues, 1% budget at 95% confidence), except
-that its local tier is trained and calibrated without the texts of a few intents (``HELD_OUT``):
-the queues exist, the Claude tiers know them, the local model has never seen them, as when a
-bank opens a queue and the local tier is not retrained. The emulator, in its own process, knows
-every BANKING77 text. Through an in-process gateway with the route's audit on:
+The route is ``examples/banking77`` as shipped (77 queues, 1% budget at 95% confidence, the
+local tier trained and calibrated as ``make demo`` does). Then the business moves queues: every
+payment a customer does not recognise (card payments, direct debits, cash withdrawals) now goes
+to the fraud queue, ``compromised_card`` (``MOVED``). The Claude tiers are told (the emulator,
+in its own process, answers the new queue for those texts); the local model still answers the
+old one, with the confidence it learnt. Through an in-process gateway with the route's audit on:
 
-1. a stream of test-split texts of the trained intents only: the false alarms;
-2. a fresh gateway: steady texts, then a stream where a share of the texts come from the
-   held-out intents: requests until the audit's bound crosses the budget, the reaction, the
-   audit's cost against the serving cost;
+1. a stream of test-split texts of the other intents: the false alarms;
+2. a fresh gateway: steady texts, then a stream where a share of the texts are moved ones:
+   requests until the audit's bound crosses the budget, the reaction, the audit's cost against
+   the serving cost;
 3. ``tiergate calibrate ROUTE --from-audit GATEWAY.yaml`` on what the audit recorded, and more
-   drifted traffic: accepted accuracy (against the true labels, and against the top tier's
-   answers that the refit takes as silver labels) beside the budget.
+   drifted traffic: accepted accuracy against the new queues, beside the budget.
+
+New intents the local tier never saw are the other drift; measured with the local tier trained
+without five card-payment intents, they raised no alarm: the local tier passed those texts up
+the ladder and the Claude tiers answered them (docs/audit.md).
 
 The audit queue is drained after every chunk of requests (the test helpers do the same), so the
 figures count requests, not seconds. ``bench/drift.py`` prints them; ``make demo`` runs it small.
@@ -20,7 +24,6 @@ figures count requests, not seconds. ``bench/drift.py`` prints them; ``make demo
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import json
 import os
@@ -39,16 +42,13 @@ import yaml
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "banking77"
 ROUTE_NAME = "banking77"
-# Card-payment queues: their neighbours (declined, pending, fee charged for transfers, cash
-# and top-ups) stay in training, so the local model answers them with confidence, wrongly.
-HELD_OUT = (
-    "declined_card_payment",
-    "pending_card_payment",
-    "card_payment_fee_charged",
-    "card_payment_not_recognised",
-    "card_payment_wrong_exchange_rate",
-)
-EMULATOR_SEED = 3
+# The queue move: each intent's texts now belong to this queue.
+MOVED = {
+    "card_payment_not_recognised": "compromised_card",
+    "direct_debit_payment_not_recognised": "compromised_card",
+    "cash_withdrawal_not_recognised": "compromised_card",
+}
+EMULATOR_SEED = 0
 UPSTREAM_KEY = "sk-drill-not-a-real-key"
 Say = Callable[[str], None]
 
@@ -64,7 +64,7 @@ class DrillSizes:
     steady: int = 2000  # the no-drift stream
     before: int = 300  # steady requests before the drift starts
     drifted: int = 1000  # the drifted stream's length, at most (it stops soon after detection)
-    after: int = 400  # drifted requests after the refit
+    after: int = 200  # drifted requests after the refit
     drift_share: float = 0.5  # share of the drifted stream from held-out intents
     chunk: int = 50  # requests between audit checks
     sample_rate: float = 0.2
@@ -149,47 +149,37 @@ def _write(path: Path, tickets: Sequence[Ticket]) -> None:
 # -- the route and the emulator ---------------------------------------------------------------
 
 
-def base_route(work: Path, emulator_url: str, say: Say) -> Path:
-    """examples/banking77 without the held-out intents' texts, trained and calibrated once
-    (reused from ``work/base`` while it is there)."""
-    from tiergate.core.prices import load_price_book
-    from tiergate.routing.calibrate import calibrate_route
-    from tiergate.routing.route import load_route
-    from tiergate.routing.train import train_route
-    from tiergate.transports import anthropic_transport
-
+def base_route(work: Path, say: Say) -> Path:
+    """examples/banking77 trained and calibrated as shipped (emulated Claude answering the
+    route's own labels): its artifacts copied when ``make demo`` made them, else made once in
+    ``work/base`` by ``tiergate train`` and ``tiergate calibrate``."""
     folder = work / "base"
-    stamp = folder / "held_out.json"
-    if stamp.exists() and json.loads(stamp.read_text()) == list(HELD_OUT):
+    if (folder / "artifacts" / "calibration.json").exists():
         return folder
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("artifacts", "data"))
-    spec = yaml.safe_load((folder / "route.yaml").read_text())
-    for part in ("train", "test"):
-        source = EXAMPLE / spec["data"][part]
-        kept = [t for t in _read(source) if t.label not in HELD_OUT]
-        _write(folder / spec["data"][part], kept)
-    route = load_route(folder)
-    say(f"training the local tier without {len(HELD_OUT)} intents ({folder}) ...")
-    train_route(route)
-    say("calibrating it at the route's 1% budget (emulated Claude) ...")
-
-    async def calibrate() -> None:
-        transport = anthropic_transport(emulator_url, UPSTREAM_KEY)
-        try:
-            await calibrate_route(route, load_price_book(), transport)
-        finally:
-            await transport.aclose()
-
-    asyncio.run(calibrate())
-    stamp.write_text(json.dumps(list(HELD_OUT)))
+    shutil.copytree(EXAMPLE, folder)  # the demo's artifacts too, when there
+    if not (folder / "artifacts" / "calibration.json").exists():
+        say(f"training and calibrating {folder} as shipped (once; the demo's artifacts reused) ...")
+        for command in ("train", "calibrate"):
+            _tiergate(command, str(folder))
     return folder
 
 
-def route_copy(base: Path, folder: Path) -> Path:
+def _tiergate(*arguments: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
+    clean.update(HF_HUB_OFFLINE="1", **env)
+    command = [sys.executable, "-m", "tiergate", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, env=clean, timeout=1200)
+    if done.returncode != 0:
+        raise RuntimeError(f"tiergate {' '.join(arguments)} failed: {done.stderr[-800:]}")
+    return done
+
+
+def fresh_copy(base: Path, folder: Path) -> Path:
+    """A new run folder (no ledger left from a run before) holding a copy of the route."""
     shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(base, folder)
-    return folder
+    shutil.copytree(base, folder / "route")
+    return folder / "route"
 
 
 def free_port() -> int:
@@ -201,14 +191,19 @@ def free_port() -> int:
 @contextmanager
 def emulator_process(work: Path) -> Iterator[str]:
     """``tiergate emulate`` in its own process, knowing every BANKING77 text; stopped at exit."""
-    from tiergate.emulator import build_scenario, write_scenario
+    from tiergate.emulator import write_scenario
+    from tiergate.emulator.scenario_build import scenario_dict
 
     work.mkdir(parents=True, exist_ok=True)
-    scenario = work / "banking77_scenario.json"
+    scenario = work / "banking77_moved_scenario.json"
     if not scenario.exists():
         data = EXAMPLE / "data"
-        paths = [data / "banking77_train.csv", data / "banking77_test.csv"]
-        write_scenario(build_scenario(paths, name="banking77"), scenario)
+        rows = [
+            (t.text, MOVED.get(t.label, t.label))
+            for path in (data / "banking77_train.csv", data / "banking77_test.csv")
+            for t in _read(path)
+        ]
+        write_scenario(scenario_dict(rows, name="banking77-moved"), scenario)
     port = free_port()
     command = [
         sys.executable,
@@ -367,14 +362,12 @@ class Drill:
 def calibrate_from_audit(
     route: Path, config: Path, emulator_url: str
 ) -> tuple[dict[str, Any], str]:
-    """``tiergate calibrate ROUTE --from-audit GATEWAY.yaml --json``, in its own process."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
-    env.update(HF_HUB_OFFLINE="1", ANTHROPIC_API_KEY=UPSTREAM_KEY)
-    command = [sys.executable, "-m", "tiergate", "calibrate", str(route)]
-    command += ["--from-audit", str(config), "--base-url", emulator_url, "--json"]
-    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    if done.returncode != 0:
-        raise RuntimeError(f"calibrate --from-audit failed: {done.stderr[-800:]}")
+    """``tiergate calibrate ROUTE --from-audit GATEWAY.yaml --json``, in its own process, the
+    Claude tiers it still needs asked of the drill's emulator."""
+    done = _tiergate(
+        "calibrate", str(route), "--from-audit", str(config), "--base-url", emulator_url,
+        "--json", ANTHROPIC_API_KEY=UPSTREAM_KEY,
+    )  # fmt: skip
     return json.loads(done.stdout), done.stderr
 
 
@@ -382,29 +375,41 @@ def calibrate_from_audit(
 
 
 def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) -> DrillResult:
+    from tiergate.routing.route import load_route
+    from tiergate.routing.runtime import route_data
+
     started = time.perf_counter()
     spec = yaml.safe_load((EXAMPLE / "route.yaml").read_text())
     test = _read(EXAMPLE / spec["data"]["test"])
-    train = _read(EXAMPLE / spec["data"]["train"])
-    steady_pool = interleave([t for t in test if t.label not in HELD_OUT])
-    new_pool = interleave([t for t in [*test, *train] if t.label in HELD_OUT])
+    base = base_route(work, say)
+    data = route_data(load_route(base))
+    # A few test texts are training texts too: the stream leaves out what the local tier learnt.
+    learnt = {example.text for example in data.train}
+    test = [t for t in test if t.text not in learnt]
+    steady_pool = interleave([t for t in test if t.label not in MOVED])
+    # Their test texts, then those the route held out of the local tier's training (for
+    # calibration): all now belong to the new queue.
+    held_out = [Ticket(e.text, str(e.label)) for e in data.calibration if e.text not in learnt]
+    moved = [
+        Ticket(t.text, MOVED[t.label])
+        for t in [*interleave(test), *interleave(held_out)]
+        if t.label in MOVED
+    ]
     with emulator_process(work) as emulator_url:
-        base = base_route(work, emulator_url, say)
-
-        say(f"1. no drift: {sizes.steady:,} test texts of the trained intents ...")
+        say(f"1. no drift: {sizes.steady:,} test texts of the intents that did not move ...")
         folder = work / "steady"
-        route = route_copy(base, folder / "route")
+        route = fresh_copy(base, folder)
         with Drill(gateway_config(folder, route, emulator_url, sizes)) as drill:
             steady = drill.send(steady_pool[: sizes.steady], sizes.chunk)
             steady_report = drill.report()
 
-        say(f"2. drift: {sizes.before} steady, then {sizes.drift_share:.0%} held-out intents ...")
+        say(f"2. drift: {sizes.before} steady, then {sizes.drift_share:.0%} moved texts ...")
         folder = work / "drift"
-        route = route_copy(base, folder / "route")
+        route = fresh_copy(base, folder)
         # Steady texts the no-drift stream did not use come first, then the rest again.
         rest = steady_pool[sizes.steady :] + steady_pool[: sizes.steady]
         before_tickets, rest = rest[: sizes.before], rest[sizes.before :]
-        drifting = list(mixed(rest, new_pool, sizes.drift_share))
+        drifting = list(mixed(rest, moved, sizes.drift_share))
         config = gateway_config(folder, route, emulator_url, sizes)
         with Drill(config) as drill:
             before = drill.send(before_tickets, sizes.chunk)

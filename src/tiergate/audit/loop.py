@@ -36,11 +36,11 @@ from tiergate.audit.records import (
     DONE,
     FAILED,
     SHADOW,
-    UNSURE,
     AuditRecord,
     read_records,
     write_records,
 )
+from tiergate.audit.report import reference_error
 from tiergate.audit.shadow import shadow_answers, shadow_payloads, shadow_summary
 from tiergate.routing.engine import Decision, Router
 from tiergate.routing.route import LOCAL
@@ -85,12 +85,11 @@ class RouteAuditor:
         self.engaged: str | None = None  # the reaction in force, if any
         self.breached_at: float | None = None  # a breach stands until the route is recalibrated
         self.calibrated_at = self._calibration_time()
-        self.tally = Tally(settings.window)
+        self.tally = Tally(settings.window, reference_error(self.calibrated.route))
         self.drift = DriftMonitor(self.calibrated, settings.window, Reference([], None, []))
         self.cost_usd = 0.0
         self.records_seen = 0
         self.dropped = 0  # samples dropped because too many waited (MAX_PENDING)
-        self.unsure = 0  # audits whose top-tier answer its own policy would not accept
         self._shadowed: list[tuple[dict[str, Any], Any]] = []  # (cheaper answers, top answer)
 
     # -- the hot path ---------------------------------------------------------------------------
@@ -174,7 +173,6 @@ class RouteAuditor:
         self.tally.extend(a for a in (r.audited() for r in records) if a is not None)
         self.cost_usd = sum(record.cost_usd for record in records)
         self.records_seen = len(records)
-        self.unsure = sum(record.status == UNSURE for record in records)
         reference = await asyncio.to_thread(reference_of, self.calibrated)
         self.drift.reset(self.calibrated, reference)
         self._show()
@@ -270,7 +268,6 @@ class RouteAuditor:
         await asyncio.to_thread(write_records, self.engine, records)
         for record in records:
             self.records_seen += 1
-            self.unsure += record.status == UNSURE
             self.cost_usd += record.cost_usd
             if record.cost_usd:
                 self.metrics.cost.labels(self.name).inc(record.cost_usd)
@@ -287,11 +284,6 @@ class RouteAuditor:
             return
         record.reference = json.dumps(answer.payload)
         record.keep_answers([answer])
-        if not self.calibrated.judge(answer).accepted:
-            # The top tier's unsure answers are no reference: at a 1% budget a reference wrong
-            # 8% of the time would alarm on any traffic. Kept, counted apart, never judged.
-            record.status = UNSURE
-            return
         record.agree = self.calibrated.task.agree(json.loads(record.answer), answer.payload)
         record.status = DONE
 
@@ -332,7 +324,6 @@ class RouteAuditor:
             breached_at=self.breached_at,
             pending=len(self._pending),
             dropped=self.dropped,
-            unsure=self.unsure,
             records=self.records_seen,
             audit_cost_usd=round(self.cost_usd, 10),
             mode=self.settings.mode,
@@ -396,8 +387,8 @@ class RouteAuditor:
         shadow = self.settings.shadow > 0
         self.classifier.router = top_tier_router(self.calibrated) if shadow else self.calibrated
         self.calibrated_at = changed
-        self.tally = Tally(self.settings.window)
-        self.unsure = 0
+        allowance = await asyncio.to_thread(reference_error, self.calibrated.route)
+        self.tally = Tally(self.settings.window, allowance)
         self.drift.reset(self.calibrated, await asyncio.to_thread(reference_of, self.calibrated))
         self.engaged = None
         self.breached_at = None

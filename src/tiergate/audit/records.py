@@ -33,8 +33,7 @@ from tiergate.routing.runtime import answer_from_row, answer_row
 from tiergate.tiers.base import TierAnswer
 
 AUDIT, SHADOW = "audit", "shadow"
-# UNSURE: the top tier answered, but its own policy would not accept its answer: no reference.
-DONE, FAILED, UNSURE = "done", "failed", "unsure"
+DONE, FAILED = "done", "failed"
 
 metadata = MetaData()
 audits_table = Table(

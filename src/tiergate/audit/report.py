@@ -17,7 +17,7 @@ from tiergate.audit.estimate import BREACHED, Tally
 from tiergate.audit.records import AUDIT, DONE, SHADOW, AuditRecord, read_records
 from tiergate.errors import TiergateError
 from tiergate.routing.route import Route, load_route
-from tiergate.routing.runtime import POLICY_FILE, load_calibration
+from tiergate.routing.runtime import POLICY_FILE, RuntimeSetupError, load_calibration
 from tiergate.tiers.base import TierAnswer
 
 SILVER_FILE = "audit_calibration.jsonl"
@@ -84,13 +84,24 @@ def ledger_records(
         engine.dispose()
 
 
+def reference_error(route: Route) -> float:
+    """The top tier's error on the calibration tickets (the allowance of ``estimate``); 0 for
+    an uncalibrated route or a calibration without the figure."""
+    try:
+        calibration = load_calibration(route)
+    except RuntimeSetupError:
+        return 0.0
+    accuracy = calibration.accuracy_alone.get(route.tiers[-1])
+    return 0.0 if accuracy is None else 1.0 - accuracy
+
+
 def audit_report(audited: AuditedRoute) -> dict[str, Any]:
     """What ``tiergate audit ROUTE`` prints: the live estimate since the last calibration."""
     route = audited.route
     calibration = load_calibration(route)
     since = calibration_time(route)
     records = ledger_records(audited, since=since, kinds=(AUDIT,))
-    tally = Tally(audited.settings.window)
+    tally = Tally(audited.settings.window, reference_error(route))
     breached_at = None
     for record in records:  # replayed in order: a breach stands until the next calibration
         trial = record.audited()

@@ -207,7 +207,7 @@ class Router:
                     answer = await self.tiers[name].answer(item, seen)
                 latency += answer.latency_s
             answers.append(answer)
-            step = self.judge(answer)
+            step = self._judge(answer)
             trace.append(step)
             if step.accepted:
                 return Decision(
@@ -222,8 +222,7 @@ class Router:
                 )
         return self._unsure(item, trace, answers, latency)
 
-    def judge(self, answer: TierAnswer) -> Step:
-        """One tier's answer through its policy: its calibrated confidence and acceptance."""
+    def _judge(self, answer: TierAnswer) -> Step:
         if not answer.usable or answer.payload is None:
             return Step(
                 answer.tier,

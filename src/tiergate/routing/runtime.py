@@ -293,6 +293,9 @@ class Calibration:
     policies: dict[str, TierPolicy]
     error_budget: float
     mean_cost_usd: dict[str, float] = field(default_factory=dict)
+    # Each tier's accuracy on the calibration tickets with every answer accepted (against the
+    # labels it was calibrated on: gold, or the top tier's answers after a silver refit).
+    accuracy_alone: dict[str, float] = field(default_factory=dict)
 
     def strong_mean_cost_usd(self, route: Route) -> float | None:
         claude = route.claude_tiers
@@ -314,7 +317,13 @@ def load_calibration(route: Route) -> Calibration:
             "the recorded answers, no new calls)"
         )
     policies = {name: TierPolicy.from_dict(data) for name, data in body["tiers"].items()}
-    return Calibration(policies, budget, _mean_costs(body))
+    alone = body.get("every_answer_accepted") or {}
+    accuracy = {
+        str(tier): float(row["accuracy_if_everything_accepted"])
+        for tier, row in alone.items()
+        if row.get("accuracy_if_everything_accepted") is not None
+    }
+    return Calibration(policies, budget, _mean_costs(body), accuracy)
 
 
 def _mean_costs(body: Mapping[str, Any]) -> dict[str, float]:
