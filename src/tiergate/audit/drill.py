@@ -63,13 +63,15 @@ class Ticket:
 class DrillSizes:
     steady: int = 2000  # the no-drift stream
     before: int = 300  # steady requests before the drift starts
-    drifted: int = 1000  # the drifted stream's length, at most (it stops soon after detection)
+    drifted: int = 1200  # the drifted stream's length, at most (it stops after detection)
     after: int = 200  # drifted requests after the refit
-    drift_share: float = 0.5  # share of the drifted stream from held-out intents
+    drift_share: float = 0.5  # share of the drifted stream from moved intents
     chunk: int = 50  # requests between audit checks
     sample_rate: float = 0.2
     window: int = 300
-    after_detection: int = 150  # requests sent after the breach (the reaction at work)
+    after_detection: int = 700  # requests after the breach (the reaction at work; a 1% refit
+    # needs about 650 audited texts: no error in n bounds the rate at ln(1/delta) / n)
+    refit: bool = True  # step 3: calibrate --from-audit and more drifted traffic
 
 
 @dataclass
@@ -94,14 +96,13 @@ class DrillResult:
     detected_after: int | None  # drifted requests until the breach
     reaction: str | None
     top_share_after_breach: float | None
-    serving_usd: float
+    serving_usd: float  # the no-drift stream's
     audit_usd: float
     strong_only_usd: float
     refit: dict[str, Any]
     refit_said: str
     after: Stream
     after_report: dict[str, Any]
-    silver_agreement: float | None
     seconds: float
 
 
@@ -395,6 +396,9 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
         for t in [*interleave(test), *interleave(held_out)]
         if t.label in MOVED
     ]
+    # The last of the moved texts are kept for after the refit: traffic it has not seen.
+    kept = int(sizes.after * sizes.drift_share)
+    moved_live, moved_after = moved[: len(moved) - kept], moved[len(moved) - kept :]
     with emulator_process(work) as emulator_url:
         say(f"1. no drift: {sizes.steady:,} test texts of the intents that did not move ...")
         folder = work / "steady"
@@ -402,6 +406,7 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
         with Drill(gateway_config(folder, route, emulator_url, sizes)) as drill:
             steady = drill.send(steady_pool[: sizes.steady], sizes.chunk)
             steady_report = drill.report()
+            usage = drill.admin_get("/v1/usage")
 
         say(f"2. drift: {sizes.before} steady, then {sizes.drift_share:.0%} moved texts ...")
         folder = work / "drift"
@@ -409,7 +414,10 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
         # Steady texts the no-drift stream did not use come first, then the rest again.
         rest = steady_pool[sizes.steady :] + steady_pool[: sizes.steady]
         before_tickets, rest = rest[: sizes.before], rest[sizes.before :]
-        drifting = list(mixed(rest, moved, sizes.drift_share))
+        after_steady, rest = rest[: sizes.after - kept], rest[sizes.after - kept :]
+        drifting = list(mixed(rest, moved_live, sizes.drift_share))
+        # When the moved texts run out, the traffic goes on with the others.
+        drifting += rest[sum(t not in moved_live for t in drifting) :]
         config = gateway_config(folder, route, emulator_url, sizes)
         with Drill(config) as drill:
             before = drill.send(before_tickets, sizes.chunk)
@@ -417,19 +425,20 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
                 drifting[: sizes.drifted], sizes.chunk, stop_after_breach=sizes.after_detection
             )
             report = drill.report()
-            usage = drill.admin_get("/v1/usage")
             detected = drifted.first_breach
-            top = str(report["reference_tier"]) if "reference_tier" in report else None
-            top = top or drill.auditor.top
             after_breach = drifted.tiers[_chunk_end(detected, sizes.chunk) :] if detected else []
+            top = drill.auditor.top
             top_share = after_breach.count(top) / len(after_breach) if after_breach else None
-
-            say("3. tiergate calibrate --from-audit, then more drifted traffic ...")
-            refit, said = calibrate_from_audit(route, config, emulator_url)
-            drill.until_recalibrated()
-            after = drill.send(drifting[drifted.sent : drifted.sent + sizes.after], sizes.chunk)
-            after_report = drill.report()
-            silver = _silver_agreement(drill)
+            refit: dict[str, Any] = {}
+            said = ""
+            after, after_report = Stream(), {}
+            if sizes.refit:
+                say("3. tiergate calibrate --from-audit, then more drifted traffic ...")
+                refit, said = calibrate_from_audit(route, config, emulator_url)
+                drill.until_recalibrated()
+                tail = list(mixed(after_steady, moved_after, sizes.drift_share))
+                after = drill.send(tail, sizes.chunk)
+                after_report = drill.report()
     return DrillResult(
         sizes=sizes,
         steady=steady,
@@ -446,7 +455,6 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
         refit_said=said,
         after=after,
         after_report=after_report,
-        silver_agreement=silver,
         seconds=time.perf_counter() - started,
     )
 
@@ -454,13 +462,6 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
 def _chunk_end(sent: int | None, chunk: int) -> int:
     """The first request after the chunk whose check found the breach."""
     return 0 if sent is None else -(-sent // chunk) * chunk
-
-
-def _silver_agreement(drill: Drill) -> float | None:
-    """Accepted answers after the refit that the top tier confirmed, of those it audited."""
-    window = drill.report()["window"]
-    audited = int(window.get("audited") or 0)
-    return None if not audited else 1.0 - int(window.get("errors") or 0) / audited
 
 
 def accepted_accuracy(stream: Stream) -> tuple[float, float | None]:

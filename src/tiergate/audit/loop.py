@@ -110,7 +110,10 @@ class RouteAuditor:
             if tier == self.top and self._random.random() < self.settings.shadow:
                 self._queue(request_id, at, text, decision, SHADOW, True)
             return
-        by_rate = self._random.random() < self.settings.sample_rate
+        # While the reaction sends the traffic to the top tier its answers cost nothing to audit
+        # (no second call): all are kept, so `calibrate --from-audit` has data sooner.
+        free = self.engaged == "top_tier" and tier == self.top
+        by_rate = free or self._random.random() < self.settings.sample_rate
         wanted = self.settings.min_per_stratum
         short = (
             wanted > 0
