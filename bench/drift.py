@@ -46,6 +46,11 @@ def rows(result: DrillResult) -> list[tuple[str, str]]:
             "none" if steady_alarm is None else f"breach after {steady_alarm:,} requests",
         ),
         (
+            "audit, no drift: top tier's own error allowed (its calibration error)",
+            f"{result.steady_report.get('reference_error', 0.0):.1%}; "
+            + _audit(result.steady_report),
+        ),
+        (
             f"requests until detection (after {sizes.before} steady; "
             f"{sizes.drift_share:.0%} of the drifted stream moved texts)",
             "not detected" if detected is None else f"{detected:,} drifted requests",

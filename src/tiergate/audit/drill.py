@@ -129,12 +129,14 @@ def interleave(tickets: Sequence[Ticket]) -> list[Ticket]:
 
 
 def mixed(steady: Sequence[Ticket], drifted: Sequence[Ticket], share: float) -> Iterator[Ticket]:
-    """``share`` of the stream from ``drifted``, evenly spread, the rest from ``steady``."""
+    """``share`` of the stream from ``drifted``, evenly spread, the rest from ``steady``; it
+    ends when the pool whose turn it is runs out."""
     taken = [0, 0]
     pools = (steady, drifted)
-    while taken[0] < len(steady) and taken[1] < len(drifted):
-        total = taken[0] + taken[1]
-        which = 1 if taken[1] < share * (total + 1) else 0
+    while True:
+        which = 1 if taken[1] + 1 <= share * (sum(taken) + 1) + 1e-9 else 0
+        if taken[which] >= len(pools[which]):
+            return
         yield pools[which][taken[which]]
         taken[which] += 1
 

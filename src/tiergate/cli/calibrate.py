@@ -106,6 +106,7 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         plot=args.plot,
         own_rows=getattr(args, "from_audit", None) is None,
         recorded=getattr(args, "recorded", None),
+        keep_top_policy=getattr(args, "from_audit", None) is not None,
     )
     recorded = (route.artifacts / RUNS_FILE).exists()
     if not route.claude_tiers or (recorded and (args.budget or args.sweep or args.refit)):

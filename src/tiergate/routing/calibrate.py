@@ -23,9 +23,11 @@ from tiergate.routing.runtime import (
     RUNS_FILE,
     LocalModelViewer,
     RecordedRuns,
+    RuntimeSetupError,
     check_held_out,
     check_labels,
     check_tiers,
+    load_calibration,
     load_local,
     load_runs,
     own_rows,
@@ -62,6 +64,11 @@ class CalibrateOptions:
     # Answers already paid for (text -> tier -> answer: the audit loop's records), used instead
     # of asking those tiers again on those texts.
     recorded: Mapping[str, Mapping[str, TierAnswer]] | None = None
+    # Labels that are the top tier's own answers (silver) cannot judge it (it agrees with
+    # itself): keep the policy its labelled calibration fitted, when there is one, so its unsure
+    # answers stay unaccepted. The cheaper tiers' certificate holds: the top tier accepts a
+    # subset of what it accepted, all agreeing with themselves.
+    keep_top_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,8 @@ async def calibrate_route(
             "for gold, so the budget bounds disagreement with it"
         )
     fitted = fit_policies(route, examples, runs, own)
+    if options.keep_top_policy:
+        fitted = _with_labelled_top_policy(route, fitted, say)
     report = await _report(route, examples, runs, own, fitted, silver)
     saved = save_policies(
         route,
@@ -176,6 +185,19 @@ async def calibrate_route(
         report["budgets"] = [asdict(point) for point in points]
         report["plot"] = str(_plot(route, points, report, options.plot))
     return report
+
+
+def _with_labelled_top_policy(route: Route, fitted: Fitted, say: Say) -> Fitted:
+    top = route.tiers[-1]
+    try:
+        kept = load_calibration(route).policies.get(top)
+    except RuntimeSetupError:
+        kept = None
+    if kept is None:
+        return fitted
+    say(f"{top} keeps the policy of its labelled calibration (silver labels cannot judge it)")
+    policy = replace(kept, skipped=fitted.policies[top].skipped)
+    return replace(fitted, policies={**fitted.policies, top: policy})
 
 
 def _reused(
