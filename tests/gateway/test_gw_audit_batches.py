@@ -51,9 +51,42 @@ def test_shadow_answers_go_through_message_batches_unless_live(
 def test_calibrate_from_audit_reuses_the_recorded_answers(
     scenario: Scenario, tmp_path: Path
 ) -> None:
-    """The top tier's audit answers (and the Claude answers the hot path paid for) are kept
-    with each record; the refit asks only for what is missing: here Haiku on the texts the
-    local tier answered, never Sonnet."""
+    """The top tier's audit answers, the Claude answers the hot path paid for and the shadow
+    answers are kept with each record; the refit asks only for what is missing."""
+    from gw_helpers import SONNET
+
+    # Audits: Sonnet's answer on every text; Haiku's only where the hot path asked it.
+    route = route_copy(scenario, tmp_path / "audited" / "route")
+    folder = tmp_path / "audited" / "gateway"
+    with auditing_gateway(folder, scenario, route=route, sample_rate=1.0, reaction="none") as (
+        gateway,
+        admin,
+    ):
+        stream = send_stream(gateway, admin, scenario.drifted[:40], chunk=40)
+    report, asked, said = _refit(scenario, route, folder)
+    tickets, recorded = report["calibration_tickets"], report["recorded_answers"]
+    assert tickets == 40
+    assert recorded[SONNET] == tickets and asked[SONNET] == 0
+    assert recorded[HAIKU] <= sum(tier != "local" for tier in stream.tiers)
+    assert asked[HAIKU] == tickets - recorded[HAIKU] > 0
+    assert f"{SONNET} {tickets:,} recorded, 0 asked" in said
+
+    # Shadow mode: every tier's answer is recorded, nothing is asked again.
+    route = route_copy(scenario, tmp_path / "shadowed" / "route", calibrated=False)
+    folder = tmp_path / "shadowed" / "gateway"
+    with auditing_gateway(folder, scenario, route=route, shadow=1.0, reaction="none") as (
+        gateway,
+        admin,
+    ):
+        send_stream(gateway, admin, scenario.steady[:40], chunk=40)
+    report, asked, said = _refit(scenario, route, folder)
+    assert report["recorded_answers"] == {HAIKU: 40, SONNET: 40}
+    assert asked == {HAIKU: 0, SONNET: 0}
+
+
+def _refit(scenario: Scenario, route: Path, folder: Path) -> tuple[Any, dict[str, int], str]:
+    """`calibrate --from-audit --json` against the scenario's emulator (the gateway's Claude):
+    the report, the Messages calls it made per model, what it said."""
     import json
     import os
     import subprocess
@@ -61,13 +94,6 @@ def test_calibrate_from_audit_reuses_the_recorded_answers(
 
     from gw_helpers import SONNET
 
-    route = route_copy(scenario, tmp_path / "route")
-    folder = tmp_path / "gateway"
-    with auditing_gateway(folder, scenario, route=route, sample_rate=1.0, reaction="none") as (
-        gateway,
-        admin,
-    ):
-        stream = send_stream(gateway, admin, scenario.drifted[:40], chunk=40)
     state = scenario.emulator.state
     state.log.clear()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
@@ -77,16 +103,8 @@ def test_calibrate_from_audit_reuses_the_recorded_answers(
     command += ["--base-url", scenario.emulator.base_url]
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    tickets = report["calibration_tickets"]
-    recorded = report["recorded_answers"]
     asked = {
         model: sum(r.model == model for r in state.records("/v1/messages"))
         for model in (HAIKU, SONNET)
     }
-    assert recorded[SONNET] == tickets and asked[SONNET] == 0
-    # Haiku ran on the hot path for the texts the local tier passed on: those are reused.
-    passed_on = sum(tier != "local" for tier in stream.tiers)
-    assert 0 < recorded[HAIKU] <= passed_on
-    assert asked[HAIKU] == tickets - recorded[HAIKU] > 0
-    assert f"{SONNET} {tickets:,} recorded, 0 asked" in done.stderr
+    return json.loads(done.stdout), asked, done.stderr
