@@ -399,7 +399,7 @@ def run_drill(work: Path, sizes: DrillSizes = DrillSizes(), say: Say = print) ->
         if t.label in MOVED
     ]
     # The last of the moved texts are kept for after the refit: traffic it has not seen.
-    kept = int(sizes.after * sizes.drift_share)
+    kept = int(sizes.after * sizes.drift_share) if sizes.refit else 0
     moved_live, moved_after = moved[: len(moved) - kept], moved[len(moved) - kept :]
     with emulator_process(work) as emulator_url:
         say(f"1. no drift: {sizes.steady:,} test texts of the intents that did not move ...")
