@@ -3,6 +3,7 @@
 
 demo: setup
 	HF_HUB_OFFLINE=1 .venv/bin/tiergate demo
+	HF_HUB_OFFLINE=1 .venv/bin/python bench/drift.py --quick --work out/demo/drift
 
 test: setup
 	scripts/test.sh

@@ -33,6 +33,22 @@ def test_enough_agreement_certifies_and_enough_errors_breach() -> None:
     assert labels["b"]["errors"] == 10 and labels["a"]["errors"] == 0
 
 
+def test_the_references_own_error_is_allowed_before_an_alarm() -> None:
+    """Disagreement with a reference wrong 7% of the time is no breach of a 1% budget until
+    it exceeds the budget plus those 7% (the error is at least disagreement less 7%)."""
+    steady = [Audited("local", "a", i % 12 != 0, True) for i in range(300)]  # 8.3% disagree
+    plain, allowing = Tally(window=300), Tally(window=300, allowance=0.07)
+    for tally in (plain, allowing):
+        tally.extend(steady)
+    assert plain.report(budget=0.01, confidence=0.95)["status"] == BREACHED
+    report = allowing.report(budget=0.01, confidence=0.95)
+    assert report["status"] == UNPROVEN and report["reference_error"] == 0.07
+    allowing.extend(Audited("local", "b", False, True) for _ in range(60))  # the drift
+    report = allowing.report(budget=0.01, confidence=0.95)
+    assert report["window"]["lower_bound"] > 0.08
+    assert report["status"] == BREACHED
+
+
 def test_the_window_forgets_and_since_calibration_does_not() -> None:
     tally = Tally(window=20)
     tally.extend(Audited("local", "a", False, True) for _ in range(10))

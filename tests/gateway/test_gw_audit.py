@@ -102,7 +102,11 @@ def test_drift_is_detected_the_reaction_engages_and_recalibration_restores(
         assert printed.returncode == 0, printed.stderr
         assert "BREACHED" in printed.stdout
 
-        refit = tiergate("calibrate", str(route), "--from-audit", str(folder / "gateway.yaml"))
+        # The refit asks the gateway's Claude (here its emulator) what the records lack.
+        refit = tiergate(
+            "calibrate", str(route), "--from-audit", str(folder / "gateway.yaml"),
+            "--base-url", scenario.emulator.base_url, key="sk-test-not-a-real-key",
+        )  # fmt: skip
         assert refit.returncode == 0, refit.stderr
         assert "silver labels" in refit.stderr
         _until(lambda: gateway.server.app.services.audits.routes["tickets"].engaged is None)
@@ -117,9 +121,11 @@ def test_drift_is_detected_the_reaction_engages_and_recalibration_restores(
     )
 
 
-def tiergate(*args: str) -> subprocess.CompletedProcess[str]:
+def tiergate(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ANTHROPIC_")}
     env["HF_HUB_OFFLINE"] = "1"
+    if key is not None:
+        env["ANTHROPIC_API_KEY"] = key
     return subprocess.run(
         [sys.executable, "-m", "tiergate", *args],
         capture_output=True,

@@ -45,14 +45,15 @@ def migrated_to(connection: Any) -> set[str]:
 
 
 def newest_revisions() -> set[str]:
-    """Every head (migrations added on parallel branches each revise the last shared one)."""
+    """The migrations' heads: one, the newest (a second head means two revisions share a
+    parent and one of them must be rebased)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)
     heads = set(ScriptDirectory.from_config(config).get_heads())
-    assert "0004b" in heads
+    assert heads == {"0005"}
     return heads
 
 
@@ -140,6 +141,7 @@ def test_audit_records_live_beside_the_rows_on_both_databases(ledger_url: str) -
         read_records,
         write_records,
     )
+    from tiergate.tiers.base import TierAnswer
 
     engine = open_engine(ledger_url)
     records = [
@@ -150,11 +152,16 @@ def test_audit_records_live_beside_the_rows_on_both_databases(ledger_url: str) -
         )
         for index, kind in enumerate((AUDIT, AUDIT, SHADOW))
     ]  # fmt: skip
+    sonnet = TierAnswer("sonnet", "card_arrival", {"stated_confidence": 0.9}, cost_usd=0.01,
+                        stated_confidence=0.9, model="claude-sonnet-4-6")  # fmt: skip
+    records[1].keep_answers([sonnet])
     write_records(engine, records)
     write_records(engine, records[:1])  # a request is audited once
     found = read_records(engine, "tickets", since=10.5)
     assert [record.request_id for record in found] == ["req_1"]
     assert found[0].reference_payload == "card_arrival" and found[0].agree is True
+    # The answers kept for a refit come back whole (features, cost, model).
+    assert found[0].recorded_answers() == {"sonnet": sonnet}
     spend = audit_spend(engine, DAY, DAY)
     assert spend["records"] == 3 and spend["spend_usd"] == pytest.approx(0.012)
     assert spend["by_route"]["tickets"]["by_kind"]["shadow"]["records"] == 1

@@ -94,11 +94,14 @@ class AuditMetrics:
 
 def breach_message(route: str, report: dict[str, Any], reaction: str) -> str:
     window = report["window"]
+    allowance = float(report.get("reference_error") or 0.0)
+    error = window["lower_bound"] - allowance
     return (
         f"audit: route {route!r} breached its error budget of {report['error_budget']:.2%}: "
         f"{window['errors']} of {window['audited']} audited answers disagree with the top tier "
-        f"(error at least {window['lower_bound']:.2%} at {report['confidence']:.0%} confidence); "
-        f"reaction: {reaction}"
+        f"(error at least {error:.2%} at {report['confidence']:.0%} confidence"
+        + (f", after the top tier's own {allowance:.2%}" if allowance else "")
+        + f"); reaction: {reaction}"
     )
 
 

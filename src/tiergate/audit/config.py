@@ -5,7 +5,8 @@ audit:
   tickets:                 # an engine route of the gateway
     sample_rate: 0.05      # share of answered requests audited
     min_per_stratum: 20    # and at least this many per tier and label
-    mode: batches          # batches (Message Batches, half price) or live
+    mode: batches          # audits and shadow answers: batches (Message Batches, half
+                           # price) or live
     window: 500            # the sliding window, in audited answers
     batch_size: 100        # audits sent in one message batch (or one live burst)
     batch_wait_s: 30       # longest wait before a partial batch is sent

@@ -7,9 +7,17 @@ the lower bound is the evidence against the budget. The verdict:
 - ``within``: the upper bound is inside the budget (live traffic certifies it);
 - ``unproven``: too few audits to say either way (the upper bound is above the budget, the
   lower bound is not);
-- ``breached``: the lower bound is above the budget: with the route's confidence, accepted
-  answers are wrong more often than the budget allows. Only this raises the alarm: an upper
-  bound is above any budget while audits are few, so alarming on it would alarm at every start.
+- ``breached``: the lower bound is above the budget plus the reference's own error: with the
+  route's confidence, accepted answers are wrong more often than the budget allows. Only this
+  raises the alarm: an upper bound is above any budget while audits are few, so alarming on it
+  would alarm at every start.
+
+The reference is the top tier, which errs too (an emulated Sonnet is right on 93% of BANKING77's
+calibration tickets): an answer can disagree with it and be right. Disagreement is at most the
+answer's error plus the reference's, so the error is at least the disagreement less the
+reference's error (``allowance``, its error on the calibration tickets: 0 after a refit on its
+own answers, where the budget bounds disagreement itself). Without it, a 1% budget audited
+against a reference wrong 7% of the time would alarm on any traffic.
 
 The route's figure pools the answers sampled at the plain rate (a uniform sample of accepted
 answers, top-tier answers among them counting as agreeing with themselves); answers sampled to
@@ -50,8 +58,8 @@ def bounds(errors: int, trials: int, confidence: float) -> dict[str, Any]:
     }
 
 
-def verdict(figures: dict[str, Any], budget: float) -> str:
-    if figures["lower_bound"] > budget:
+def verdict(figures: dict[str, Any], budget: float, allowance: float = 0.0) -> str:
+    if figures["lower_bound"] > budget + allowance:
         return BREACHED
     return WITHIN if figures["upper_bound"] <= budget else UNPROVEN
 
@@ -59,8 +67,9 @@ def verdict(figures: dict[str, Any], budget: float) -> str:
 class Tally:
     """Audited answers since the last calibration, and the last ``window`` of the route's."""
 
-    def __init__(self, window: int) -> None:
+    def __init__(self, window: int, allowance: float = 0.0) -> None:
         self.window = window
+        self.allowance = allowance  # the reference's own error rate (module docstring)
         self._recent: deque[Audited] = deque(maxlen=window)
         self._route: Counter[bool] = Counter()
         self._tiers: dict[str, Counter[bool]] = {}
@@ -82,7 +91,7 @@ class Tally:
 
     def window_verdict(self, budget: float, confidence: float) -> str:
         errors = sum(not a.agree for a in self._recent)
-        return verdict(bounds(errors, len(self._recent), confidence), budget)
+        return verdict(bounds(errors, len(self._recent), confidence), budget, self.allowance)
 
     def count(self, tier: str, label: str) -> int:
         return sum(self._labels.get((tier, label), Counter()).values())
@@ -111,8 +120,9 @@ class Tally:
             "error_budget": budget,
             "confidence": confidence,
             "window_size": self.window,
-            "status": verdict(window, budget),
-            "status_since_calibration": verdict(since, budget),
+            "reference_error": self.allowance,
+            "status": verdict(window, budget, self.allowance),
+            "status_since_calibration": verdict(since, budget, self.allowance),
             "window": window,
             "since_calibration": since,
             "tiers": tiers,

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from tiergate.audit.alarm import AuditMetrics, breach_message, post_webhook
+from tiergate.audit.asking import Priced, ask_tier
 from tiergate.audit.config import RouteAudit
 from tiergate.audit.drift import DriftMonitor, Reference, reference_of
 from tiergate.audit.estimate import BREACHED, Tally
@@ -39,10 +40,10 @@ from tiergate.audit.records import (
     read_records,
     write_records,
 )
+from tiergate.audit.report import reference_error
 from tiergate.audit.shadow import shadow_answers, shadow_payloads, shadow_summary
-from tiergate.bulk.batch_api import batch_results, batch_status, create_batch
-from tiergate.core.cost import price_usage
 from tiergate.routing.engine import Decision, Router
+from tiergate.routing.route import LOCAL
 from tiergate.routing.runtime import POLICY_FILE, load_calibration
 from tiergate.stores import utc_day
 from tiergate.tasks.base import Context, Item
@@ -84,7 +85,7 @@ class RouteAuditor:
         self.engaged: str | None = None  # the reaction in force, if any
         self.breached_at: float | None = None  # a breach stands until the route is recalibrated
         self.calibrated_at = self._calibration_time()
-        self.tally = Tally(settings.window)
+        self.tally = Tally(settings.window, reference_error(self.calibrated.route))
         self.drift = DriftMonitor(self.calibrated, settings.window, Reference([], None, []))
         self.cost_usd = 0.0
         self.records_seen = 0
@@ -109,7 +110,10 @@ class RouteAuditor:
             if tier == self.top and self._random.random() < self.settings.shadow:
                 self._queue(request_id, at, text, decision, SHADOW, True)
             return
-        by_rate = self._random.random() < self.settings.sample_rate
+        # While the reaction sends the traffic to the top tier its answers cost nothing to audit
+        # (no second call): all are kept, so `calibrate --from-audit` has data sooner.
+        free = self.engaged == "top_tier" and tier == self.top
+        by_rate = free or self._random.random() < self.settings.sample_rate
         wanted = self.settings.min_per_stratum
         short = (
             wanted > 0
@@ -149,6 +153,8 @@ class RouteAuditor:
             status="pending",
             cost_usd=0.0,
         )
+        # The Claude answers the hot path paid for, kept for a refit (the local one is free).
+        record.keep_answers(a for a in decision.answers if a.tier != LOCAL)
         if len(self._pending) >= MAX_PENDING:
             self.dropped += 1
         else:
@@ -240,13 +246,16 @@ class RouteAuditor:
     async def _process(self, records: list[AuditRecord]) -> None:
         shadowed = [r for r in records if r.kind == SHADOW and r.status == "pending"]
         if shadowed:
-            answers = await shadow_answers(self.calibrated, [r.text for r in shadowed])
+            texts = [r.text for r in shadowed]
+            contexts = await self._contexts(texts)
+            answers = await shadow_answers(self.calibrated, texts, contexts, self._ask_tier)
             for record, by_tier in zip(shadowed, answers, strict=True):
-                payloads = {name: answer.payload for name, answer in by_tier.items()}
+                payloads = {name: answer.payload for name, (answer, _) in by_tier.items()}
                 record.answer = json.dumps(
-                    {n: {"answer": a.payload, "cost_usd": a.cost_usd} for n, a in by_tier.items()}
+                    {n: {"answer": a.payload, "cost_usd": c} for n, (a, c) in by_tier.items()}
                 )
-                record.cost_usd = sum(answer.cost_usd for answer in by_tier.values())
+                record.cost_usd = sum(cost for _, cost in by_tier.values())
+                record.keep_answers(a for name, (a, _) in by_tier.items() if name != LOCAL)
                 record.status = DONE
                 self._shadowed.append((payloads, record.reference_payload))
         asked = [r for r in records if r.kind == AUDIT and r.status == "pending"]
@@ -277,55 +286,25 @@ class RouteAuditor:
             record.status, record.problem = FAILED, (answer.problem or "no answer")[:400]
             return
         record.reference = json.dumps(answer.payload)
+        record.keep_answers([answer])
         record.agree = self.calibrated.task.agree(json.loads(record.answer), answer.payload)
         record.status = DONE
 
-    async def _ask(
-        self, tier: AnthropicTier, records: Sequence[AuditRecord]
-    ) -> list[tuple[TierAnswer, float]]:
-        items = [Item(record.text, record.request_id) for record in records]
+    async def _contexts(self, texts: list[str]) -> list[Context]:
         local = self.calibrated.local
-        views = (
-            await asyncio.to_thread(local.view, [item.text for item in items])
-            if local is not None
-            else [None] * len(items)
-        )
-        contexts = [Context(view) for view in views]
-        if self.settings.mode == "live":
-            answers = await asyncio.gather(
-                *(tier.answer(item, context) for item, context in zip(items, contexts, strict=True))
-            )
-            return [(answer, answer.cost_usd) for answer in answers]
-        return await self._ask_batch(tier, items, contexts)
+        if local is None:
+            return [Context() for _ in texts]
+        return [Context(view) for view in await asyncio.to_thread(local.view, texts)]
 
-    async def _ask_batch(
+    async def _ask(self, tier: AnthropicTier, records: Sequence[AuditRecord]) -> list[Priced]:
+        items = [Item(record.text, record.request_id) for record in records]
+        contexts = await self._contexts([item.text for item in items])
+        return await self._ask_tier(tier, items, contexts)
+
+    async def _ask_tier(
         self, tier: AnthropicTier, items: Sequence[Item], contexts: Sequence[Context]
-    ) -> list[tuple[TierAnswer, float]]:
-        requests = [
-            {"custom_id": f"audit-{index}", "params": tier.request(item, context)}
-            for index, (item, context) in enumerate(zip(items, contexts, strict=True))
-        ]
-        batch_id = await create_batch(tier.transport, requests)
-        await self._until_ended(tier, batch_id)
-        results = {
-            line["custom_id"]: line["result"]
-            for line in await batch_results(tier.transport, batch_id)
-        }
-        answers: list[tuple[TierAnswer, float]] = []
-        for index, (item, context) in enumerate(zip(items, contexts, strict=True)):
-            result = results.get(f"audit-{index}") or {"type": "missing"}
-            if result.get("type") != "succeeded":
-                answers.append((tier.failed(f"batch result: {result.get('type')}"), 0.0))
-                continue
-            answer = tier.read(item, context, result["message"], 0.0)
-            answers.append((answer, price_usage(answer.usage, tier.model, batch=True).total_usd))
-        return answers
-
-    async def _until_ended(self, tier: AnthropicTier, batch_id: str) -> None:
-        while True:
-            if await batch_status(tier.transport, batch_id) == "ended":
-                return
-            await asyncio.sleep(self.settings.poll_s)
+    ) -> list[Priced]:
+        return await ask_tier(tier, items, contexts, self.settings.mode, self.settings.poll_s)
 
     # -- verdicts and reactions -----------------------------------------------------------------
 
@@ -411,7 +390,8 @@ class RouteAuditor:
         shadow = self.settings.shadow > 0
         self.classifier.router = top_tier_router(self.calibrated) if shadow else self.calibrated
         self.calibrated_at = changed
-        self.tally = Tally(self.settings.window)
+        allowance = await asyncio.to_thread(reference_error, self.calibrated.route)
+        self.tally = Tally(self.settings.window, allowance)
         self.drift.reset(self.calibrated, await asyncio.to_thread(reference_of, self.calibrated))
         self.engaged = None
         self.breached_at = None

@@ -1,9 +1,10 @@
 """Audit records in the ledger's database: one row per audited (or shadowed) request.
 
 Kept beside the request's ledger row (same ``request_id``) in the ``audits`` table (Alembic
-revision 0003). Each row holds the text (what ``calibrate --from-audit`` refits on), the answer
-the ladder gave, the reference answer of the top tier and whether they agree, and what the audit
-cost (metered apart from the traffic's spend).
+revisions 0003 and 0004). Each row holds the text (what ``calibrate --from-audit`` refits on),
+the answer the ladder gave, the reference answer of the top tier and whether they agree, what
+the audit cost (metered apart from the traffic's spend), and every tier's answer known for the
+request, features included (what ``calibrate --from-audit`` reuses instead of asking again).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from sqlalchemy import (
 )
 
 from tiergate.audit.estimate import Audited
+from tiergate.routing.runtime import answer_from_row, answer_row
+from tiergate.tiers.base import TierAnswer
 
 AUDIT, SHADOW = "audit", "shadow"
 DONE, FAILED = "done", "failed"
@@ -54,6 +57,7 @@ audits_table = Table(
     Column("status", String(10), nullable=False),
     Column("cost_usd", Float, nullable=False),
     Column("problem", String(400), nullable=True),
+    Column("answers", Text, nullable=True),  # revision 0004
 )
 
 
@@ -76,12 +80,25 @@ class AuditRecord:
     status: str
     cost_usd: float
     problem: str | None = None
+    # JSON: each tier's answer known for the request (the hot path's, the audit's or shadow's),
+    # as ``routing.runtime.answer_row`` records it, so a refit reuses them.
+    answers: str | None = None
 
     def audited(self) -> Audited | None:
         """The record as a trial of the live estimate (accepted answers with a reference)."""
         if not self.accepted or self.agree is None:
             return None
         return Audited(self.tier, self.label, self.agree, self.by_rate, self.at)
+
+    def keep_answers(self, answers: Iterable[TierAnswer]) -> None:
+        """Record these answers beside any already kept (one per tier)."""
+        kept = json.loads(self.answers) if self.answers else {}
+        kept.update({answer.tier: answer_row(answer) for answer in answers})
+        self.answers = json.dumps(kept)
+
+    def recorded_answers(self) -> dict[str, TierAnswer]:
+        kept = json.loads(self.answers) if self.answers else {}
+        return {tier: answer_from_row(tier, row) for tier, row in kept.items()}
 
     @property
     def reference_payload(self) -> Any:

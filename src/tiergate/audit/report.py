@@ -18,7 +18,8 @@ from tiergate.audit.records import AUDIT, DONE, SHADOW, AuditRecord, read_record
 from tiergate.errors import TiergateError
 from tiergate.progress import NO_PROGRESS, Tracker
 from tiergate.routing.route import Route, load_route
-from tiergate.routing.runtime import POLICY_FILE, load_calibration
+from tiergate.routing.runtime import POLICY_FILE, RuntimeSetupError, load_calibration
+from tiergate.tiers.base import TierAnswer
 
 SILVER_FILE = "audit_calibration.jsonl"
 
@@ -84,6 +85,17 @@ def ledger_records(
         engine.dispose()
 
 
+def reference_error(route: Route) -> float:
+    """The top tier's error on the calibration tickets (the allowance of ``estimate``); 0 for
+    an uncalibrated route or a calibration without the figure."""
+    try:
+        calibration = load_calibration(route)
+    except RuntimeSetupError:
+        return 0.0
+    accuracy = calibration.accuracy_alone.get(route.tiers[-1])
+    return 0.0 if accuracy is None else 1.0 - accuracy
+
+
 def audit_report(audited: AuditedRoute, *, tracker: Tracker = NO_PROGRESS) -> dict[str, Any]:
     """What ``tiergate audit ROUTE`` prints: the live estimate since the last calibration.
 
@@ -92,7 +104,7 @@ def audit_report(audited: AuditedRoute, *, tracker: Tracker = NO_PROGRESS) -> di
     calibration = load_calibration(route)
     since = calibration_time(route)
     records = ledger_records(audited, since=since, kinds=(AUDIT,))
-    tally = Tally(audited.settings.window)
+    tally = Tally(audited.settings.window, reference_error(route))
     breached_at = None
     with tracker.stage("audit records replayed", len(records), unit="records") as stage:
         for record in records:  # replayed in order: a breach stands until the next calibration
@@ -124,9 +136,7 @@ def audit_report(audited: AuditedRoute, *, tracker: Tracker = NO_PROGRESS) -> di
 def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) -> Path:
     """Audited (and shadowed) texts with the top tier's answers as their labels, written as a
     JSONL data file in the route's artifacts for ``tiergate calibrate --data``."""
-    since = calibration_time(audited.route) if since_calibration else 0.0
-    records = ledger_records(audited, since=since, kinds=(AUDIT, SHADOW))
-    rows = [r for r in records if r.status == DONE and r.reference is not None]
+    rows = _silver_rows(audited, since_calibration)
     if not rows:
         raise AuditReportError(
             f"route {audited.name!r} has no audited answers with a top-tier reference"
@@ -141,6 +151,23 @@ def silver_examples(audited: AuditedRoute, *, since_calibration: bool = True) ->
                 json.dumps({"text": record.text, "label": label, "id": record.request_id}) + "\n"
             )
     return path
+
+
+def _silver_rows(audited: AuditedRoute, since_calibration: bool) -> list[AuditRecord]:
+    since = calibration_time(audited.route) if since_calibration else 0.0
+    records = ledger_records(audited, since=since, kinds=(AUDIT, SHADOW))
+    return [r for r in records if r.status == DONE and r.reference is not None]
+
+
+def recorded_answers(
+    audited: AuditedRoute, *, since_calibration: bool = True
+) -> dict[str, dict[str, TierAnswer]]:
+    """The Claude answers kept with the audited texts :func:`silver_examples` writes (text ->
+    tier -> answer), for ``calibrate --from-audit`` to reuse instead of asking again."""
+    known: dict[str, dict[str, TierAnswer]] = {}
+    for record in _silver_rows(audited, since_calibration):
+        known.setdefault(record.text, {}).update(record.recorded_answers())
+    return known
 
 
 def router_records(

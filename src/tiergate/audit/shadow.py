@@ -2,21 +2,23 @@
 
 A route with ``shadow: RATE`` in its audit settings is served by its top tier alone (calibrated
 or not: an uncalibrated route's top tier accepts its own answers), and for that share of the
-requests every cheaper tier answers too, in the background. Each comparison is an ``audits``
-row of kind ``shadow``: the text, the cheaper tiers' answers, the top tier's answer as the
-reference. ``tiergate calibrate ROUTE --from-audit GATEWAY.yaml`` reads them with the audits:
-the top tier's answers stand in for labels, so a team reaches a certified ladder from its own
-unlabelled traffic.
+requests every cheaper tier answers too, in the background: through Message Batches (half
+price) or live, as the route's audit ``mode`` says, metered as shadow spend. Each comparison
+is an ``audits`` row of kind ``shadow``: the text, the cheaper tiers' answers, the top tier's
+answer as the reference. ``tiergate calibrate ROUTE --from-audit GATEWAY.yaml`` reads them
+with the audits: the top tier's answers stand in for labels, so a team reaches a certified
+ladder from its own unlabelled traffic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+from tiergate.audit.asking import Priced
 from tiergate.calibration import Calibrator, PerLabelThresholds
 from tiergate.calibration.thresholds import ThresholdResult
 from tiergate.core.prices import PriceBook
@@ -31,7 +33,8 @@ from tiergate.routing.runtime import (
     uses_local_model,
 )
 from tiergate.tasks.base import Context, Item
-from tiergate.tiers.base import Tier, TierAnswer
+from tiergate.tiers.anthropic import AnthropicTier
+from tiergate.tiers.base import Tier
 from tiergate.transports.base import Transport
 
 # A constant P(correct) of 1/2 (no features), accepted by a threshold of 0: the top tier's own
@@ -41,6 +44,8 @@ _ACCEPT_ALL = TierPolicy(
     PerLabelThresholds(ThresholdResult(0.0, 1.0, 1.0, 1.0, 0, 0, 1.0, 0)),
 )
 _SKIPPED = replace(_ACCEPT_ALL, skipped=True)
+# How a Claude tier is asked off the hot path (the audit loop's: a batch, or live calls).
+AskTier = Callable[[AnthropicTier, Sequence[Item], Sequence[Context]], Awaitable[list[Priced]]]
 
 
 def shadow_router(
@@ -60,28 +65,29 @@ def shadow_router(
     return Router(route, tiers, policies, local, concurrency=concurrency)
 
 
-async def shadow_answers(router: Router, texts: Sequence[str]) -> list[dict[str, TierAnswer]]:
-    """Every cheaper tier's answer for each text (the local one from its view, free)."""
-    local = router.local
-    views = await asyncio.to_thread(local.view, list(texts)) if local is not None else None
-    contexts = [Context(view) for view in views] if views is not None else [Context()] * len(texts)
+async def shadow_answers(
+    router: Router, texts: Sequence[str], contexts: Sequence[Context], ask: AskTier
+) -> list[dict[str, Priced]]:
+    """Every cheaper tier's answer for each text, with its cost: the local one from its view
+    (free), each Claude tier's through ``ask`` (one message batch per tier, or live calls, as
+    the route's audit ``mode`` says), the tiers at once."""
+    items = [Item(text) for text in texts]
+
+    async def one_tier(name: str) -> list[Priced]:
+        if name == LOCAL and LOCAL not in router.tiers:
+            return [(local_answer(context), 0.0) for context in contexts]
+        tier: Tier = router.tiers[name]
+        if isinstance(tier, AnthropicTier):
+            return await ask(tier, items, contexts)
+        answers = [await tier.answer(i, c) for i, c in zip(items, contexts, strict=True)]
+        return [(answer, answer.cost_usd) for answer in answers]
+
     cheaper = list(router.route.tiers[:-1])
-
-    async def one(text: str, context: Context) -> dict[str, TierAnswer]:
-        answers: dict[str, TierAnswer] = {}
-        for name in cheaper:
-            if name == LOCAL and LOCAL not in router.tiers:
-                answers[name] = local_answer(context)
-            else:
-                tier: Tier = router.tiers[name]
-                answers[name] = await tier.answer(Item(text), context)
-        return answers
-
-    return list(
-        await asyncio.gather(
-            *(one(text, context) for text, context in zip(texts, contexts, strict=True))
-        )
-    )
+    by_tier = await asyncio.gather(*(one_tier(name) for name in cheaper))
+    return [
+        {name: answers[row] for name, answers in zip(cheaper, by_tier, strict=True)}
+        for row in range(len(texts))
+    ]
 
 
 def shadow_payloads(answer: str) -> dict[str, Any]:

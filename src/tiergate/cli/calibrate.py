@@ -64,13 +64,16 @@ def run(args: argparse.Namespace) -> int:
     if args.from_audit is not None:
         if args.data is not None:
             raise CliError("--from-audit and --data are two sources of data: give one")
-        from tiergate.audit.report import audited_route, silver_examples
+        from tiergate.audit.report import audited_route, recorded_answers, silver_examples
 
-        args.data = silver_examples(audited_route(args.from_audit, None, args.route))
+        audited = audited_route(args.from_audit, None, args.route)
+        args.data = silver_examples(audited)
+        args.recorded = recorded_answers(audited)
         say(
             f"calibrating on the audited traffic in {args.data}: the top tier's answers stand in "
             "for labels (silver labels), so the budget bounds disagreement with it; the local "
-            "tier is fitted on that traffic alone, not on its training data"
+            "tier is fitted on that traffic alone, not on its training data; the Claude answers "
+            "the audit recorded are reused, only missing ones are asked"
         )
     report = asyncio.run(calibrate(args))
     if args.json:
@@ -105,6 +108,8 @@ async def calibrate(args: argparse.Namespace) -> dict[str, Any]:
         refit=args.refit,
         plot=args.plot,
         own_rows=getattr(args, "from_audit", None) is None,
+        recorded=getattr(args, "recorded", None),
+        keep_top_policy=getattr(args, "from_audit", None) is not None,
     )
     recorded = (route.artifacts / RUNS_FILE).exists()
     if not route.claude_tiers or (recorded and (args.budget or args.sweep or args.refit)):

@@ -7,7 +7,7 @@ work). Answers already recorded for the same tickets are reused when only the bu
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from tiergate.routing.runtime import (
     RUNS_FILE,
     LocalModelViewer,
     RecordedRuns,
+    RuntimeSetupError,
     check_held_out,
     check_labels,
     check_tiers,
+    load_calibration,
     load_local,
     load_runs,
     own_rows,
@@ -60,6 +62,14 @@ class CalibrateOptions:
     # Also fit the local tier on its out-of-fold training rows; off when the calibration data
     # is live traffic that moved away from the training data (``calibrate --from-audit``).
     own_rows: bool = True
+    # Answers already paid for (text -> tier -> answer: the audit loop's records), used instead
+    # of asking those tiers again on those texts.
+    recorded: Mapping[str, Mapping[str, TierAnswer]] | None = None
+    # Labels that are the top tier's own answers (silver) cannot judge it (it agrees with
+    # itself): keep the policy its labelled calibration fitted, when there is one, so its unsure
+    # answers stay unaccepted. The cheaper tiers' certificate holds: the top tier accepts a
+    # subset of what it accepted, all agreeing with themselves.
+    keep_top_policy: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,7 @@ async def calibrate_route(
     if local is not None:
         check_held_out(route, local, examples)
     reusable = _reusable(route, examples, local) if _may_reuse(options) else None
+    reused: dict[str, int] | None = None
     if reusable is not None:
         say(f"refitting from the answers recorded in {route.artifacts / RUNS_FILE} (no new calls)")
         examples, runs, own = reusable.examples, reusable.runs, reusable.own
@@ -130,7 +141,16 @@ async def calibrate_route(
         if items:
             names = ", ".join(route.tiers)
             say(f"collecting answers of {names} on {len(items):,} held-out tickets")
-        runs = await collect(route, items, tiers, local, tracker=tracker)
+        if options.recorded is not None:
+            reused = _reused(route, examples, options.recorded)
+            say(
+                "reusing the answers the audit recorded: "
+                + "; ".join(
+                    f"{tier} {known:,} recorded, {len(items) - known:,} asked"
+                    for tier, known in reused.items()
+                )
+            )
+        runs = await collect(route, items, tiers, local, tracker=tracker, recorded=options.recorded)
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")
@@ -145,6 +165,8 @@ async def calibrate_route(
             "for gold, so the budget bounds disagreement with it"
         )
     fitted = fit_policies(route, examples, runs, own)
+    if options.keep_top_policy:
+        fitted = _with_labelled_top_policy(route, fitted, say)
     report = await _report(route, examples, runs, own, fitted, silver)
     saved = save_policies(
         route,
@@ -161,6 +183,8 @@ async def calibrate_route(
     )
     report["saved"] = str(saved)
     report["reused_answers"] = reusable is not None
+    if reused is not None:
+        report["recorded_answers"] = reused
     if options.sweep:
         points = await _sweep(route, examples, runs, own, fitted)
         report["budgets"] = [asdict(point) for point in points]
@@ -171,6 +195,29 @@ async def calibrate_route(
 def _certifies_on_own_rows(route: Route, options: CalibrateOptions) -> bool:
     """A local-only route with nothing held out: its out-of-fold rows are the evidence."""
     return route.tiers == (LOCAL,) and options.own_rows and options.data is None
+
+
+def _with_labelled_top_policy(route: Route, fitted: Fitted, say: Say) -> Fitted:
+    top = route.tiers[-1]
+    try:
+        kept = load_calibration(route).policies.get(top)
+    except RuntimeSetupError:
+        kept = None
+    if kept is None:
+        return fitted
+    say(f"{top} keeps the policy of its labelled calibration (silver labels cannot judge it)")
+    policy = replace(kept, skipped=fitted.policies[top].skipped)
+    return replace(fitted, policies={**fitted.policies, top: policy})
+
+
+def _reused(
+    route: Route, examples: Sequence[Example], recorded: Mapping[str, Mapping[str, TierAnswer]]
+) -> dict[str, int]:
+    """Per Claude tier, how many of these tickets' answers were recorded (the rest are asked)."""
+    return {
+        tier: sum(tier in recorded.get(example.text, {}) for example in examples)
+        for tier in route.claude_tiers
+    }
 
 
 def _may_reuse(options: CalibrateOptions) -> bool:

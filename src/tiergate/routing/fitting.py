@@ -123,8 +123,11 @@ async def collect(
     *,
     concurrency: int = 32,
     tracker: Tracker = NO_PROGRESS,
+    recorded: Mapping[str, Mapping[str, TierAnswer]] | None = None,
 ) -> dict[str, list[TierAnswer]]:
-    """Every tier of the ladder answers every item once (one progress stage per tier)."""
+    """Every tier of the ladder answers every item once (one progress stage per tier);
+    ``recorded`` (text -> tier -> answer: what the audit loop kept) answers instead where it
+    can, and only the rest are asked."""
     views: list[LocalView | None] = [None] * len(items)
     if local is not None:
         description = f"{LOCAL} on the calibration split"
@@ -152,13 +155,16 @@ async def collect(
                 Context(context.local, earlier_answers([runs[below][row] for below in runs]))
                 for row, context in enumerate(contexts)
             ]
+            known = [(recorded or {}).get(item.text, {}).get(name) for item in items]
+            missing = [row for row, answer in enumerate(known) if answer is None]
             description = f"{name} on the calibration split"
             with tracker.stage(description, len(items), unit="tickets") as stage:
-                runs[name] = list(
-                    await asyncio.gather(
-                        *(ask(tiers[name], i, c, stage) for i, c in zip(items, seen, strict=True))
-                    )
+                stage.advance(len(items) - len(missing))
+                asked = await asyncio.gather(
+                    *(ask(tiers[name], items[r], seen[r], stage) for r in missing)
                 )
+            answers = dict(zip(missing, asked, strict=True))
+            runs[name] = [known[row] or answers[row] for row in range(len(items))]
     return runs
 
 

@@ -295,6 +295,9 @@ class Calibration:
     policies: dict[str, TierPolicy]
     error_budget: float
     mean_cost_usd: dict[str, float] = field(default_factory=dict)
+    # Each tier's accuracy on the calibration tickets with every answer accepted (against the
+    # labels it was calibrated on: gold, or the top tier's answers after a silver refit).
+    accuracy_alone: dict[str, float] = field(default_factory=dict)
 
     def strong_mean_cost_usd(self, route: Route) -> float | None:
         claude = route.claude_tiers
@@ -316,7 +319,13 @@ def load_calibration(route: Route) -> Calibration:
             "the recorded answers, no new calls)"
         )
     policies = {name: TierPolicy.from_dict(data) for name, data in body["tiers"].items()}
-    return Calibration(policies, budget, _mean_costs(body))
+    alone = body.get("every_answer_accepted") or {}
+    accuracy = {
+        str(tier): float(row["accuracy_if_everything_accepted"])
+        for tier, row in alone.items()
+        if row.get("accuracy_if_everything_accepted") is not None
+    }
+    return Calibration(policies, budget, _mean_costs(body), accuracy)
 
 
 def _mean_costs(body: Mapping[str, Any]) -> dict[str, float]:
@@ -377,6 +386,30 @@ def open_router(
     return Router(route, tiers, calibration.policies, local, concurrency=concurrency)
 
 
+def answer_row(answer: TierAnswer) -> dict[str, Any]:
+    """What a tier answered, as recorded for a refit (calibration runs, audit records)."""
+    return {
+        "payload": answer.payload,
+        "features": answer.features,
+        "cost_usd": answer.cost_usd,
+        "problem": answer.problem,
+        "stated_confidence": answer.stated_confidence,
+        "model": answer.model,
+    }
+
+
+def answer_from_row(tier: str, row: Mapping[str, Any]) -> TierAnswer:
+    return TierAnswer(
+        tier,
+        row["payload"] if "payload" in row else row["label"],
+        row["features"],
+        cost_usd=row["cost_usd"],
+        problem=row["problem"],
+        stated_confidence=row["stated_confidence"],
+        model=row.get("model") or tier,
+    )
+
+
 def save_runs(
     route: Route,
     examples: Sequence[Example],
@@ -393,20 +426,7 @@ def save_runs(
         "examples": [
             {"text": e.text, "label": e.label, "id": e.id, "request": e.request} for e in examples
         ],
-        "runs": {
-            tier: [
-                {
-                    "payload": a.payload,
-                    "features": a.features,
-                    "cost_usd": a.cost_usd,
-                    "problem": a.problem,
-                    "stated_confidence": a.stated_confidence,
-                    "model": a.model,
-                }
-                for a in answers
-            ]
-            for tier, answers in runs.items()
-        },
+        "runs": {tier: [answer_row(a) for a in answers] for tier, answers in runs.items()},
     }
     if own is not None:
         body["local_own"] = {
@@ -442,19 +462,7 @@ def load_runs(route: Route) -> RecordedRuns:
         for row in body["examples"]
     ]
     runs = {
-        tier: [
-            TierAnswer(
-                tier,
-                row["payload"] if "payload" in row else row["label"],
-                row["features"],
-                cost_usd=row["cost_usd"],
-                problem=row["problem"],
-                stated_confidence=row["stated_confidence"],
-                model=row.get("model") or tier,
-            )
-            for row in rows
-        ]
-        for tier, rows in body["runs"].items()
+        tier: [answer_from_row(tier, row) for row in rows] for tier, rows in body["runs"].items()
     }
     own = None
     if body.get("local_own"):

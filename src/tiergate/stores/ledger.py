@@ -53,7 +53,7 @@ requests_table = Table(
     "requests",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("request_id", String(160), nullable=False),  # unique: 0002; 160 wide: 0004b
+    Column("request_id", String(160), nullable=False),  # unique: 0002; 160 wide: 0005
     Column("at", Float, nullable=False),
     Column("day", String(10), nullable=False, index=True),
     Column("key_id", String(40), nullable=False, index=True),

@@ -1,8 +1,8 @@
 """Room for a batch result's ``request_id`` (``BATCH_ID/CUSTOM_ID``: a custom_id may be 64
 characters, a batch id 33), which PostgreSQL refused at 40 and SQLite never checked.
 
-Revision ID: 0004b
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004b"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
