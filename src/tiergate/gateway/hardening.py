@@ -194,4 +194,7 @@ def uvicorn_options(limits: ServerLimits, reserved_fds: int = 64) -> dict[str, A
         "http": HardenedProtocol.with_limits(limits),
         "ws": "none",
         "timeout_keep_alive": limits.idle_timeout_s,
+        # Nothing reads the client's address or scheme (no access log): uvicorn's
+        # X-Forwarded-* middleware would only add a layer to every request.
+        "proxy_headers": False,
     }
