@@ -132,12 +132,15 @@ async def test_calls_reuse_one_connection_and_send_the_body_and_key(
         assert reply.json() == {"echo": len(body)}
 
 
-async def test_chunked_gzip_and_close_delimited_answers(transports: list[HttpTransport]) -> None:
+async def test_chunked_gzip_early_hints_and_close_delimited_answers(
+    transports: list[HttpTransport],
+) -> None:
     packed = gzip.compress(OK)
     replies = [
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
         b"5\r\n" + OK[:5] + b"\r\n" + b"%x\r\n" % (len(OK) - 5) + OK[5:] + b"\r\n0\r\n\r\n",
         answer(packed, b"content-encoding: gzip\r\n"),
+        b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n" + answer(),  # 1xx first: skipped
         b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n" + OK,  # ends with the connection
     ]
 
@@ -146,9 +149,10 @@ async def test_chunked_gzip_and_close_delimited_answers(transports: list[HttpTra
 
     async with Scripted(respond) as server:
         transport = transport_for(transports, server.base_url)
-        for _ in range(3):
-            assert (await transport.send(call())).body == OK
-        # Three answers on the first connection; the close-delimited one ended it.
+        for _ in range(4):
+            reply = await transport.send(call())
+            assert reply.status == 200 and reply.body == OK
+        # Four answers on the first connection; the close-delimited one ended it.
         assert server.connections == 1
         replies.append(answer())
         assert (await transport.send(call())).body == OK

@@ -111,6 +111,9 @@ class _Connection(asyncio.Protocol):
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._parser.get_status_code() < 200:  # 1xx (early hints): the answer is still due
+            self._reset()
+            return
         self._complete = True
         # Asked here: once the parser has moved past the message, it always says no.
         self._reusable = self._parser.should_keep_alive()
