@@ -7,7 +7,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import shutil
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,8 +32,9 @@ class Scripted:
     """A raw server: each request (head, body) is answered with what ``respond`` returns
     (``None``: close the connection without an answer). It counts connections and requests."""
 
-    def __init__(self, respond: Responder) -> None:
+    def __init__(self, respond: Responder, tls: ssl.SSLContext | None = None) -> None:
         self.respond = respond
+        self.tls = tls
         self.connections = 0
         self.open_now = 0
         self.most_open = 0
@@ -84,9 +89,10 @@ class Scripted:
         return answering.result()
 
     async def __aenter__(self) -> Scripted:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self._server.sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+        scheme = "https" if self.tls else "http"
+        self.base_url = f"{scheme}://{'localhost' if self.tls else '127.0.0.1'}:{port}"
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -240,3 +246,43 @@ async def test_a_header_with_a_line_break_is_refused(transports: list[HttpTransp
         with pytest.raises(ValueError, match="line break"):
             await transport.send(call(anthropic_beta="x\r\nx-api-key: stolen"))
         assert server.requests == []
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    """A certificate for ``localhost`` and its key, made with the openssl command."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    command = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    command += ["-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost"]
+    command += ["-addext", "subjectAltName=DNS:localhost"]
+    subprocess.run(command, check=True, capture_output=True)
+    return cert, key
+
+
+async def test_https_with_the_systems_trust_store(
+    transports: list[HttpTransport],
+    self_signed: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real API is https: the certificate is checked against the default trust store (here
+    a self-signed one, trusted through ``SSL_CERT_FILE``), and the name against the URL."""
+    cert, key = self_signed
+    server_side = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_side.load_cert_chain(cert, key)
+
+    async def respond(head: bytes, body: bytes) -> bytes:
+        return answer()
+
+    async with Scripted(respond, tls=server_side) as server:
+        untrusted = transport_for(transports, server.base_url)
+        with pytest.raises(Unreachable):  # not in the trust store yet
+            await untrusted.send(call())
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusted = transport_for(transports, server.base_url)
+        for _ in range(2):
+            assert (await trusted.send(call())).body == OK
+        wrong_name = transport_for(transports, server.base_url.replace("localhost", "127.0.0.1"))
+        with pytest.raises(Unreachable):  # the certificate names localhost only
+            await wrong_name.send(call())

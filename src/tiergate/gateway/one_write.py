@@ -6,7 +6,8 @@ and on loopback the kernel does the receiver's work inside each send. The gatewa
 messages in the same turn of the event loop (``respond``), so the response cycle is given this
 stand-in for its transport: a write is held until the next one, which joins it, or until the
 loop's next turn (``call_soon``), whichever comes first. Nothing is reordered or delayed past
-the current turn; ``close`` writes what is held first. Anything else goes to the transport.
+the current turn; ``close`` writes what is held first, and what is held for a connection closed
+meanwhile is dropped. Anything else goes to the transport.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class OneWrite:
 
     def flush(self) -> None:
         held, self._held = self._held, None
-        if held is not None:
+        if held is not None and not self._transport.is_closing():  # a client gone meanwhile
             self._transport.write(held)
 
     def close(self) -> None:
