@@ -23,9 +23,16 @@ class Usage:
     cache_read_tokens: float = 0
 
     def __post_init__(self) -> None:
-        for name in self.__slots__:
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if (  # one comparison chain: built on every request, names looked up only on failure
+            self.input_tokens < 0
+            or self.output_tokens < 0
+            or self.cache_write_5m_tokens < 0
+            or self.cache_write_1h_tokens < 0
+            or self.cache_read_tokens < 0
+        ):
+            for name in self.__slots__:
+                if getattr(self, name) < 0:
+                    raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
 
     @property
     def prompt_tokens(self) -> float:

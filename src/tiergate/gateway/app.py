@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from tiergate import heap
 from tiergate.api_errors import AnthropicError
 from tiergate.core.prices import PriceBook, load_price_book
 from tiergate.dashboard.handlers import PREFIX as DASHBOARD
@@ -51,9 +52,12 @@ KEY_ID = "tiergate.key_id"  # where authentication leaves the key's id in the AS
 
 
 class GatewayApp:
-    def __init__(self, config: GatewayConfig, *, book: PriceBook | None = None) -> None:
+    def __init__(
+        self, config: GatewayConfig, *, book: PriceBook | None = None, settle_heap: bool = False
+    ) -> None:
         self.config = config
         self._book = book
+        self._settle_heap = settle_heap  # the process is this server's alone (tiergate.heap)
         self._services: Services | None = None
         self._background: list[asyncio.Task[None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -131,6 +135,8 @@ class GatewayApp:
         ledger.start()
         self._background.append(asyncio.get_running_loop().create_task(self._reload_keys()))
         self._services = services
+        if self._settle_heap:
+            heap.settle()
 
     async def shutdown(self) -> None:
         for task in self._background:

@@ -28,6 +28,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from tiergate.api_errors import error_body, error_type_for
 from tiergate.gateway.config import ServerLimits
+from tiergate.gateway.one_write import OneWrite
 
 IDLE, HEAD, BODY, APP, DRAIN = range(5)
 # After a refusal the rest of the request is read and dropped for this long, then the socket
@@ -68,6 +69,7 @@ class HardenedProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._one_write = OneWrite(transport, self.loop)
         if len(self.connections) > self.limits.max_connections:
             self._refuse(
                 529, "the gateway has too many open connections; retry shortly", drain=False
@@ -121,6 +123,8 @@ class HardenedProtocol(HttpToolsProtocol):
             self._refuse(400, "protocol upgrades (WebSocket, h2c) are not supported: use HTTP/1.1")
             return
         super().on_headers_complete()
+        if self.cycle is not None:  # a response's head and body in one write (one_write.py)
+            self.cycle.transport = self._one_write  # type: ignore[assignment]
 
     def on_message_complete(self) -> None:
         self._phase = APP
@@ -194,4 +198,7 @@ def uvicorn_options(limits: ServerLimits, reserved_fds: int = 64) -> dict[str, A
         "http": HardenedProtocol.with_limits(limits),
         "ws": "none",
         "timeout_keep_alive": limits.idle_timeout_s,
+        # Nothing reads the client's address or scheme (no access log): uvicorn's
+        # X-Forwarded-* middleware would only add a layer to every request.
+        "proxy_headers": False,
     }

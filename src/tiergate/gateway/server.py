@@ -50,4 +50,5 @@ def server_options(config: GatewayConfig) -> dict[str, object]:
 def serve_forever(config: GatewayConfig, host: str, port: int, log_level: str = "warning") -> None:
     """One worker, uvloop and httptools when installed, until Ctrl-C (the ledger is flushed)."""
     options = server_options(config)
-    serve_app(GatewayApp(config), host, port, log_level, graceful_timeout_s=10, options=options)
+    app = GatewayApp(config, settle_heap=True)  # the process is the gateway's alone
+    serve_app(app, host, port, log_level, graceful_timeout_s=10, options=options)

@@ -49,6 +49,9 @@ class Admission:
     reserved_output: int = 0
 
 
+ALLOWED = Admission(allowed=True)
+
+
 @dataclass
 class ModelLimiter:
     """Buckets per model, created on first use. ``overrides`` replaces ``default`` per model."""
@@ -81,18 +84,26 @@ class ModelLimiter:
         """
         buckets = self._buckets_for(model, now)
         if not buckets:
-            return Admission(allowed=True)
-        needs = {"requests": 1, "input-tokens": input_tokens, "output-tokens": max_output_tokens}
-        wanted = {
-            kind: min(float(needs[kind]), bucket.capacity) for kind, bucket in buckets.items()
-        }
-        waits = {kind: buckets[kind].wait_for(amount, now) for kind, amount in wanted.items()}
-        worst = max(waits, key=lambda kind: waits[kind])
-        if waits[worst] > 0:
-            return Admission(allowed=False, retry_after_s=waits[worst], limited_by=worst)
-        for kind, amount in wanted.items():
-            buckets[kind].take(amount, now)
-        reserved = int(wanted.get("output-tokens", 0))
+            return ALLOWED
+        # Plain loops, no dicts: this runs on every request of the gateway's hot path.
+        wanted: list[tuple[TokenBucket, float]] = []
+        worst, worst_wait, reserved = "", 0.0, 0
+        for kind, bucket in buckets.items():
+            if kind == "requests":
+                amount = min(1.0, bucket.capacity)
+            elif kind == "input-tokens":
+                amount = min(float(input_tokens), bucket.capacity)
+            else:
+                amount = min(float(max_output_tokens), bucket.capacity)
+                reserved = int(amount)
+            wait = bucket.wait_for(amount, now)
+            if wait > worst_wait:
+                worst, worst_wait = kind, wait
+            wanted.append((bucket, amount))
+        if worst_wait > 0:
+            return Admission(allowed=False, retry_after_s=worst_wait, limited_by=worst)
+        for bucket, amount in wanted:
+            bucket.take(amount, now)
         return Admission(allowed=True, reserved_output=reserved)
 
     def settle(self, model: str, now: float, reserved_output: int, used_output: int) -> None:

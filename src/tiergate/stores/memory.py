@@ -32,6 +32,7 @@ REMAINING_HEADERS = (
     "anthropic-ratelimit-input-tokens",
     "anthropic-ratelimit-output-tokens",
 )
+REMAINING_NAMES = tuple((prefix + "-remaining", prefix + "-reset") for prefix in REMAINING_HEADERS)
 
 
 class MemoryBudgets(BudgetStore):
@@ -178,9 +179,9 @@ def pause_from(status: int, headers: Mapping[str, str], wall_now: float) -> floa
     if status == 429:
         return _seconds(headers.get("retry-after"))
     longest: float | None = None
-    for prefix in REMAINING_HEADERS:
-        if headers.get(prefix + "-remaining") == "0":
-            reset = _epoch(headers.get(prefix + "-reset"))
+    for remaining, reset_name in REMAINING_NAMES:
+        if headers.get(remaining) == "0":
+            reset = _epoch(headers.get(reset_name))
             if reset is not None:
                 longest = max(longest or 0.0, reset - wall_now)
     return longest

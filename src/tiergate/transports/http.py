@@ -1,7 +1,9 @@
-"""The Anthropic API over HTTP: aiohttp with keep-alive, one attempt per call.
+"""The Anthropic API over HTTP with keep-alive, one attempt per call.
 
-aiohttp rather than the SDK or httpx because the gateway's hot path forwards bytes: measured
-here, an aiohttp forwarder sustains about three times the SDK's request rate (docs/gateway.md).
+A complete answer goes through a lean HTTP/1.1 client (``http1.py``: one write, httptools to
+parse), streams through aiohttp; both rather than the SDK or httpx because the gateway's hot
+path forwards bytes: measured here, an aiohttp forwarder sustains about three times the SDK's
+request rate (docs/gateway.md), and the lean client cuts a complete answer's CPU further.
 Retries and fallback are a wrapper (``retry.py``); this transport makes exactly one attempt.
 """
 
@@ -21,6 +23,7 @@ from tiergate.transports.base import (
     Unreachable,
     UsageReport,
 )
+from tiergate.transports.http1 import Http1Pool
 
 # The version the official SDK (anthropic 2.x) sends; a call may name its own.
 DEFAULT_VERSION = "2026-10-21"
@@ -40,12 +43,12 @@ class HttpSettings:
 
 
 class HttpTransport:
-    """Calls ``base_url`` with ``x-api-key``; the session opens on first use."""
+    """Calls ``base_url`` with ``x-api-key``; the connections open on first use."""
 
     def __init__(self, settings: HttpSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._pool: Http1Pool | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -75,41 +78,20 @@ class HttpTransport:
         return headers
 
     async def send(self, call: ApiCall) -> ApiReply:
-        session = self._open()
-        response: aiohttp.ClientResponse | None = None
-        try:
-            # The first byte is due within first_byte_s: aiohttp's own read timer counts it,
-            # so a complete answer adds no timer of its own to the hot path.
-            response = await session.request(
-                call.method,
-                self.settings.base_url + call.path,
-                data=call.content() if call.method != "GET" else None,
-                headers=self._headers(call),
-                timeout=self._timeout(call.first_byte_s),
+        """One attempt: the first byte is due within ``first_byte_s`` (else ``NoFirstByte``);
+        without one, ``read_timeout_s`` bounds every wait (else ``Unreachable``)."""
+        pool = self._pool
+        if pool is None:
+            pool = self._pool = Http1Pool(
+                self.settings.base_url,
+                limit=self.settings.connections,
+                connect_timeout_s=self.settings.connect_timeout_s,
+                read_timeout_s=self.settings.read_timeout_s,
             )
-            async with response:
-                body = await response.read()
-                return ApiReply(response.status, response.headers, body, call.model)
-        except (aiohttp.ClientError, TimeoutError) as error:
-            timed_out = isinstance(error, aiohttp.SocketTimeoutError)
-            if response is None and timed_out and call.first_byte_s is not None:
-                raise NoFirstByte(
-                    f"{self.settings.base_url}: no first byte within {call.first_byte_s:g} s"
-                ) from None
-            raise Unreachable(f"{self.settings.base_url}: {type(error).__name__}") from None
-
-    def _timeout(self, first_byte_s: float | None) -> aiohttp.ClientTimeout:
-        if first_byte_s is None:
-            return self._open().timeout  # the session's (None would mean no timeout at all)
-        timeout = self._timeouts.get(first_byte_s)
-        if timeout is None:
-            if len(self._timeouts) > 256:
-                self._timeouts.clear()
-            timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=self.settings.connect_timeout_s, sock_read=first_byte_s
-            )
-            self._timeouts[first_byte_s] = timeout
-        return timeout
+        body = call.content() if call.method != "GET" else b""
+        request = pool.encode(call.method, call.path, self._headers(call), body)
+        answer = await pool.request(request, call.first_byte_s)
+        return ApiReply(answer.status, answer.headers, answer.body, call.model)
 
     async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
         session = self._open()
@@ -139,6 +121,9 @@ class HttpTransport:
                 response.close()
 
     async def aclose(self) -> None:
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
