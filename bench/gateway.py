@@ -6,7 +6,9 @@ Starts, each as its own process on 127.0.0.1:
 - the gateway, ``tiergate serve`` with auth, per-model limits, a daily budget, the SQLite ledger
   and metrics all on (limits and budget set high enough not to refuse: they are checked, not hit);
 - a bare forwarder (raw ASGI + aiohttp + orjson, no auth, limits, budget or ledger): the floor
-  of the gateway's own stack on this machine at this moment, to tell the stack from the features;
+  of the gateway's stack on this machine at this moment, to tell the stack from the features;
+  and the same with the gateway's own HTTP/1.1 client (``transports/http1.py``) in aiohttp's
+  place, so the features are also compared on the client the gateway uses;
 - the gateway with its budgets, limits and keys in Redis (``state: redis://``, a redis-server
   the bench starts on a free port), and two such gateways on one Redis, loaded together by one
   load generator (the aggregate rate); each gateway keeps its own SQLite ledger;
@@ -215,12 +217,25 @@ def load(
 # ---------------------------------------------------------------- a bare forwarder (reference)
 
 
-def bare_forwarder(port: int, upstream: str) -> None:
-    """Raw ASGI + aiohttp + orjson and nothing else: the floor of the gateway's stack here."""
+def bare_forwarder(port: int, upstream: str, client: str = "aiohttp") -> None:
+    """Raw ASGI + an HTTP client + orjson and nothing else: the floor of the gateway's stack.
+
+    ``client``: aiohttp (the issue's reference forwarder), or ``lean``, the HTTP/1.1 client the
+    gateway itself forwards complete answers with (``transports/http1.py``), so the gateway's
+    own features are compared on the same client too.
+    """
     import aiohttp
     import uvicorn
 
+    from tiergate.transports.http1 import Http1Pool
+
     session: list[aiohttp.ClientSession] = []
+    pools: list[Http1Pool] = []
+    headers = {
+        "x-api-key": FAKE_KEY,
+        "content-type": "application/json",
+        "anthropic-version": "2023-06-01",
+    }
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -228,9 +243,13 @@ def bare_forwarder(port: int, upstream: str) -> None:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
                     session.append(aiohttp.ClientSession(skip_auto_headers=("User-Agent",)))
+                    pools.append(
+                        Http1Pool(upstream, limit=256, connect_timeout_s=5, read_timeout_s=60)
+                    )
                     await send({"type": "lifespan.startup.complete"})
                 else:
                     await session[0].close()
+                    await pools[0].aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":
@@ -239,16 +258,15 @@ def bare_forwarder(port: int, upstream: str) -> None:
             body, status = b"{}", 200
         else:
             message = await receive()
-            async with session[0].post(
-                upstream + scope["path"],
-                data=message.get("body", b""),
-                headers={
-                    "x-api-key": FAKE_KEY,
-                    "content-type": "application/json",
-                    "anthropic-version": "2023-06-01",
-                },
-            ) as response:
-                body, status = await response.read(), response.status
+            if client == "lean":
+                request = pools[0].encode("POST", scope["path"], headers, message.get("body", b""))
+                answer = await pools[0].request(request, None)
+                body, status = answer.body, answer.status
+            else:
+                async with session[0].post(
+                    upstream + scope["path"], data=message.get("body", b""), headers=headers
+                ) as response:
+                    body, status = await response.read(), response.status
             orjson.loads(body)  # a forwarder that meters must at least parse the usage
         await send(
             {
@@ -438,6 +456,15 @@ def run(args: argparse.Namespace) -> None:
         ):
             load(bare_port, FAKE_KEY, "saturate", 3000, 60, connections=args.connections)
             rows.append(measure("bare forwarder", bare_port, FAKE_KEY, args))
+        lean_port = free_port()
+        lean = ["--bare", str(lean_port), "--bare-client", "lean", "--upstream", upstream]
+        with started(
+            [PYTHON, __file__, *lean],
+            f"http://127.0.0.1:{lean_port}/healthz",
+            env,
+        ):
+            load(lean_port, FAKE_KEY, "saturate", 3000, 60, connections=args.connections)
+            rows.append(measure("bare fwd, lean client", lean_port, FAKE_KEY, args))
         config, key = gateway_config(folder, upstream)
         with started(
             [*tiergate, "serve", "--config", str(config), "--port", str(gateway_port)],
@@ -602,9 +629,10 @@ def main() -> None:
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--upstream", help=argparse.SUPPRESS)
+    parser.add_argument("--bare-client", default="aiohttp", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
-        bare_forwarder(args.bare, args.upstream)
+        bare_forwarder(args.bare, args.upstream, args.bare_client)
     elif args.generate:
         args.mode = args.generate
         generate(args)
