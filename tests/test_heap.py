@@ -36,5 +36,11 @@ def test_settle_freezes_start_up_and_still_collects_new_cycles(restored: None) -
     alive = weakref.ref(made)
     del made
     assert gc.isenabled()
-    gc.collect()
+    # No explicit collect: allocating past the raised threshold must trigger one on its own.
+    young_runs = gc.get_stats()[0]["collections"]
+    churn = []
+    for _ in range(3 * heap.YOUNG_THRESHOLD):
+        churn.append(Node())
+    del churn
+    assert gc.get_stats()[0]["collections"] > young_runs
     assert alive() is None

@@ -403,3 +403,68 @@ async def test_memory_budgets_release_a_hold_on_its_own_day_only() -> None:
     await budgets.charge(key.id, utc_day(now - 86400), -1.0, now)  # yesterday's: closed
     assert (await budgets.spent(key.id, now)).spent_usd == pytest.approx(1.5)
     assert await budgets.claim("b1") and not await budgets.claim("b1")
+
+
+@contextmanager
+def failing_batches_upstream(status: int | None) -> Iterator[tuple[str, list[str]]]:
+    """An upstream that answers every batch creation with ``status`` (``None``: reads the
+    request and hangs up without an answer, as after a lost reply); it records the paths."""
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length") or 0))
+            seen.append(self.path)
+            if status is None:
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
+            body = orjson.dumps({"type": "error", "error": {"type": "api_error", "message": "x"}})
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("status", "kept"),
+    [(400, False), (429, False), (500, True), (None, True)],
+    ids=["refused-400", "refused-429", "server-error", "no-answer"],
+)
+def test_a_failed_creation_keeps_the_hold_unless_the_api_refused_it(
+    tmp_path: Path, status: int | None, kept: bool
+) -> None:
+    """After a server error or no answer the batch may exist (and be billed): its worst case
+    stays spent, as an unsettled row, and the POST is never sent twice; a 4xx means no batch."""
+    with (
+        failing_batches_upstream(status) as (upstream, seen),
+        running_gateway(tmp_path, upstream, budget_usd_day=1.0) as gateway,
+    ):
+        [owner] = gateway.store.list()
+        with gateway.client() as client, pytest.raises(anthropic.APIError):
+            client.messages.batches.create(requests=batch_requests("x"))
+        assert seen == ["/v1/messages/batches"]  # once: gateway retries are off for it
+        unsettled = gateway.rows(outcome="unsettled")
+        running = memory_spent(gateway, owner.id)
+        if kept:
+            assert len(unsettled) == 1 and unsettled[0]["cost_usd"] > 0
+            assert running == pytest.approx(unsettled[0]["cost_usd"])
+            assert ledger_spent(gateway.rows(), owner.id) == pytest.approx(running)
+        else:
+            assert unsettled == [] and running == pytest.approx(0.0, abs=1e-12)

@@ -237,6 +237,28 @@ async def test_an_idle_connection_the_server_closed_is_not_reused(
         assert server.connections == 2
 
 
+async def test_bytes_past_a_complete_answer_are_not_read_as_the_next_one(
+    transports: list[HttpTransport],
+) -> None:
+    stray = b"HTTP/1.1 200 OK\r\nx-thing: stray\r\ncontent-length: 5\r\n\r\nstray"
+
+    async def respond(head: bytes, body: bytes) -> bytes:
+        # The first answer comes with a second, unasked one in the same write.
+        return answer(b'{"n":1}', b"x-thing: first\r\n") + (
+            stray if len(server.requests) == 1 else b""
+        )
+
+    async with Scripted(respond) as server:
+        transport = transport_for(transports, server.base_url)
+        first = await transport.send(call())
+        assert first.json() == {"n": 1} and first.headers["x-thing"] == "first"
+        second = await transport.send(call())
+        # Its own answer, on a new connection: the one that talked out of turn is not reused.
+        assert second.json() == {"n": 1} and second.headers["x-thing"] == "first"
+        assert first.headers["x-thing"] == "first"
+        assert server.connections == 2 and len(server.requests) == 2
+
+
 async def test_a_header_with_a_line_break_is_refused(transports: list[HttpTransport]) -> None:
     async def respond(head: bytes, body: bytes) -> bytes:
         return answer()

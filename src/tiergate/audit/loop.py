@@ -111,16 +111,18 @@ class RouteAuditor:
                 self._queue(request_id, at, text, decision, SHADOW, True)
             return
         # While the reaction sends the traffic to the top tier its answers cost nothing to audit
-        # (no second call): all are kept, so `calibrate --from-audit` has data sooner.
+        # (no second call): all are kept, so `calibrate --from-audit` has data sooner; only
+        # those drawn at the plain rate count in the route's figure, which stays a uniform
+        # sample of accepted answers.
         free = self.engaged == "top_tier" and tier == self.top
-        by_rate = free or self._random.random() < self.settings.sample_rate
+        by_rate = self._random.random() < self.settings.sample_rate
         wanted = self.settings.min_per_stratum
         short = (
             wanted > 0
             and decision.accepted
             and self.tally.count(tier, label) + self._queued[(tier, label)] < wanted
         )
-        if not by_rate and not short:
+        if not by_rate and not short and not free:
             return
         record = self._queue(request_id, at, text, decision, AUDIT, by_rate)
         reference = next((a for a in decision.answers if a.tier == self.top and a.usable), None)

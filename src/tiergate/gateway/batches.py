@@ -25,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from tiergate.core.cost import price_usage
+from tiergate.core.prices import ModelPrice, UnknownModelError
 from tiergate.core.usage import Usage
 from tiergate.gateway import batch_holds
 from tiergate.gateway.asgi import JSON, Receive, Scope, Send, header, read_body, respond
@@ -45,6 +47,7 @@ from tiergate.gateway.messages import (
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.spend import CLAMPED_HEADER, thinking_floor
+from tiergate.stores.journal import UNSETTLED
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
 
@@ -146,12 +149,15 @@ async def _create(
             item["params"] = {**item["params"], "max_tokens": size.tokens(cap)}
     raw = orjson.dumps({**body, "requests": resolved})
     try:
-        reply = await _upstream(services, scope, "POST", PREFIX, raw)
+        # Once: a batch is not idempotent, and a retry after a lost answer could make two.
+        reply = await _upstream(services, scope, "POST", PREFIX, raw, once=True)
     except GatewayError:
-        await batch_holds.give_back(services, request, held_usd)
+        _keep_unsettled(services, request, models[0], held_usd)
         raise
-    if not reply.ok:
+    if not reply.ok and reply.status < 500:  # the API refused it: no batch exists
         await batch_holds.give_back(services, request, held_usd)
+    elif not reply.ok:
+        _keep_unsettled(services, request, models[0], held_usd)
     else:
         batch_id = str(reply.json().get("id"))
         hold = _row(services, request, batch_holds.hold_id(batch_id), models[0], batch_holds.HOLD)
@@ -161,6 +167,16 @@ async def _create(
         await _publish(services)
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send, headers)
+
+
+def _keep_unsettled(services: Services, request: Request, model: str, held_usd: float) -> None:
+    """No answer, or a server error: the POST may have reached the API and the batch exist,
+    billed, with nobody to read its results through us. The hold stays spent, as an
+    ``unsettled`` row at its worst case (what a kill at that moment leaves), never given back
+    on a guess."""
+    row = _row(services, request, request.request_id, model, UNSETTLED)
+    row.cost_usd = held_usd
+    services.ledger.add(row, closes=request.request_id)
 
 
 async def _publish(services: Services) -> None:
@@ -223,37 +239,77 @@ async def _list(services: Services, request: Request, scope: Scope, send: Send) 
     await _pass(reply, request, send)
 
 
-async def _meter_results(
-    services: Services, request: Request, owner: str, batch_id: str, body: bytes
-) -> None:
-    lines = [orjson.loads(line) for line in body.splitlines() if line.strip()]
-    if not lines:
-        return
-    first = f"{batch_id}/{lines[0].get('custom_id')}"
-    await services.ledger.flush()
-    if await _rows(services, request_id=first):
-        return  # metered at the first read
-    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
-    # From the claim on, nothing awaits until every row is journaled.
-    if not await services.budgets.claim(batch_holds.claim_name(batch_id)):
-        return  # another reader (here, or another gateway) is metering it
-    held = float(holds[0]["cost_usd"]) if holds else 0.0
-    # The day the batch was created, whose budget held it (a batch from before holds: today).
-    day = str(holds[0]["day"]) if holds else services.budgets.day_of(request.at)
-    charged = 0.0
-    for line in lines:
+@dataclass(frozen=True, slots=True)
+class _Priced:
+    """One result line, priced: what its ledger row records."""
+
+    row_id: str
+    model: str
+    outcome: str
+    usage: Usage
+    cost_usd: float
+    strong_usd: float
+
+
+def _price_results(services: Services, batch_id: str, body: bytes) -> list[_Priced]:
+    """Every result line parsed and priced (pure work, off the event loop: a batch holds up to
+    100,000 lines). A model the book cannot price is charged at the dearest row, never at 0."""
+    priced = []
+    for raw in body.splitlines():
+        if not raw.strip():
+            continue
+        line = orjson.loads(raw)
         result = line.get("result") or {}
         message = result.get("message") if result.get("type") == "succeeded" else None
         usage = Usage.from_api((message or {}).get("usage") or {})
         model = str((message or {}).get("model") or "")
         cost = strong = 0.0
         if message is not None:
-            cost = price_usage(usage, services.book.get(model), batch=True).total_usd
+            cost = price_usage(usage, _price_of(services, model), batch=True).total_usd
             strong = price_usage(usage, services.strong, batch=True).total_usd
-        charged += cost
-        row_id = f"{batch_id}/{line.get('custom_id')}"
-        row = _row(services, request, row_id, model, "ok" if message else str(result.get("type")))
-        row.key_id, row.day, row.cost_usd, row.strong_only_usd = owner, day, cost, strong
+        outcome = "ok" if message else str(result.get("type"))
+        priced.append(
+            _Priced(f"{batch_id}/{line.get('custom_id')}", model, outcome, usage, cost, strong)
+        )
+    return priced
+
+
+def _price_of(services: Services, model: str) -> ModelPrice:
+    try:
+        return services.book.get(model)
+    except UnknownModelError:
+        log.warning("batch result of unknown model %r charged at the dearest price", model)
+        return max(services.book.models.values(), key=lambda row: (row.output, row.input))
+
+
+async def _meter_results(
+    services: Services, request: Request, owner: str, batch_id: str, body: bytes
+) -> None:
+    priced = await asyncio.to_thread(_price_results, services, batch_id, body)
+    if not priced:
+        return
+    await services.ledger.flush()
+    if await _rows(services, request_id=priced[0].row_id):
+        return  # metered at the first read
+    holds = await _rows(services, request_id=batch_holds.hold_id(batch_id))
+    # From the claim on, nothing awaits until every row is journaled, and nothing can raise:
+    # the rows were built above.
+    if not await services.budgets.claim(batch_holds.claim_name(batch_id)):
+        return  # another reader (here, or another gateway) is metering it
+    held = float(holds[0]["cost_usd"]) if holds else 0.0
+    # The day the batch was created, whose budget held it (a batch from before holds: today).
+    day = str(holds[0]["day"]) if holds else services.budgets.day_of(request.at)
+    charged = 0.0
+    for item in priced:
+        charged += item.cost_usd
+        row = _row(services, request, item.row_id, item.model, item.outcome)
+        row.key_id, row.day, row.cost_usd, row.strong_only_usd = (
+            owner,
+            day,
+            item.cost_usd,
+            item.strong_usd,
+        )
+        usage = item.usage
         row.input_tokens = int(usage.input_tokens)
         row.output_tokens = int(usage.output_tokens)
         row.cache_read_tokens = int(usage.cache_read_tokens)
@@ -297,11 +353,19 @@ def _row(services: Services, request: Request, row_id: str, model: str, outcome:
 
 
 async def _upstream(
-    services: Services, scope: Scope, method: str, path: str, raw: bytes | None = None
+    services: Services,
+    scope: Scope,
+    method: str,
+    path: str,
+    raw: bytes | None = None,
+    *,
+    once: bool = False,
 ) -> ApiReply:
     headers = services.upstream.headers_for(scope["headers"])
     call = ApiCall(path, None, method, headers, raw, limited=False)
     try:
+        if once:
+            return await services.upstream.send_once(call)
         return await services.upstream.send(call)
     except Unreachable as error:
         raise unavailable(error) from None

@@ -105,6 +105,10 @@ class Upstream:
         :class:`Unreachable` when no attempt got one."""
         return await self.transport.send(call)
 
+    async def send_once(self, call: ApiCall) -> ApiReply:
+        """One attempt, no retry and no fallback: for a call that must not happen twice."""
+        return await self.transport.inner.send(call)
+
     async def open_stream(self, call: ApiCall) -> OpenStream | ApiReply:
         """A stream to relay, or the final error reply when every attempt failed."""
         return await self.transport.open_stream(call)

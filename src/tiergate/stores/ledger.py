@@ -190,9 +190,9 @@ def migrate(engine: Engine) -> None:
         tables = set(inspect(connection).get_table_names())
         if "requests" in tables and "alembic_version" not in tables:
             command.stamp(config, "0001")
-        # Every head: migrations written on parallel branches each revise the last shared
-        # one, and all of them apply.
-        command.upgrade(config, "heads")
+        # One line of revisions: a second head (two revisions of one parent) fails here,
+        # loudly, instead of applying in an order nobody chose.
+        command.upgrade(config, "head")
 
 
 class Ledger:

@@ -73,7 +73,8 @@ class _Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        if self._waiter is None:  # nothing asked: a server talking out of turn
+        if self._waiter is None or self._complete:  # a server talking out of turn
+            self._reusable = False
             self.close()
             return
         try:
@@ -102,15 +103,24 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:  # bytes past the answer, in the same read: never reused
+            self._reusable = False
+            return
         self._headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
         self._head_done = True
 
     def on_body(self, body: bytes) -> None:
+        if self._complete:
+            self._reusable = False
+            return
         self._body.append(body)
 
     def on_message_complete(self) -> None:
+        if self._complete:  # a second answer to one request: the connection is not trusted
+            self._reusable = False
+            return
         if self._parser.get_status_code() < 200:  # 1xx (early hints): the answer is still due
             self._reset()
             return
