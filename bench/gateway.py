@@ -242,14 +242,18 @@ def bare_forwarder(port: int, upstream: str, client: str = "aiohttp") -> None:
             while True:
                 message = await receive()
                 if message["type"] == "lifespan.startup":
-                    session.append(aiohttp.ClientSession(skip_auto_headers=("User-Agent",)))
-                    pools.append(
-                        Http1Pool(upstream, limit=256, connect_timeout_s=5, read_timeout_s=60)
-                    )
+                    if client == "lean":
+                        pools.append(
+                            Http1Pool(upstream, limit=256, connect_timeout_s=5, read_timeout_s=60)
+                        )
+                    else:
+                        session.append(aiohttp.ClientSession(skip_auto_headers=("User-Agent",)))
                     await send({"type": "lifespan.startup.complete"})
                 else:
-                    await session[0].close()
-                    await pools[0].aclose()
+                    for opened in session:
+                        await opened.close()
+                    for pool in pools:
+                        await pool.aclose()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["type"] != "http":

@@ -95,9 +95,10 @@ def cap_for(sizes: Sequence[Sized], usd: float) -> int:
 
 async def take(
     services: Services, request: Request, sizes: Sequence[Sized], model: str
-) -> tuple[float, int | None]:
+) -> tuple[Intent, int | None]:
     """Hold the batch's worst case, then journal the intent: from here on the upstream may
-    create (and bill) the batch. Returns the hold and the ``max_tokens`` cap, if clamped.
+    create (and bill) the batch. Returns the intent (its ``reserved_usd`` is the hold) and the
+    ``max_tokens`` cap, if clamped.
 
     When the worst case does not fit, ``budget.policy`` decides, as for a message: ``refuse``
     raises :class:`~tiergate.stores.base.BudgetExceeded`; ``clamp`` lowers every request's
@@ -119,10 +120,9 @@ async def take(
             held = worst_usd(sizes, cap)
         services.budgets.settle(reservation, held)  # what is held counts as spent
     day = services.budgets.day_of(request.at)
-    services.ledger.intend(
-        Intent(request.request_id, request.at, day, request.key.id, "batch", model, held)
-    )
-    return held, cap
+    intent = Intent(request.request_id, request.at, day, request.key.id, "batch", model, held)
+    services.ledger.intend(intent)
+    return intent, cap
 
 
 async def give_back(services: Services, request: Request, worst_usd: float) -> None:

@@ -47,7 +47,6 @@ from tiergate.gateway.messages import (
 from tiergate.gateway.rules import choose, marks_of, strip_marks
 from tiergate.gateway.services import Request, Services
 from tiergate.gateway.spend import CLAMPED_HEADER, thinking_floor
-from tiergate.stores.journal import UNSETTLED
 from tiergate.stores.ledger import LedgerRow
 from tiergate.transports.base import ApiCall, ApiReply, Unreachable
 
@@ -141,7 +140,7 @@ async def _create(
         )
         resolved.append({**item, "params": params})
     # Held until the results are read: what the key spends meanwhile cannot use this room.
-    held_usd, cap = await batch_holds.take(services, request, sizes, models[0])
+    intent, cap = await batch_holds.take(services, request, sizes, models[0])
     headers: list[tuple[str, str]] = []
     if cap is not None:
         headers.append((CLAMPED_HEADER, str(cap)))
@@ -152,31 +151,23 @@ async def _create(
         # Once: a batch is not idempotent, and a retry after a lost answer could make two.
         reply = await _upstream(services, scope, "POST", PREFIX, raw, once=True)
     except GatewayError:
-        _keep_unsettled(services, request, models[0], held_usd)
+        # No answer: the POST may have reached the API and the batch exist, billed. The hold
+        # stays spent, closed as a restart would close it, never given back on a guess.
+        services.ledger.unsettle(intent)
         raise
     if not reply.ok and reply.status < 500:  # the API refused it: no batch exists
-        await batch_holds.give_back(services, request, held_usd)
-    elif not reply.ok:
-        _keep_unsettled(services, request, models[0], held_usd)
+        await batch_holds.give_back(services, request, intent.reserved_usd)
+    elif not reply.ok:  # a server error: the batch may exist all the same
+        services.ledger.unsettle(intent)
     else:
         batch_id = str(reply.json().get("id"))
         hold = _row(services, request, batch_holds.hold_id(batch_id), models[0], batch_holds.HOLD)
-        hold.cost_usd = held_usd
+        hold.cost_usd = intent.reserved_usd
         services.ledger.add(hold, closes=request.request_id)
         services.ledger.add(_row(services, request, batch_id, models[0], CREATED))
         await _publish(services)
         reply = _own_urls(reply, scope)
     await _pass(reply, request, send, headers)
-
-
-def _keep_unsettled(services: Services, request: Request, model: str, held_usd: float) -> None:
-    """No answer, or a server error: the POST may have reached the API and the batch exist,
-    billed, with nobody to read its results through us. The hold stays spent, as an
-    ``unsettled`` row at its worst case (what a kill at that moment leaves), never given back
-    on a guess."""
-    row = _row(services, request, request.request_id, model, UNSETTLED)
-    row.cost_usd = held_usd
-    services.ledger.add(row, closes=request.request_id)
 
 
 async def _publish(services: Services) -> None:

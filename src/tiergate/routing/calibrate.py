@@ -141,8 +141,11 @@ async def calibrate_route(
         if items:
             names = ", ".join(route.tiers)
             say(f"collecting answers of {names} on {len(items):,} held-out tickets")
-        if options.recorded is not None:
-            reused = _reused(route, examples, options.recorded)
+        # A tier that reads the answers below it must be asked beside today's answers of those
+        # tiers, not replayed from a record made beside other ones: nothing is reused there.
+        recorded = None if route.task.uses_earlier_answers else options.recorded
+        if recorded is not None:
+            reused = _reused(route, examples, recorded)
             say(
                 "reusing the answers the audit recorded: "
                 + "; ".join(
@@ -150,7 +153,7 @@ async def calibrate_route(
                     for tier, known in reused.items()
                 )
             )
-        runs = await collect(route, items, tiers, local, tracker=tracker, recorded=options.recorded)
+        runs = await collect(route, items, tiers, local, tracker=tracker, recorded=recorded)
         own = None
         if local is not None and LOCAL in route.tiers and options.own_rows:
             say("scoring the local tier out of fold on its own training data")

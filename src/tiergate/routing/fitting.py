@@ -128,10 +128,6 @@ async def collect(
     """Every tier of the ladder answers every item once (one progress stage per tier);
     ``recorded`` (text -> tier -> answer: what the audit loop kept) answers instead where it
     can, and only the rest are asked."""
-    if route.task.uses_earlier_answers:
-        # A tier that reads the answers below it must be asked beside today's answers of those
-        # tiers, not replayed from a record made beside other ones.
-        recorded = None
     views: list[LocalView | None] = [None] * len(items)
     if local is not None:
         description = f"{LOCAL} on the calibration split"

@@ -120,7 +120,7 @@ ROW_FIELDS = tuple(field.name for field in fields(LedgerRow))
 _row_values = attrgetter(*ROW_FIELDS)
 
 
-def unsettled_row(intent: Intent) -> tuple[Any, ...]:
+def unsettled_row(intent: Intent) -> LedgerRow:
     """An intent with no row: charged its whole reservation (it may have been billed)."""
     return LedgerRow(
         intent.request_id,
@@ -144,7 +144,7 @@ def unsettled_row(intent: Intent) -> tuple[Any, ...]:
         0.0,
         0.0,
         None,
-    ).values()
+    )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -218,6 +218,11 @@ class Ledger:
         """A request whose intent was written but that never went upstream."""
         if self.journal is not None:
             self.journal.void(request_id)
+
+    def unsettle(self, intent: Intent) -> None:
+        """Close an intent whose call may have been billed with no answer to say what it cost:
+        the row a restart would write for it, charged its whole reservation."""
+        self.add(unsettled_row(intent), closes=intent.request_id)
 
     def add(self, row: LedgerRow, *, closes: str | None = None) -> None:
         values = row.values()
@@ -302,7 +307,7 @@ class Ledger:
             return 0
         found = await asyncio.to_thread(recover, self.journal.folder)
         rows = [tuple(values) for values in found.rows]
-        rows += [unsettled_row(intent) for intent in found.unsettled]
+        rows += [unsettled_row(intent).values() for intent in found.unsettled]
         added = 0
         if rows:
             before = await asyncio.to_thread(self.count)
