@@ -11,6 +11,7 @@ Layout of an artifact directory::
                       weights; metadata names it by a path relative to the artifact
     crossfit.npz      (optional) out-of-fold scores computed at train time, when they cannot
                       be recomputed cheaply (a fine-tuned encoder); string arrays, no pickles
+    lexical.npz       (optional) the lexical view: n-gram vocabularies, idf and weights
 
 Nothing is pickled, so loading an artifact cannot run code. A reader refuses any other
 ``format_version`` rather than guessing at it.
@@ -31,12 +32,13 @@ from numpy.typing import NDArray
 from tiergate.datasets import Example
 from tiergate.errors import TiergateError
 
-# Version 2 added encoder/ and crossfit.npz; version 1 artifacts still load.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+# Version 2 added encoder/ and crossfit.npz, version 3 lexical.npz; older artifacts still load.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 METADATA_FILE = "metadata.json"
 EXAMPLES_FILE = "examples.jsonl"
 CROSS_FIT_FILE = "crossfit.npz"
+LEXICAL_FILE = "lexical.npz"
 
 
 class ArtifactError(TiergateError, ValueError):
@@ -51,6 +53,7 @@ class ArtifactContents:
     vectors: NDArray[np.float32]
     examples: list[Example]
     cross_fit: Mapping[str, NDArray[Any]] | None = None
+    lexical: Mapping[str, NDArray[Any]] | None = None
 
 
 def data_hash(examples: Iterable[Example]) -> str:
@@ -67,12 +70,8 @@ def write_artifact(directory: Path, contents: ArtifactContents) -> None:
     np.save(directory / "weights.npy", contents.weights)
     np.save(directory / "bias.npy", contents.bias)
     np.save(directory / "vectors.npy", contents.vectors)
-    cross_fit_path = directory / CROSS_FIT_FILE
-    if contents.cross_fit is not None:
-        arrays: dict[str, Any] = dict(contents.cross_fit)
-        np.savez(cross_fit_path, allow_pickle=False, **arrays)
-    elif cross_fit_path.exists():
-        cross_fit_path.unlink()  # a stale one would describe another model
+    _write_optional(directory / CROSS_FIT_FILE, contents.cross_fit)
+    _write_optional(directory / LEXICAL_FILE, contents.lexical)
     with (directory / EXAMPLES_FILE).open("w", encoding="utf-8") as handle:
         for example in contents.examples:
             row = {"text": example.text, "label": example.label, "provenance": example.provenance}
@@ -112,7 +111,8 @@ def read_artifact(directory: Path) -> ArtifactContents:
         bias=np.load(directory / "bias.npy"),
         vectors=np.load(directory / "vectors.npy"),
         examples=examples,
-        cross_fit=_read_cross_fit(directory / CROSS_FIT_FILE),
+        cross_fit=_read_optional(directory / CROSS_FIT_FILE),
+        lexical=_read_optional(directory / LEXICAL_FILE),
     )
     if contents.vectors.shape[0] != len(examples):
         raise ArtifactError(
@@ -121,7 +121,14 @@ def read_artifact(directory: Path) -> ArtifactContents:
     return contents
 
 
-def _read_cross_fit(path: Path) -> dict[str, NDArray[Any]] | None:
+def _write_optional(path: Path, arrays: Mapping[str, NDArray[Any]] | None) -> None:
+    if arrays is not None:
+        np.savez(path, allow_pickle=False, **dict(arrays))
+    elif path.exists():
+        path.unlink()  # a stale one would describe another model
+
+
+def _read_optional(path: Path) -> dict[str, NDArray[Any]] | None:
     if not path.is_file():
         return None
     with np.load(path, allow_pickle=False) as stored:

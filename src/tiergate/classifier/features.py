@@ -19,6 +19,9 @@ LOCAL_FEATURES = (
     "nearest_similarity",
     "label_similarity",
 )
+# Added when the model has a lexical view (``classifier.lexical``): how sure each view is of the
+# predicted label, and whether the two views' own top labels agree.
+LEXICAL_FEATURES = ("lexical_probability", "linear_probability", "views_agree")
 # Sharpness of the similarity-weighted vote: similarities differ by hundredths among neighbours.
 VOTE_SHARPNESS = 20.0
 _EPSILON = 1e-9
@@ -47,3 +50,15 @@ def confidence_features(
         "label_similarity": label_similarity,
     }
     return predicted, features
+
+
+def view_features(
+    predicted: NDArray[np.intp], linear: NDArray[np.float64], lexical: NDArray[np.float64]
+) -> dict[str, NDArray[np.float64]]:
+    """The :data:`LEXICAL_FEATURES` columns, for labels predicted from the combined views."""
+    rows = np.arange(predicted.size)
+    return {
+        "lexical_probability": lexical[rows, predicted],
+        "linear_probability": linear[rows, predicted],
+        "views_agree": (lexical.argmax(axis=1) == linear.argmax(axis=1)).astype(np.float64),
+    }

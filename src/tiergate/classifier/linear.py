@@ -7,6 +7,7 @@ without unpickling anything.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -38,7 +39,15 @@ def fit_linear(
         bias[present[0]] = 0.0
         return LinearModel(np.zeros((vectors.shape[1], n_labels)), bias)
     fitted = LogisticRegression(C=c, max_iter=1000).fit(vectors, label_ids)
-    weights = np.zeros((vectors.shape[1], n_labels))
+    return LinearModel(*label_weights(fitted, vectors.shape[1], n_labels))
+
+
+def label_weights(
+    fitted: Any, features: int, n_labels: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """A fitted sklearn LogisticRegression's weights as (features, n_labels) and bias, with
+    labels it never saw left unreachable (bias -1e3)."""
+    weights = np.zeros((features, n_labels))
     bias = np.full(n_labels, -1e3)
     coefficients = np.asarray(fitted.coef_, dtype=np.float64)
     intercepts = np.asarray(fitted.intercept_, dtype=np.float64)
@@ -49,4 +58,4 @@ def fit_linear(
         intercepts = np.array([-intercepts[0] / 2, intercepts[0] / 2])
     weights[:, classes] = coefficients.T
     bias[classes] = intercepts
-    return LinearModel(weights, bias)
+    return weights, bias

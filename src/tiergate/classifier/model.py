@@ -30,7 +30,8 @@ from tiergate.classifier.artifact import (
     read_artifact,
     write_artifact,
 )
-from tiergate.classifier.features import confidence_features
+from tiergate.classifier.features import confidence_features, view_features
+from tiergate.classifier.lexical import LexicalModel, combine, fit_lexical
 from tiergate.classifier.linear import DEFAULT_C, LinearModel, fit_linear
 from tiergate.classifier.neighbours import nearest
 from tiergate.classifier.prediction import LocalPrediction, Neighbour
@@ -119,6 +120,7 @@ class LocalModel:
         created: float | None = None,
         stored_cross_fit: CrossFit | None = None,
         training: Mapping[str, Any] | None = None,
+        lexical: LexicalModel | None = None,
     ) -> None:
         self._encoder = encoder
         self._examples = examples
@@ -130,6 +132,8 @@ class LocalModel:
             [self._label_index[e.label] for e in examples], dtype=np.intp
         )
         self._linear = linear
+        # The lexical view (``classifier.lexical``), when the route asked for one.
+        self._lexical = lexical
         self._k = k
         self._c = c
         self._created = time.time() if created is None else created
@@ -150,10 +154,13 @@ class LocalModel:
         k: int = DEFAULT_K,
         c: float = DEFAULT_C,
         vectors: NDArray[np.float32] | None = None,
+        lexical: bool = False,
     ) -> LocalModel:
         """Encode ``examples`` (unless ``vectors`` are given) and fit the classifier.
 
         ``encoder`` is an :class:`Encoder` or a spec for :func:`tiergate.encoders.load_encoder`.
+        ``lexical``: also fit the lexical view (word and character n-grams) and answer with
+        both views' probabilities multiplied (``classifier.lexical``).
         """
         if not examples:
             raise ValueError("cannot train on no examples")
@@ -167,7 +174,10 @@ class LocalModel:
         index = {label: i for i, label in enumerate(labels)}
         label_ids = np.array([index[e.label] for e in example_list], dtype=np.intp)
         linear = fit_linear(vectors, label_ids, len(labels), c)
-        return cls(resolved, example_list, vectors, labels, linear, k=k, c=c)
+        lexical_view = (
+            fit_lexical([e.text for e in example_list], label_ids, len(labels)) if lexical else None
+        )
+        return cls(resolved, example_list, vectors, labels, linear, k=k, c=c, lexical=lexical_view)
 
     def with_encoder(self, encoder: Encoder) -> LocalModel:
         """The same model answering through another encoder of the same vectors.
@@ -192,6 +202,7 @@ class LocalModel:
             created=self._created,
             stored_cross_fit=self._stored_cross_fit,
             training=self._training,
+            lexical=self._lexical,
         )
         twin._trained_on = self._trained_on
         return twin
@@ -228,6 +239,8 @@ class LocalModel:
                     np.hstack([self._linear.weights, np.zeros((self._vectors.shape[1], 1))]),
                     np.append(self._linear.bias, -1e3),
                 )
+                if self._lexical is not None:
+                    self._lexical = self._lexical.with_unreachable_label()
         self._examples.extend(new_examples)
         self._vectors = np.vstack([self._vectors, new_vectors])
         self._example_label_ids = np.append(
@@ -238,12 +251,18 @@ class LocalModel:
     def retrain(self) -> None:
         """Refit the linear classifier on every example, including the added ones."""
         retrained = LocalModel.train(
-            self._examples, self._encoder, k=self._k, c=self._c, vectors=self._vectors
+            self._examples,
+            self._encoder,
+            k=self._k,
+            c=self._c,
+            vectors=self._vectors,
+            lexical=self._lexical is not None,
         )
         self._labels = retrained._labels
         self._label_index = retrained._label_index
         self._example_label_ids = retrained._example_label_ids
         self._linear = retrained._linear
+        self._lexical = retrained._lexical
         self._created = retrained._created
         self._trained_on = len(self._examples)
 
@@ -266,7 +285,7 @@ class LocalModel:
         """One :class:`LocalPrediction` per text, with up to ``k`` neighbours each."""
         if not texts:
             return []
-        batch = self.score_vectors(self._encoder.encode(list(texts)), k=k)
+        batch = self.score_vectors(self._encoder.encode(list(texts)), k=k, texts=texts)
         predictions = []
         for row, label_id in enumerate(batch.label_ids.tolist()):
             neighbours = tuple(
@@ -298,11 +317,25 @@ class LocalModel:
 
     def features(self, texts: Sequence[str]) -> tuple[list[str], dict[str, NDArray[np.float64]]]:
         """Predicted labels and calibration feature columns for ``texts``."""
-        batch = self.score_vectors(self._encoder.encode(list(texts)))
+        batch = self.score_vectors(self._encoder.encode(list(texts)), texts=texts)
         return [self._labels[i] for i in batch.label_ids.tolist()], batch.features
 
-    def score_vectors(self, vectors: NDArray[np.float32], *, k: int | None = None) -> ScoredBatch:
-        """Score already-encoded texts (for benchmarks that reuse embeddings)."""
+    @property
+    def lexical(self) -> bool:
+        """Whether the model has a lexical view (then scoring needs the texts too)."""
+        return self._lexical is not None
+
+    def score_vectors(
+        self,
+        vectors: NDArray[np.float32],
+        *,
+        k: int | None = None,
+        texts: Sequence[str] | None = None,
+    ) -> ScoredBatch:
+        """Score already-encoded texts (for benchmarks that reuse embeddings).
+
+        A model with a lexical view needs the ``texts`` the vectors encode.
+        """
         if self._columns is None or self._columns.shape[1] != self._vectors.shape[0]:
             self._columns = np.ascontiguousarray(self._vectors.T)
         return _score(
@@ -312,6 +345,7 @@ class LocalModel:
             vectors,
             k or self._k,
             columns=self._columns,
+            lexical=_lexical_scores(self._lexical, texts, len(vectors)),
         )
 
     def attach_cross_fit(self, cross_fit: CrossFit, training: Mapping[str, Any]) -> None:
@@ -388,12 +422,22 @@ class LocalModel:
             linear = fit_linear(
                 self._vectors[train_rows], label_ids[train_rows], len(self._labels), self._c
             )
+            lexical = None
+            if self._lexical is not None:
+                texts = [example.text for example in self._examples]
+                fold_view = fit_lexical(
+                    [texts[i] for i in train_rows.tolist()],
+                    label_ids[train_rows],
+                    len(self._labels),
+                )
+                lexical = fold_view.probabilities([texts[i] for i in held_rows.tolist()])
             batch = _score(
                 linear,
                 self._vectors[train_rows],
                 label_ids[train_rows],
                 self._vectors[held_rows],
                 self._k,
+                lexical=lexical,
             )
             predicted[held_rows] = batch.label_ids
             for name, values in batch.features.items():
@@ -436,6 +480,7 @@ class LocalModel:
                 vectors=self._vectors,
                 examples=self._examples,
                 cross_fit=None if stored is None else stored.to_arrays(),
+                lexical=None if self._lexical is None else self._lexical.to_arrays(),
             ),
         )
         return path
@@ -466,6 +511,9 @@ class LocalModel:
                 None if contents.cross_fit is None else CrossFit.from_arrays(contents.cross_fit)
             ),
             training=metadata.get("training"),
+            lexical=(
+                None if contents.lexical is None else LexicalModel.from_arrays(contents.lexical)
+            ),
         )
         model._trained_on = int(metadata["trained_on_examples"])
         return model
@@ -479,13 +527,31 @@ def _score(
     k: int,
     *,
     columns: NDArray[np.float32] | None = None,
+    lexical: NDArray[np.float64] | None = None,
 ) -> ScoredBatch:
-    probabilities = linear.probabilities(queries)
+    """Predictions from the linear model (times the lexical view's ``lexical`` probabilities
+    of the same queries, when given) and the neighbours."""
+    linear_probabilities = linear.probabilities(queries)
+    probabilities = (
+        linear_probabilities if lexical is None else combine(linear_probabilities, lexical)
+    )
     found = nearest(index_vectors, queries, k, columns=columns)
     label_ids, features = confidence_features(
         probabilities, index_label_ids[found.indices], found.similarities
     )
+    if lexical is not None:
+        features.update(view_features(label_ids, linear_probabilities, lexical))
     return ScoredBatch(label_ids, probabilities, found.indices, found.similarities, features)
+
+
+def _lexical_scores(
+    view: LexicalModel | None, texts: Sequence[str] | None, count: int
+) -> NDArray[np.float64] | None:
+    if view is None:
+        return None
+    if texts is None or len(texts) != count:
+        raise ValueError("this model has a lexical view: score_vectors needs the texts too")
+    return view.probabilities(list(texts))
 
 
 def _count(values: Iterable[str]) -> dict[str, int]:

@@ -8,6 +8,8 @@
       finetune: false             # or {epochs, max_pairs, max_seq_length, batch_size,
                                   #     learning_rate, folds, top_layers}: contrastive
                                   #     fine-tuning (true: the defaults)
+      lexical: false              # true: a second view over word and character n-grams
+                                  #     (classifier.lexical), multiplied with the encoder's
 
 Every setting has a default (``LocalSettings()``); a wrong one fails naming its field.
 """
@@ -73,6 +75,7 @@ class LocalSettings:
     quantize: Quantize = "int8"
     max_seq_length: int = 128
     finetune: FinetuneSettings | None = field(default=None)
+    lexical: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.encoder, str) or not self.encoder.strip():
@@ -88,6 +91,8 @@ class LocalSettings:
                 f"local.quantize must be one of {', '.join(QUANTIZE)}, got {self.quantize!r}"
             )
         _whole("local.max_seq_length", self.max_seq_length, 4)
+        if not isinstance(self.lexical, bool):
+            raise LocalSettingsError(f"local.lexical must be true or false, got {self.lexical!r}")
         if self.static and self.finetune is not None:
             raise LocalSettingsError(
                 "local.finetune: a static encoder (static:...) cannot be fine-tuned; "
@@ -105,6 +110,7 @@ class LocalSettings:
             "quantize": self.quantize,
             "max_seq_length": self.max_seq_length,
             "finetune": None if self.finetune is None else self.finetune.to_json(),
+            "lexical": self.lexical,
         }
 
     @classmethod

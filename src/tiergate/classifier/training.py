@@ -78,7 +78,7 @@ def build_local_model(
     with tracker.stage("encoding the training examples", len(texts), unit="texts") as stage:
         vectors = encode_reporting(encoder, texts, stage.advance)
     with tracker.stage("fitting the classifier", 1, unit="fits") as stage:
-        model = LocalModel.train(example_list, encoder, vectors=vectors)
+        model = LocalModel.train(example_list, encoder, vectors=vectors, lexical=settings.lexical)
         stage.advance()
     timings["classifier_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
@@ -208,8 +208,12 @@ def _finetuned_cross_fit(
                     transformer, settings, Path(scratch) / ENCODER_DIR, finetuned=True
                 )
                 vectors = encoder.encode(texts)
-        fold_model = LocalModel.train(fold_train, encoder, vectors=vectors[train_rows])
-        batch = fold_model.score_vectors(vectors[held_rows])
+        fold_model = LocalModel.train(
+            fold_train, encoder, vectors=vectors[train_rows], lexical=settings.lexical
+        )
+        batch = fold_model.score_vectors(
+            vectors[held_rows], texts=[texts[i] for i in held_rows.tolist()]
+        )
         predicted = [fold_model.labels[i] for i in batch.label_ids.tolist()]
         gold = [examples[i].label for i in held_rows.tolist()]
         parts.append(
