@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tiergate.encoders import packaged
+from tiergate.encoders import Encoder, packaged
 from tiergate.encoders.packaged import (
     READY_MARKER,
     SCRATCH_PREFIX,
@@ -285,3 +285,44 @@ def test_the_installed_mpnet_resolves_and_encodes() -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, rtol=1e-5)
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.2
+
+
+def test_int8_export_keeps_in_float_the_nodes_the_row_names(
+    encoder: Encoder,
+    onnx_dirs: dict[str, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import onnx
+
+    from tiergate.encoders import SentenceTransformerEncoder
+    from tiergate.encoders.export import _keep_float, export_onnx
+    from tiergate.encoders.onnx_encoder import EncoderFilesError
+
+    assert isinstance(encoder, SentenceTransformerEncoder)
+    node = "/model/encoder/layer.5/output/dense/MatMul"
+    minilm = catalogue().encoders["all-MiniLM-L6-v2"]
+    float_model = onnx_dirs["none"] / "model.onnx"
+
+    def listing(*keep: str) -> None:
+        row = minilm.model_copy(update={"int8_keep_float": keep})
+        monkeypatch.setattr(
+            packaged, "catalogue", lambda: packaged.Catalogue({"all-MiniLM-L6-v2": row})
+        )
+
+    def ops(directory: Path) -> dict[str, str]:
+        graph = onnx.load(str(directory / "model.onnx")).graph
+        return {item.name: item.op_type for item in graph.node}
+
+    assert ops(onnx_dirs["int8"]).get(node) is None, "quantised by default"
+    listing("/layer.5/output/dense/MatMul")
+    assert _keep_float(float_model, "sentence-transformers/all-MiniLM-L6-v2") == [node]
+    kept = ops(export_onnx(encoder.transformer, tmp_path / "kept", source="all-MiniLM-L6-v2"))
+    assert kept[node] == "MatMul"
+    assert (
+        sum(op == "MatMulInteger" for op in kept.values())
+        == sum(op == "MatMulInteger" for op in ops(onnx_dirs["int8"]).values()) - 1
+    )
+    listing("/no/such/node")
+    with pytest.raises(EncoderFilesError, match="'/no/such/node', which no node"):
+        _keep_float(float_model, "all-MiniLM-L6-v2")

@@ -98,6 +98,9 @@ class PackagedEncoder(_Frozen):
     source: str = Field(min_length=1)
     packaged_by: str = Field(min_length=1)
     checked: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    # Node names (substrings) of the exported ONNX graph that int8 quantisation leaves in
+    # float32, where quantising them bends the vectors (see the row's comment).
+    int8_keep_float: tuple[str, ...] = ()
 
 
 class _EncodersFile(_Frozen):
