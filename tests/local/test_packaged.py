@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import threading
 import time
@@ -222,16 +223,35 @@ def test_the_built_in_list_names_both_encoders_with_their_provenance() -> None:
     assert packaged_model_path("/some/local/model") is None
 
 
-def test_a_bad_row_fails_naming_its_field() -> None:
-    text = (
-        "version: 1\nencoders:\n  x:\n    dimension: 8\n    licence: mit\n    source: s\n"
-        "    packaged_by: p\n    checked: '2026-12-02'\n    package:\n      kind: split_zip\n"
-        "      version: '1'\n      folder: x\n      sha256: NOTHEX\n"
-        "      parts: [{distribution: d, file: f}]\n"
+def listing(rows: dict[str, tuple[dict[str, object], list[str]]]) -> str:
+    """An encoders file (JSON is YAML) with a row per name: (package, aliases)."""
+    about = {"dimension": 8, "licence": "mit", "source": "s", "packaged_by": "p"}
+    return json.dumps(
+        {
+            "version": 1,
+            "encoders": {
+                name: {**about, "checked": "2026-12-02", "package": package, "aliases": aliases}
+                for name, (package, aliases) in rows.items()
+            },
+        }
     )
-    with pytest.raises(PackagedEncoderError, match=r"^test.yaml: encoders\.x\.package\.split_zip"):
-        parse_catalogue(text, "test.yaml")
-    with pytest.raises(PackagedEncoderError, match="sha256"):
+
+
+def test_a_bad_row_fails_naming_its_field() -> None:
+    package = spec().model_dump() | {"sha256": "NOTHEX"}
+    with pytest.raises(
+        PackagedEncoderError, match=r"^test.yaml: encoders\.x\.package\.split_zip\.sha256: "
+    ):
+        parse_catalogue(listing({"x": (package, [])}), "test.yaml")
+
+
+def test_a_name_given_twice_fails_naming_where() -> None:
+    package = spec().model_dump()
+    text = listing({"a": (package, ["x"]), "b": (package, ["y", "x"])})
+    with pytest.raises(
+        PackagedEncoderError,
+        match=r"^test.yaml: encoders\.b\.aliases\[1\]: 'x' already names encoder a",
+    ):
         parse_catalogue(text, "test.yaml")
 
 
@@ -240,12 +260,7 @@ def test_train_reports_a_missing_part_in_one_line(
 ) -> None:
     from tiergate.cli.main import main
 
-    listed = parse_catalogue(
-        "version: 1\nencoders:\n  fake-encoder:\n    dimension: 8\n    licence: mit\n"
-        "    source: s\n    packaged_by: p\n    checked: '2026-12-02'\n    package:\n"
-        f"{_indent(spec().model_dump_json())}\n",
-        "test list",
-    )
+    listed = parse_catalogue(listing({"fake-encoder": (spec().model_dump(), [])}), "test list")
     monkeypatch.setattr(packaged, "catalogue", lambda: listed)
     sample = (Path(__file__).parent / "data" / "banking77_sample_train.csv").read_text()
     (tmp_path / "train.csv").write_text(sample)
@@ -264,10 +279,6 @@ def test_train_reports_a_missing_part_in_one_line(
     assert err.count("error:") == 1
     assert last.startswith("tiergate train: error: encoder fake-encoder needs ")
     assert last.endswith(f"install its parts with: {spec().install_command()}")
-
-
-def _indent(json_text: str) -> str:
-    return "      " + json_text  # a JSON mapping is YAML too
 
 
 def test_the_installed_mpnet_resolves_and_encodes() -> None:

