@@ -21,6 +21,11 @@ Ratios are against the first row. Run::
     .venv/bin/python bench/local_tier.py --cache /tmp/emb --artifacts /tmp/local-artifacts \\
         [--candidates torch,onnx-fp32,onnx-int8,...] [--budget-for onnx-int8,...] \\
         [--clinc-for onnx-int8,onnx-int8-finetuned]
+
+MiniLM against all-mpnet-base-v2 for speed alone, on 1,000 test texts (a few minutes)::
+
+    .venv/bin/python bench/local_tier.py --candidates onnx-int8,mpnet-onnx-int8 \\
+        --speed-only onnx-int8,mpnet-onnx-int8 --texts 1000 --requests 50
 """
 
 from __future__ import annotations
@@ -78,6 +83,11 @@ def candidates(finetune_pairs: int) -> dict[str, Candidate]:
         ),
         "onnx-int8-finetuned-batched": Candidate("  same + micro-batcher", finetuned, batched=True),
         "static": Candidate("static distilled 256d", None, "static:all-MiniLM-L6-v2"),
+        # all-mpnet-base-v2 from its PyPI parts (tiergate/data/encoders.yaml), 768d, 110M params
+        "mpnet-onnx-fp32": Candidate(
+            "mpnet onnx fp32", LocalSettings(encoder="all-mpnet-base-v2", quantize="none")
+        ),
+        "mpnet-onnx-int8": Candidate("mpnet onnx int8", LocalSettings(encoder="all-mpnet-base-v2")),
     }
 
 
@@ -253,6 +263,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Compare local-tier candidates on BANKING77.")
     parser.add_argument("--requests", type=int, default=200, help="single requests to time")
     parser.add_argument(
+        "--texts", type=int, default=None, help="test texts timed in batches (default: all)"
+    )
+    parser.add_argument(
         "--candidates",
         default="torch,onnx-fp32,onnx-int8,onnx-int8-batched,onnx-int8-finetuned,"
         "onnx-int8-finetuned-batched,static",
@@ -293,6 +306,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     train = load_dataset(DATA / "banking77_train.csv")
     test = load_dataset(DATA / "banking77_test.csv")
     texts = [e.text for e in test]
+    timed = texts[: args.texts]
     table = candidates(args.finetune_pairs)
     rows: list[Row] = []
     measured: dict[LocalSettings | str, Row] = {}
@@ -318,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             model, train_s = build(builder, train, args.calibration)
         served = model.with_encoder(MicroBatcher(model.encoder)) if candidate.batched else model
         row = Row(candidate.name, train_s=train_s)
-        speed(served, texts, args.requests, row)
+        speed(served, timed, args.requests, row)
         same = measured.get(candidate.settings or candidate.spec)
         if same is not None:  # the same model served another way: same accuracy figures
             row = replace(
@@ -353,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows.append(row)
         print(f"measured {candidate.name}", file=sys.stderr, flush=True)
     print(
-        f"BANKING77: train {len(train)}, test {len(test)}, calibration {args.calibration}; "
+        f"BANKING77: train {len(train)}, test {len(test)} ({len(timed)} timed), "
+        f"calibration {args.calibration}; "
         f"{os.cpu_count()} CPU cores; "
         f"concurrency {CLIENTS} clients x 1 text"
     )

