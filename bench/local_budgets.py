@@ -51,7 +51,7 @@ from tiergate.calibration import (
     fit_threshold,
     fit_thresholds_per_label,
 )
-from tiergate.classifier import LOCAL_FEATURES, LocalModel
+from tiergate.classifier import LocalModel
 from tiergate.classifier.settings import FinetuneSettings, LocalSettings
 from tiergate.classifier.training import build_local_model
 from tiergate.datasets import Example, load_dataset, stratified_split
@@ -114,6 +114,7 @@ class Builder:
     settings: LocalSettings | None = None
     artifacts: Path | None = None
     built: dict[str, LocalModel] = field(default_factory=dict)  # this run's models, by key
+    lexical: bool = False  # the plain-encoder model's lexical view (settings carry their own)
 
     @property
     def encoder_name(self) -> str | None:
@@ -135,14 +136,16 @@ class Builder:
         identity = (
             [name, self.settings.to_json(), len(examples)]
             if self.settings is not None
-            else [name, self.encoder_name, len(examples)]
+            else [name, self.encoder_name, len(examples), self.lexical]
         )
         key = hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:12]
         if key in self.built:
             return self.built[key]
         if self.settings is None:
             assert self.encoder is not None
-            model = LocalModel.train(examples, self.encoder, vectors=vectors())
+            model = LocalModel.train(
+                examples, self.encoder, vectors=vectors(), lexical=self.lexical
+            )
             self.built[key] = model
             return model
         directory = (self.artifacts or Path(tempfile.mkdtemp())) / f"{name}-{key}"
@@ -167,8 +170,9 @@ class Builder:
         return self.encode(texts) if self.settings is None else model.encoder.encode(texts)
 
 
-def score(model: LocalModel, vectors: NDArray[np.float32], gold: Sequence[str]) -> Scored:
-    batch = model.score_vectors(vectors)
+def score(model: LocalModel, vectors: NDArray[np.float32], examples: Sequence[Example]) -> Scored:
+    batch = model.score_vectors(vectors, texts=[e.text for e in examples])
+    gold = [e.label for e in examples]
     predicted = [model.labels[i] for i in batch.label_ids.tolist()]
     return Scored(predicted, list(gold), batch.features)
 
@@ -176,9 +180,8 @@ def score(model: LocalModel, vectors: NDArray[np.float32], gold: Sequence[str]) 
 def calibrated_scores(
     calibration: Scored, test: Scored
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    calibrator = Calibrator.fit(
-        {n: calibration.features[n] for n in LOCAL_FEATURES}, calibration.correct
-    )
+    # The served features (LOCAL_FEATURES, plus the lexical view's when the model has one).
+    calibrator = Calibrator.fit(calibration.features, calibration.correct)
     never = -1.0  # below any calibrated probability, so never above a fitted threshold
     return (
         np.where(calibration.escalates, never, calibrator.predict(calibration.features)),
@@ -244,9 +247,7 @@ def banking77(builder: Builder, mode: str, delta: float) -> list[dict[str, objec
             cross_fit=False,
         )
         calibration = score(
-            model,
-            builder.vectors(model, [e.text for e in split.calibration]),
-            [e.label for e in split.calibration],
+            model, builder.vectors(model, [e.text for e in split.calibration]), split.calibration
         )
     else:
         model = builder.train("banking77", train, lambda: builder.encode([e.text for e in train]))
@@ -256,9 +257,7 @@ def banking77(builder: Builder, mode: str, delta: float) -> list[dict[str, objec
         f"banking77: trained and calibrated in {time.perf_counter() - started:.1f}s",
         file=sys.stderr,
     )
-    test_scored = score(
-        model, builder.vectors(model, [e.text for e in test]), [e.label for e in test]
-    )
+    test_scored = score(model, builder.vectors(model, [e.text for e in test]), test)
     print(f"banking77: test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
     return budget_rows(f"banking77 ({mode})", calibration, test_scored, None, delta)
 
@@ -289,7 +288,7 @@ def clinc150(builder: Builder, mode: str, oos_class: bool, delta: float) -> list
         calibration = Scored(fold.labels, fold.gold, fold.features)
         if not oos_class:
             held = examples("oos_train", "oos_val")
-            scored = score(model, vectors("oos_train", "oos_val"), [e.label for e in held])
+            scored = score(model, vectors("oos_train", "oos_val"), held)
             calibration = Scored(
                 calibration.predicted + scored.predicted,
                 calibration.gold + scored.gold,
@@ -308,9 +307,9 @@ def clinc150(builder: Builder, mode: str, oos_class: bool, delta: float) -> list
             cross_fit=False,
         )
         held = examples(*held_keys)
-        calibration = score(model, vectors(*held_keys), [e.label for e in held])
-    test_scored = score(model, vectors("test"), [e.label for e in examples("test")])
-    oos_scored = score(model, vectors("oos_test"), [e.label for e in examples("oos_test")])
+        calibration = score(model, vectors(*held_keys), held)
+    test_scored = score(model, vectors("test"), examples("test"))
+    oos_scored = score(model, vectors("oos_test"), examples("oos_test"))
     print(f"clinc150: in-scope test accuracy {test_scored.correct.mean():.4f}", file=sys.stderr)
     name = f"clinc150 ({mode}{', oos class' if oos_class else ''})"
     return budget_rows(name, calibration, test_scored, oos_scored, delta)
@@ -368,6 +367,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--finetune-seq", type=int, default=32)
     parser.add_argument("--finetune-layers", type=int, default=3)
     parser.add_argument("--artifacts", type=Path, default=None, help="keep built models here")
+    parser.add_argument(
+        "--lexical",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="add the lexical view (route setting local.lexical)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     settings = None
@@ -387,18 +392,23 @@ def main(argv: Sequence[str] | None = None) -> None:
             runtime=args.runtime or "onnx",
             quantize=args.quantize,
             finetune=finetune,
+            lexical=args.lexical,
         )
         builder = Builder(None, None, settings, args.artifacts)
     else:
         encoder = load_encoder(args.encoder)
-        builder = Builder(encoder, cached_encode(encoder, args.cache))
+        builder = Builder(encoder, cached_encode(encoder, args.cache), lexical=args.lexical)
     rows: list[dict[str, object]] = []
     wanted = set(args.datasets.split(","))
     if "banking77" in wanted:
         rows += banking77(builder, args.banking_calibration, args.delta)
     if "clinc150" in wanted:
         rows += clinc150(builder, args.clinc_calibration, args.clinc_oos_class, args.delta)
-    described = json.dumps(settings.to_json()) if settings else str(builder.encoder_name)
+    described = (
+        json.dumps(settings.to_json())
+        if settings
+        else f"{builder.encoder_name}{' + lexical view' if args.lexical else ''}"
+    )
     print(f"local tier alone; encoder {described}; delta {args.delta}")
     print_table(rows)
     if args.json:

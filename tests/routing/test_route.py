@@ -75,6 +75,18 @@ def test_the_shipped_example_routes_load() -> None:
     assert isinstance(clinc.task, ClassifyTask)
     assert len(clinc.task.labels) == 151 and "out_of_scope" in clinc.task.label_names
     assert clinc.calibration_data is not None and clinc.calibration_data.exists()
+    # The local-only copy reads examples/banking77's data and labels, holds nothing out, and
+    # asks for the packaged mpnet (float32) with the lexical view.
+    local = load_route(root / "banking77_local")
+    assert local.tiers == ("local",) and local.calibration_share == 0.0
+    assert isinstance(local.task, ClassifyTask) and local.task.labels == banking.task.labels
+    assert local.train_data is not None and banking.train_data is not None
+    assert local.train_data.resolve() == banking.train_data.resolve()
+    assert (local.local.encoder, local.local.quantize, local.local.lexical) == (
+        "all-mpnet-base-v2",
+        "none",
+        True,
+    )
 
 
 def test_an_out_of_scope_label_must_be_a_label(tmp_path: Path) -> None:
