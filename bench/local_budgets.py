@@ -234,7 +234,9 @@ def budget_rows(
     return rows
 
 
-def banking77(builder: Builder, mode: str, delta: float) -> list[dict[str, object]]:
+def banking77(
+    builder: Builder, mode: str, delta: float, fold_seed: int = 0
+) -> list[dict[str, object]]:
     train = load_dataset(DATA / "banking77" / "banking77_train.csv")
     test = load_dataset(DATA / "banking77" / "banking77_test.csv")
     started = time.perf_counter()
@@ -251,7 +253,7 @@ def banking77(builder: Builder, mode: str, delta: float) -> list[dict[str, objec
         )
     else:
         model = builder.train("banking77", train, lambda: builder.encode([e.text for e in train]))
-        fold = model.cross_fit(folds=5, seed=0)
+        fold = model.cross_fit(folds=5, seed=fold_seed)
         calibration = Scored(fold.labels, fold.gold, fold.features)
     print(
         f"banking77: trained and calibrated in {time.perf_counter() - started:.1f}s",
@@ -368,6 +370,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--finetune-layers", type=int, default=3)
     parser.add_argument("--artifacts", type=Path, default=None, help="keep built models here")
     parser.add_argument(
+        "--fold-seed", type=int, default=0, help="BANKING77's out-of-fold split (crossfit)"
+    )
+    parser.add_argument(
         "--lexical",
         action=argparse.BooleanOptionalAction,
         default=False,
@@ -401,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     rows: list[dict[str, object]] = []
     wanted = set(args.datasets.split(","))
     if "banking77" in wanted:
-        rows += banking77(builder, args.banking_calibration, args.delta)
+        rows += banking77(builder, args.banking_calibration, args.delta, args.fold_seed)
     if "clinc150" in wanted:
         rows += clinc150(builder, args.clinc_calibration, args.clinc_oos_class, args.delta)
     described = (
