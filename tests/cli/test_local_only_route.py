@@ -79,3 +79,28 @@ def test_a_ladder_with_paid_tiers_cannot_hold_nothing_out(tmp_path: Path) -> Non
         "data: {train: train.jsonl}\n"
     )
     assert load_route(tmp_path).calibration_share == 0.2
+
+
+def test_new_local_settings_are_not_certified_on_the_old_models_recorded_scores(
+    tmp_path: Path,
+) -> None:
+    """Retrained with the lexical view, a refit must score the new model, not reuse the rows
+    recorded for the old one (their features lack the view's columns)."""
+    write_splits(tmp_path, train=30, test=10)
+    spec = (
+        "name: settings\ndescription: bank tickets\n"
+        f"labels: {json.dumps(LABELS)}\n"
+        "tiers: [local]\nerror_budget: 0.05\n"
+        "data: {train: train.jsonl, test: test.jsonl}\n"
+    )
+    (tmp_path / "route.yaml").write_text(spec)
+    assert tiergate("train", str(tmp_path)).returncode == 0
+    assert tiergate("calibrate", str(tmp_path), "--json").returncode == 0
+    same = json.loads(tiergate("calibrate", str(tmp_path), "--refit", "--json").stdout)
+    assert same["reused_answers"] is True
+    (tmp_path / "route.yaml").write_text(spec + "local: {lexical: true}\n")
+    assert tiergate("train", str(tmp_path)).returncode == 0
+    refit = tiergate("calibrate", str(tmp_path), "--refit", "--json")
+    assert refit.returncode == 0, refit.stderr
+    assert json.loads(refit.stdout)["reused_answers"] is False
+    assert "lexical_probability" in (tmp_path / "artifacts" / "calibration.json").read_text()

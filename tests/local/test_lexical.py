@@ -128,3 +128,32 @@ def test_the_setting_is_a_boolean_and_reaches_the_saved_training_settings() -> N
     assert json.loads(json.dumps(LocalSettings(lexical=True).to_json()))["lexical"] is True
     with pytest.raises(LocalSettingsError, match=r"local\.lexical must be true or false"):
         LocalSettings.from_mapping({"lexical": "yes"})
+
+
+def test_terms_with_nul_long_tokens_and_accents_survive_saving(tmp_path: Path) -> None:
+    """Numpy's fixed-width strings would drop a trailing NUL (breaking the vocabulary) and
+    pad every term to the longest; terms are stored as UTF-8 bytes with offsets instead."""
+    texts = ["ab\x00 x", "ab\x00 y", "ab z", "ab w", "café crème " + "k" * 5000, "café noir"]
+    view = fit_lexical(texts, np.array([0, 0, 1, 1, 1, 0], dtype=np.intp), 2)
+    arrays = view.to_arrays()
+    assert sum(column.nbytes for column in arrays.values() if column.dtype == np.uint8) < 50_000
+    np.savez(tmp_path / "view.npz", allow_pickle=False, **arrays)
+    with np.load(tmp_path / "view.npz", allow_pickle=False) as stored:
+        loaded = LexicalModel.from_arrays({name: stored[name] for name in stored.files})
+    assert loaded.word_terms == view.word_terms and loaded.char_terms == view.char_terms
+    queries = ["ab", "ab\x00", "café"]
+    np.testing.assert_allclose(loaded.probabilities(queries), view.probabilities(queries))
+
+
+def test_a_damaged_lexical_view_is_refused_when_loading(
+    encoder: Encoder, train_examples: list[Example], tmp_path: Path
+) -> None:
+    from tiergate.classifier import ArtifactError
+
+    LocalModel.train(train_examples[:60], encoder, lexical=True).save(tmp_path / "model")
+    with np.load(tmp_path / "model" / "lexical.npz", allow_pickle=False) as stored:
+        arrays = {name: stored[name] for name in stored.files}
+    arrays["weights"] = arrays["weights"][:-1]
+    np.savez(tmp_path / "model" / "lexical.npz", allow_pickle=False, **arrays)
+    with pytest.raises(ArtifactError, match="damaged lexical view"):
+        LocalModel.load(tmp_path / "model", encoder=encoder)

@@ -103,19 +103,28 @@ def assert_whole(folder: Path) -> None:
     assert is_ready(folder, spec().sha256)
 
 
+def place(cache: Path) -> Path:
+    """Where the tiny encoder's version lives in a cache (its zip's sha256, 16 digits)."""
+    return cache / "tiny" / spec().sha256[:16]
+
+
 def leftovers(cache: Path) -> list[str]:
-    return sorted(p.name for p in (cache / "tiny").iterdir() if p.name.startswith(SCRATCH_PREFIX))
+    return sorted(p.name for p in place(cache).iterdir() if p.name.startswith(SCRATCH_PREFIX))
 
 
 def test_parts_are_assembled_checked_and_extracted(install_parts: Install, tmp_path: Path) -> None:
     install_parts()
     cache = tmp_path / "cache"
-    dead = cache / "tiny" / f"{SCRATCH_PREFIX}dead"  # left by a process that died long ago
+    dead = place(cache) / f"{SCRATCH_PREFIX}dead"  # left by a process that died long ago
     dead.mkdir(parents=True)
     (dead / "model.zip").write_bytes(b"half")
     os.utime(dead, (time.time() - 7200, time.time() - 7200))
+    other = cache / "tiny" / ("0" * 16) / "model"  # another version's, ready: left alone
+    other.mkdir(parents=True)
+    (other / READY_MARKER).write_text("0" * 64)
     folder = assemble("tiny", spec(), cache)
-    assert folder == cache / "tiny" / "model"
+    assert folder == place(cache) / "model"
+    assert (other / READY_MARKER).read_text() == "0" * 64
     assert_whole(folder)
     assert leftovers(cache) == [], "the scratch copy and the dead one are gone"
 
@@ -127,15 +136,19 @@ def test_an_assembled_folder_is_reused_without_the_parts(
     first = assemble("tiny", spec(), tmp_path / "cache")
     for piece in pieces:
         piece.unlink()
+    dead = place(tmp_path / "cache") / f"{SCRATCH_PREFIX}killed"  # a run killed since then
+    dead.mkdir()
+    os.utime(dead, (time.time() - 7200, time.time() - 7200))
     assert assemble("tiny", spec(), tmp_path / "cache") == first
     assert_whole(first)
+    assert leftovers(tmp_path / "cache") == [], "swept on the ready path too"
 
 
 def test_a_folder_without_the_ready_marker_is_rebuilt(
     install_parts: Install, tmp_path: Path
 ) -> None:
     install_parts()
-    target = tmp_path / "cache" / "tiny" / "model"
+    target = place(tmp_path / "cache") / "model"
     target.mkdir(parents=True)
     (target / "config.json").write_text("half-written")
     (target / READY_MARKER).write_text("0" * 64)  # another version's marker
@@ -154,7 +167,7 @@ def test_a_wrong_checksum_is_refused_and_leaves_nothing(
     assert f"expected {'f' * 64}" in message
     assert f"sha256 {hashlib.sha256(tiny_zip()).hexdigest()}" in message
     assert "--force-reinstall" in message
-    assert list((tmp_path / "cache" / "tiny").iterdir()) == []
+    assert [p for p in (tmp_path / "cache" / "tiny").rglob("*") if p.is_file()] == []
 
 
 def test_a_missing_part_names_the_pip_command(install_parts: Install, tmp_path: Path) -> None:
@@ -202,7 +215,7 @@ def test_two_racing_assemblies_both_end_with_a_good_folder(
         thread.start()
     for thread in threads:
         thread.join(timeout=60)
-    target = tmp_path / "cache" / "tiny" / "model"
+    target = place(tmp_path / "cache") / "model"
     assert results == [target, target]
     assert_whole(target)
     assert leftovers(tmp_path / "cache") == []

@@ -15,6 +15,7 @@ loads without unpickling anything.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,9 +44,9 @@ _FLOOR = 1e-12
 class LexicalModel:
     """Vocabularies and weights of a fitted lexical view (plain arrays; see the module doc)."""
 
-    word_terms: NDArray[np.str_]
+    word_terms: tuple[str, ...]
     word_idf: NDArray[np.float64]
-    char_terms: NDArray[np.str_]
+    char_terms: tuple[str, ...]
     char_idf: NDArray[np.float64]
     weights: NDArray[np.float32]  # (word terms + char terms, labels)
     bias: NDArray[np.float64]  # (labels,)
@@ -82,10 +83,16 @@ class LexicalModel:
         )
 
     def to_arrays(self) -> dict[str, NDArray[Any]]:
+        """Plain arrays (terms as UTF-8 bytes and offsets: numpy's fixed-width strings would
+        drop a trailing NUL and pad every term to the longest one)."""
+        word_bytes, word_offsets = _pack(self.word_terms)
+        char_bytes, char_offsets = _pack(self.char_terms)
         return {
-            "word_terms": self.word_terms,
+            "word_bytes": word_bytes,
+            "word_offsets": word_offsets,
             "word_idf": self.word_idf,
-            "char_terms": self.char_terms,
+            "char_bytes": char_bytes,
+            "char_offsets": char_offsets,
             "char_idf": self.char_idf,
             "weights": self.weights,
             "bias": self.bias,
@@ -93,25 +100,45 @@ class LexicalModel:
 
     @classmethod
     def from_arrays(cls, arrays: Mapping[str, NDArray[Any]]) -> LexicalModel:
-        return cls(
-            word_terms=np.asarray(arrays["word_terms"], dtype=str),
+        """Read :meth:`to_arrays`' output back; inconsistent arrays raise ``ValueError``."""
+        model = cls(
+            word_terms=_unpack(arrays["word_bytes"], arrays["word_offsets"]),
             word_idf=np.asarray(arrays["word_idf"], dtype=np.float64),
-            char_terms=np.asarray(arrays["char_terms"], dtype=str),
+            char_terms=_unpack(arrays["char_bytes"], arrays["char_offsets"]),
             char_idf=np.asarray(arrays["char_idf"], dtype=np.float64),
             weights=np.asarray(arrays["weights"], dtype=np.float32),
             bias=np.asarray(arrays["bias"], dtype=np.float64),
         )
+        terms = len(model.word_terms) + len(model.char_terms)
+        if (
+            model.word_idf.shape != (len(model.word_terms),)
+            or model.char_idf.shape != (len(model.char_terms),)
+            or model.weights.shape != (terms, model.bias.shape[0])
+        ):
+            raise ValueError("the lexical view's arrays do not fit together")
+        return model
 
 
-def _rebuild(options: Mapping[str, Any], terms: NDArray[np.str_], idf: NDArray[np.float64]) -> Any:
+def _pack(terms: Sequence[str]) -> tuple[NDArray[np.uint8], NDArray[np.int64]]:
+    encoded = [term.encode("utf-8") for term in terms]
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum([len(item) for item in encoded])
+    return np.frombuffer(b"".join(encoded), dtype=np.uint8).copy(), offsets
+
+
+def _unpack(data: NDArray[Any], offsets: NDArray[Any]) -> tuple[str, ...]:
+    raw = np.asarray(data, dtype=np.uint8).tobytes()
+    ends = np.asarray(offsets, dtype=np.int64).tolist()
+    return tuple(raw[start:end].decode("utf-8") for start, end in itertools.pairwise(ends))
+
+
+def _rebuild(options: Mapping[str, Any], terms: tuple[str, ...], idf: NDArray[np.float64]) -> Any:
     """A fitted vectoriser with these terms and weights (None: no terms, no columns)."""
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    if terms.size == 0:
+    if not terms:
         return None
-    vectoriser = TfidfVectorizer(
-        **options, vocabulary={str(term): i for i, term in enumerate(terms.tolist())}
-    )
+    vectoriser = TfidfVectorizer(**options, vocabulary={term: i for i, term in enumerate(terms)})
     vectoriser.idf_ = idf
     return vectoriser
 
@@ -155,13 +182,13 @@ def _fit_or_empty(vectoriser: Any, texts: Sequence[str]) -> Any:
         return csr_matrix((len(texts), 0))
 
 
-def _vocabulary(vectoriser: Any) -> tuple[NDArray[np.str_], NDArray[np.float64]]:
+def _vocabulary(vectoriser: Any) -> tuple[tuple[str, ...], NDArray[np.float64]]:
     vocabulary: dict[str, int] = vectoriser.vocabulary_
-    terms = np.empty(len(vocabulary), dtype=object)
+    terms = [""] * len(vocabulary)
     for term, column in vocabulary.items():
         terms[column] = term
     idf = np.asarray(vectoriser.idf_, dtype=np.float64) if vocabulary else np.zeros(0)
-    return terms.astype(str), idf
+    return tuple(terms), idf
 
 
 def combine(

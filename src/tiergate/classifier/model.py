@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from tiergate.classifier.artifact import (
     ArtifactContents,
+    ArtifactError,
     data_hash,
     read_artifact,
     write_artifact,
@@ -511,9 +512,7 @@ class LocalModel:
                 None if contents.cross_fit is None else CrossFit.from_arrays(contents.cross_fit)
             ),
             training=metadata.get("training"),
-            lexical=(
-                None if contents.lexical is None else LexicalModel.from_arrays(contents.lexical)
-            ),
+            lexical=_lexical_view(Path(directory), contents.lexical),
         )
         model._trained_on = int(metadata["trained_on_examples"])
         return model
@@ -544,13 +543,26 @@ def _score(
     return ScoredBatch(label_ids, probabilities, found.indices, found.similarities, features)
 
 
+def _lexical_view(
+    directory: Path, arrays: Mapping[str, NDArray[Any]] | None
+) -> LexicalModel | None:
+    if arrays is None:
+        return None
+    try:
+        return LexicalModel.from_arrays(arrays)
+    except (KeyError, ValueError, UnicodeDecodeError) as error:
+        raise ArtifactError(f"{directory}: damaged lexical view ({error})") from None
+
+
 def _lexical_scores(
     view: LexicalModel | None, texts: Sequence[str] | None, count: int
 ) -> NDArray[np.float64] | None:
     if view is None:
         return None
-    if texts is None or len(texts) != count:
+    if texts is None:
         raise ValueError("this model has a lexical view: score_vectors needs the texts too")
+    if len(texts) != count:
+        raise ValueError(f"{len(texts)} texts for {count} vectors")
     return view.probabilities(list(texts))
 
 

