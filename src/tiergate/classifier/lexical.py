@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import softmax
 
-from tiergate.classifier.linear import label_weights
+from tiergate.classifier.linear import UNREACHABLE_BIAS, label_weights, silent_weights
 
 DEFAULT_LEXICAL_C = 20.0
 # Word unigrams and bigrams; character 2- to 5-grams inside word boundaries, seen at least twice.
@@ -79,7 +79,7 @@ class LexicalModel:
             self.char_terms,
             self.char_idf,
             np.hstack([self.weights, np.zeros((self.weights.shape[0], 1), dtype=np.float32)]),
-            np.append(self.bias, -1e3),
+            np.append(self.bias, UNREACHABLE_BIAS),
         )
 
     def to_arrays(self) -> dict[str, NDArray[Any]]:
@@ -160,9 +160,7 @@ def fit_lexical(
     present = np.unique(label_ids)
     if present.size == 1 or features == 0:
         # Nothing to separate (one label, or no term seen twice): the view says nothing.
-        weights = np.zeros((features, n_labels))
-        bias = np.full(n_labels, -1e3)
-        bias[present] = 0.0
+        weights, bias = silent_weights(features, n_labels, present)
     else:
         fitted = LogisticRegression(C=c, max_iter=300).fit(matrix, label_ids)
         weights, bias = label_weights(fitted, features, n_labels)

@@ -14,6 +14,8 @@ from numpy.typing import NDArray
 from scipy.special import softmax
 
 DEFAULT_C = 20.0
+# The bias of a label a model never saw: its probability is nil until a refit.
+UNREACHABLE_BIAS = -1e3
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,13 @@ class LinearModel:
         logits = vectors.astype(np.float64) @ self.weights + self.bias
         return np.asarray(softmax(logits, axis=1))
 
+    def with_unreachable_label(self) -> LinearModel:
+        """The same model with one more label, which it never predicts (until a refit)."""
+        return LinearModel(
+            np.hstack([self.weights, np.zeros((self.weights.shape[0], 1))]),
+            np.append(self.bias, UNREACHABLE_BIAS),
+        )
+
 
 def fit_linear(
     vectors: NDArray[np.float32], label_ids: NDArray[np.intp], n_labels: int, c: float = DEFAULT_C
@@ -35,11 +44,18 @@ def fit_linear(
     present = np.unique(label_ids)
     if present.size == 1:
         # A one-label problem has nothing to separate; predict that label with certainty.
-        bias = np.full(n_labels, -1e3)
-        bias[present[0]] = 0.0
-        return LinearModel(np.zeros((vectors.shape[1], n_labels)), bias)
+        return LinearModel(*silent_weights(vectors.shape[1], n_labels, present))
     fitted = LogisticRegression(C=c, max_iter=1000).fit(vectors, label_ids)
     return LinearModel(*label_weights(fitted, vectors.shape[1], n_labels))
+
+
+def silent_weights(
+    features: int, n_labels: int, present: NDArray[np.intp]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Weights that say nothing: the ``present`` labels equally likely, the others unreachable."""
+    bias = np.full(n_labels, UNREACHABLE_BIAS)
+    bias[present] = 0.0
+    return np.zeros((features, n_labels)), bias
 
 
 def label_weights(
@@ -48,7 +64,7 @@ def label_weights(
     """A fitted sklearn LogisticRegression's weights as (features, n_labels) and bias, with
     labels it never saw left unreachable (bias -1e3)."""
     weights = np.zeros((features, n_labels))
-    bias = np.full(n_labels, -1e3)
+    bias = np.full(n_labels, UNREACHABLE_BIAS)
     coefficients = np.asarray(fitted.coef_, dtype=np.float64)
     intercepts = np.asarray(fitted.intercept_, dtype=np.float64)
     classes = np.asarray(fitted.classes_, dtype=np.intp)

@@ -236,10 +236,7 @@ class LocalModel:
                 self._label_index[label] = len(self._labels)
                 self._labels = (*self._labels, label)
                 # A new label's column stays unreachable for the linear model until retrain.
-                self._linear = LinearModel(
-                    np.hstack([self._linear.weights, np.zeros((self._vectors.shape[1], 1))]),
-                    np.append(self._linear.bias, -1e3),
-                )
+                self._linear = self._linear.with_unreachable_label()
                 if self._lexical is not None:
                     self._lexical = self._lexical.with_unreachable_label()
         self._examples.extend(new_examples)
@@ -416,6 +413,7 @@ class LocalModel:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             splits = list(splitter.split(self._vectors, label_ids))
+        texts = [example.text for example in self._examples]
         for train_rows, all_held_rows in splits:
             held_rows = all_held_rows[wanted_mask[all_held_rows]]
             if held_rows.size == 0:
@@ -425,7 +423,6 @@ class LocalModel:
             )
             lexical = None
             if self._lexical is not None:
-                texts = [example.text for example in self._examples]
                 fold_view = fit_lexical(
                     [texts[i] for i in train_rows.tolist()],
                     label_ids[train_rows],

